@@ -1,0 +1,70 @@
+# Dibao — developer and CI entry points. `make` alone lists the targets.
+#
+# Everything a developer or CI needs is installed from here: the Python
+# environment (`venv`) and the Debian packages (`sysdeps`). CI runs
+# `bash .ci/run`, which starts RabbitMQ/PostgreSQL if needed and then `make test`.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.11 (pyproject: requires-python >=3.11,<3.12); fall back to python3.
+PYTHON ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3)
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+# Debian packages the project needs (one place: later issues add here).
+#   fonts-noto-cjk — a CJK font for the printable notice PDFs (公示).
+DEB_PACKAGES := fonts-noto-cjk
+
+# Extra arguments for pytest, e.g. `make test PYTEST_ARGS='-m "not integration" -x'`.
+PYTEST_ARGS ?=
+
+.PHONY: help venv sysdeps run test bench clean
+
+help: ## list the targets
+	@echo "Dibao make targets:"
+	@grep -hE '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | \
+	  sed -E 's/^([^:]+):.*## (.*)$$/  \1\t\2/' | expand -t 12
+
+venv: $(STAMP) ## create .venv and install the project with its test extras (quick when nothing changed)
+
+$(STAMP): pyproject.toml constraints.txt
+	@if [ ! -x $(VENV)/bin/python ]; then \
+	  echo "venv: creating $(VENV) with $(PYTHON) ($$($(PYTHON) --version 2>&1))"; \
+	  $(PYTHON) -m venv $(VENV); \
+	fi
+	@echo "venv: installing the project (-c constraints.txt -e '.[test]')"
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[test]'
+	@touch $@
+
+sysdeps: ## install the Debian packages in DEB_PACKAGES that are missing
+	@if ! command -v dpkg >/dev/null 2>&1; then \
+	  echo "sysdeps: no dpkg here (not Debian?): make sure these are installed: $(DEB_PACKAGES)"; \
+	  exit 0; \
+	fi; \
+	missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg -s "$$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "sysdeps: all present ($(DEB_PACKAGES))"; exit 0; fi; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+	  echo "sysdeps: missing:$$missing — not root, so not installing; run:"; \
+	  echo "  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends$$missing"; \
+	  exit 0; \
+	fi; \
+	echo "sysdeps: installing$$missing"; \
+	apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing </dev/null
+
+run: venv ## run every service on the embedded defaults (dibao up)
+	$(VENV)/bin/dibao up
+
+test: venv sysdeps ## run the test suite (PYTEST_ARGS=... appended)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks are pytest files under bench/ (test_*.py or bench_*.py) that write figures.
+bench: venv ## run the benchmarks under bench/
+	$(VENV)/bin/python -m pytest bench -q -s -o 'python_files=test_*.py bench_*.py'
+
+clean: ## remove var/ and .venv
+	rm -rf var $(VENV)

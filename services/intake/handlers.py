@@ -1,0 +1,315 @@
+"""Intake's command handlers: plain functions over a unit of work.
+
+Each takes the unit of work, the acting ``Actor``, the loaded input and the
+reference data; it checks the rules *before* writing, records its events,
+and commits. The nameko service only loads, calls and dumps.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from services.intake import rules
+from services.intake.models import (Application, Asset, CheckIn, FileDocument, HomeInvestigation, Household,
+                                    Income, LabourAttendance, Member, Staff)
+from shared.crypto import get_cipher
+from shared.db import UnitOfWork
+from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from shared.events import Event
+from shared.identity import Actor, Role
+from shared.reference import ReferenceData
+from shared.resident_id import sex_of
+
+SOURCE = "intake"
+CASEWORKERS = (Role.COMMUNITY_OFFICER, Role.TOWNSHIP_OFFICER, Role.DISTRICT_OFFICER)
+READERS = CASEWORKERS + (Role.CENTRE_DIRECTOR, Role.DEPUTY_DIRECTOR, Role.AUDITOR, Role.TOWNSHIP_COMMITTEE,
+                         Role.COMMUNITY_PANEL, Role.SYSTEM)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def require(actor: Actor, roles, division_code: str | None = None) -> None:
+    if actor.role is not Role.ADMIN and actor.role not in roles:
+        raise Forbidden(f"role {actor.role.value} may not do this",
+                        {"role": actor.role.value, "allowed": sorted(r.value for r in roles)})
+    if division_code is not None and not actor.covers(division_code):
+        raise Forbidden(f"{division_code} is outside the jurisdiction of unit {actor.unit}",
+                        {"unit": actor.unit, "division_code": division_code})
+
+
+def resident_index(resident_id: str) -> str:
+    return get_cipher().blind_index(resident_id, "resident_id")
+
+
+# --- staff -------------------------------------------------------------------
+
+def register_staff(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> Staff:
+    require(actor, (Role.DISTRICT_OFFICER,), data["unit"])
+    try:
+        Role(data["role"])
+    except ValueError:
+        raise ValidationFailed.field("role", f"unknown role {data['role']}") from None
+    ref.division(data["unit"], "unit")
+    staff = uow.session.get(Staff, data["user"]) or Staff(user=data["user"])
+    staff.name, staff.role, staff.unit, staff.active = data["name"], data["role"], data["unit"], True
+    uow.session.add(staff)
+    uow.commit()
+    return staff
+
+
+# --- households --------------------------------------------------------------
+
+def _members_and_incomes(household: Household, data: dict, session) -> None:
+    indexes = [resident_index(m["resident_id"]) for m in data["members"]]
+    clash = session.execute(
+        sa.select(Member.resident_id_index, Member.household_id)
+        .where(Member.resident_id_index.in_(indexes), Member.household_id != household.id)
+    ).first()
+    if clash:
+        n = indexes.index(clash[0])
+        raise Conflict("this person is already a member of another household",
+                       {"field": f"members.{n}.resident_id", "household_id": clash[1]})
+    household.members.clear()
+    household.incomes.clear()
+    household.assets.clear()
+    session.flush()
+    members = []
+    for pos, (m, index) in enumerate(zip(data["members"], indexes)):
+        member = Member(position=pos, name=m["name"], resident_id=m["resident_id"], resident_id_index=index,
+                        relation=m["relation"], birth_date=m["birth_date"], sex=sex_of(m["resident_id"]),
+                        labour_capacity=m["labour_capacity"], disability=m["disability"], illness=m["illness"],
+                        employment=m["employment"])
+        household.members.append(member)
+        members.append(member)
+        if m["relation"] == "head":
+            household.head_name = m["name"]
+    session.flush()
+    for inc in data["incomes"]:
+        member_id = members[inc["member"]].id if inc["member"] is not None else None
+        household.incomes.append(Income(member_id=member_id, source=inc["source"],
+                                        monthly_amount=inc["monthly_amount"]))
+    for asset in data["assets"]:
+        household.assets.append(Asset(kind=asset["kind"], description=asset["description"], value=asset["value"]))
+
+
+def register_household(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> Household:
+    community = ref.division(data["community_code"], "community_code", "community")
+    require(actor, CASEWORKERS, community.code)
+    township = ref.divisions.get(community.parent)
+    area_type = data["area_type"] or community.area_type or "urban"
+    stamp = now()
+    household = Household(head_name="", address=data["address"], phone=data["phone"],
+                          community_code=community.code, township_code=township.code,
+                          district_code=township.parent, area_type=area_type,
+                          registered_at=stamp, registered_by=actor.user, updated_at=stamp)
+    uow.session.add(household)
+    uow.session.flush()
+    _members_and_incomes(household, data, uow.session)
+    household.record(Event(SOURCE, "household_registered", {"household_id": household.id}, {
+        "community_code": household.community_code, "township_code": household.township_code,
+        "district_code": household.district_code, "area_type": area_type,
+        "member_count": len(household.members)}))
+    uow.commit()
+    return household
+
+
+def load_household(uow: UnitOfWork, household_id: str) -> Household:
+    household = uow.session.get(Household, household_id) if isinstance(household_id, str) else None
+    if household is None:
+        raise NotFound(f"no household {household_id}", {"household_id": household_id})
+    return household
+
+
+def update_household(uow: UnitOfWork, actor: Actor, household_id: str, data: dict, ref: ReferenceData) -> Household:
+    household = load_household(uow, household_id)
+    require(actor, CASEWORKERS, household.community_code)
+    if data["community_code"] != household.community_code:
+        raise Conflict("moving a household to another community is a transfer, not an update",
+                       {"field": "community_code"})
+    household.address, household.phone = data["address"], data["phone"]
+    if data["area_type"]:
+        household.area_type = data["area_type"]
+    _members_and_incomes(household, data, uow.session)
+    household.version += 1
+    household.updated_at = now()
+    household.record(Event(SOURCE, "household_updated", {"household_id": household.id}, {
+        "community_code": household.community_code, "version": household.version,
+        "member_count": len(household.members), "changed": ["members", "incomes", "assets"]}))
+    uow.commit()
+    return household
+
+
+def view_household(uow: UnitOfWork, actor: Actor, household_id: str, purpose: str = "view") -> Household:
+    """Read a household's file; the read itself is recorded (file_viewed)."""
+    household = load_household(uow, household_id)
+    require(actor, READERS, household.community_code)
+    uow.emit(Event(SOURCE, "file_viewed", {"household_id": household.id},
+                   {"purpose": purpose, "community_code": household.community_code}))
+    uow.commit()
+    return household
+
+
+def find_by_resident_id(uow: UnitOfWork, actor: Actor, resident_id: str) -> Household:
+    member = uow.session.execute(
+        sa.select(Member).where(Member.resident_id_index == resident_index(resident_id))).scalar_one_or_none()
+    if member is None:
+        raise NotFound("no household has a member with this resident ID number")
+    return view_household(uow, actor, member.household_id, purpose="lookup")
+
+
+# --- applications and investigations ----------------------------------------
+
+def submit_application(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> Application:
+    household = load_household(uow, data["household_id"])
+    require(actor, CASEWORKERS, household.community_code)
+    if data["accepted_on"] > ref.today():
+        raise ValidationFailed.field("accepted_on", "in the future")
+    open_count = uow.session.scalar(
+        sa.select(sa.func.count()).select_from(Application)
+        .where(Application.household_id == household.id, Application.status.in_(("submitted", "investigated"))))
+    rules.application_may_open(open_count)
+    deadline = ref.policy.investigation_deadline(data["accepted_on"], ref.calendar)
+    application = Application(household_id=household.id, community_code=household.community_code,
+                              accepted_on=data["accepted_on"], accepted_by=actor.user, reason=data["reason"],
+                              investigation_deadline=deadline, policy=ref.policy.name, submitted_at=now())
+    uow.session.add(application)
+    uow.session.flush()
+    application.record(Event(SOURCE, "application_submitted",
+                             {"household_id": household.id, "application_id": application.id}, {
+                                 "community_code": household.community_code,
+                                 "township_code": household.township_code, "area_type": household.area_type,
+                                 "accepted_on": application.accepted_on, "investigation_deadline": deadline,
+                                 "policy": ref.policy.name, "member_count": len(household.members)}))
+    uow.commit()
+    return application
+
+
+def load_application(uow: UnitOfWork, application_id: str) -> Application:
+    application = uow.session.get(Application, application_id) if isinstance(application_id, str) else None
+    if application is None:
+        raise NotFound(f"no application {application_id}", {"application_id": application_id})
+    return application
+
+
+def record_investigation(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> HomeInvestigation:
+    application = load_application(uow, data["application_id"])
+    household = application.household
+    require(actor, CASEWORKERS, household.community_code)
+    if application.status not in ("submitted", "investigated"):
+        raise Conflict(f"application is {application.status}; it takes no investigation",
+                       {"status": application.status})
+    rules.investigation_date_is_possible(data["investigated_on"], application.accepted_on, ref.today())
+    users = [i["user"] for i in data["investigators"]]
+    staff = {s.user: s for s in uow.session.scalars(sa.select(Staff).where(Staff.user.in_(users)))}
+    investigators = rules.investigators_are_distinct_staff(data["investigators"], staff,
+                                                           household.community_code, ref.policy)
+    member_ids = {m.id for m in household.members}
+    signed = rules.family_signature_present(data["family_signatures"], member_ids, ref.policy)
+    for n, inc in enumerate(data["verified_incomes"]):
+        if inc["member_id"] is not None and inc["member_id"] not in member_ids:
+            raise ValidationFailed.field(f"verified_incomes.{n}.member_id", "not a member of this household")
+    income = sum((i["monthly_amount"] for i in data["verified_incomes"]), Decimal("0.00"))
+    assets = sum((a["value"] for a in data["verified_assets"]), Decimal("0.00"))
+    late = bool(application.investigation_deadline and data["investigated_on"] > application.investigation_deadline)
+    names = {m.id: m.name for m in household.members}
+    detail = {
+        "incomes": [{"member_id": i["member_id"], "source": i["source"], "monthly_amount": str(i["monthly_amount"])}
+                    for i in data["verified_incomes"]],
+        "assets": [{"kind": a["kind"], "description": a["description"], "value": str(a["value"])}
+                   for a in data["verified_assets"]],
+    }
+    investigation = HomeInvestigation(
+        application_id=application.id, household_id=household.id, investigated_on=data["investigated_on"],
+        investigators=investigators, family_signatures=[{"member_id": m, "name": names[m]} for m in signed],
+        findings=data["findings"], verified_monthly_income=income, verified_assets_value=assets,
+        verified_detail=json.dumps(detail), started_late=late, recorded_at=now(), recorded_by=actor.user)
+    uow.session.add(investigation)
+    application.status = "investigated"
+    uow.session.flush()
+    investigation.record(Event(SOURCE, "investigation_recorded", {
+        "household_id": household.id, "application_id": application.id, "investigation_id": investigation.id}, {
+        "community_code": household.community_code, "investigated_on": investigation.investigated_on,
+        "investigators": [{"user": i["user"], "name": i["name"]} for i in investigators],
+        "family_signed": bool(signed), "started_late": late, "member_count": len(household.members)}))
+    uow.commit()
+    return investigation
+
+
+# --- the household file (一户一档) -------------------------------------------
+
+def register_document(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> FileDocument:
+    household = load_household(uow, data["household_id"])
+    require(actor, CASEWORKERS, household.community_code)
+    if data["document_date"] > ref.today():
+        raise ValidationFailed.field("document_date", "in the future")
+    doc = FileDocument(household_id=household.id, kind=data["kind"], title=data["title"],
+                       document_date=data["document_date"], reference=data["reference"],
+                       registered_by=actor.user, registered_at=now())
+    uow.session.add(doc)
+    uow.session.flush()
+    uow.emit(Event(SOURCE, "document_registered", {"household_id": household.id, "document_id": doc.id},
+                   {"kind": doc.kind, "document_date": doc.document_date, "reference": doc.reference}))
+    uow.commit()
+    return doc
+
+
+def file_report(uow: UnitOfWork, actor: Actor, household_id: str) -> dict:
+    household = load_household(uow, household_id)
+    require(actor, READERS, household.community_code)
+    stages = ["registered"]
+    statuses = set(uow.session.scalars(sa.select(Application.status).where(Application.household_id == household_id)))
+    if statuses:
+        stages.append("applied")
+    if "investigated" in statuses:
+        stages.append("investigated")
+    report = rules.file_completeness(stages, [d.kind for d in household.documents])
+    report.update({"household_id": household.id, "stages": stages, "documents": len(household.documents)})
+    return report
+
+
+# --- monthly check-ins and labour ----------------------------------------------
+
+def record_checkin(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> CheckIn:
+    household = load_household(uow, data["household_id"])
+    require(actor, (Role.COMMUNITY_OFFICER, Role.TOWNSHIP_OFFICER), household.community_code)
+    rules.checkin_month_not_future(data["month"], data["checked_in_on"], ref.today())
+    exists = uow.session.scalar(sa.select(CheckIn.id).where(CheckIn.household_id == household.id,
+                                                           CheckIn.month == data["month"]))
+    if exists:
+        raise Conflict(f"the check-in for {data['month']} is already recorded", {"field": "month"})
+    checkin = CheckIn(household_id=household.id, month=data["month"], checked_in_on=data["checked_in_on"],
+                      recorded_by=actor.user)
+    uow.session.add(checkin)
+    uow.emit(Event(SOURCE, "checkin_recorded", {"household_id": household.id}, {
+        "community_code": household.community_code, "month": data["month"],
+        "checked_in_on": data["checked_in_on"]}))
+    uow.commit()
+    return checkin
+
+
+def record_labour(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> LabourAttendance:
+    household = load_household(uow, data["household_id"])
+    require(actor, (Role.COMMUNITY_OFFICER, Role.TOWNSHIP_OFFICER), household.community_code)
+    if data["member_id"] not in {m.id for m in household.members}:
+        raise ValidationFailed.field("member_id", "not a member of this household")
+    if data["labour_date"] > ref.today():
+        raise ValidationFailed.field("labour_date", "in the future")
+    exists = uow.session.scalar(sa.select(LabourAttendance.id).where(
+        LabourAttendance.member_id == data["member_id"], LabourAttendance.labour_date == data["labour_date"],
+        LabourAttendance.activity == data["activity"]))
+    if exists:
+        raise Conflict("this attendance is already recorded", {"field": "labour_date"})
+    record = LabourAttendance(household_id=household.id, member_id=data["member_id"],
+                              labour_date=data["labour_date"], activity=data["activity"],
+                              attendance=data["attendance"], recorded_by=actor.user)
+    uow.session.add(record)
+    uow.emit(Event(SOURCE, "labour_recorded", {"household_id": household.id, "member_id": data["member_id"]}, {
+        "community_code": household.community_code, "labour_date": data["labour_date"],
+        "activity": data["activity"], "attendance": data["attendance"]}))
+    uow.commit()
+    return record

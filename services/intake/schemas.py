@@ -1,0 +1,229 @@
+"""What intake's RPCs accept and answer (marshmallow)."""
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from shared.divisions import DivisionCode
+from shared.money import Money
+from shared.resident_id import ResidentId, birth_date_of
+
+RELATIONS = ("head", "spouse", "child", "parent", "grandchild", "grandparent", "sibling", "in_law", "other")
+LABOUR_CAPACITY = ("full", "partial", "none")          # 劳动能力: 完全 / 部分 / 无
+DISABILITY = ("none", "grade1", "grade2", "grade3", "grade4")  # 残疾等级
+ILLNESS = ("none", "chronic", "serious")               # 慢性病 / 重病
+EMPLOYMENT = ("employed", "flexible", "unemployed", "farming", "student", "retired", "preschool", "none")
+INCOME_SOURCES = ("wages", "business", "farming", "pension", "transfer", "property", "alimony", "other")
+ASSET_KINDS = ("house", "vehicle", "savings", "securities", "land", "livestock", "other")
+DOCUMENT_KINDS = (
+    "application_form",       # 低保申请书
+    "household_register",     # 户口簿复印件
+    "id_copies",              # 身份证复印件
+    "income_proof",           # 收入证明
+    "investigation_record",   # 入户调查表
+    "evaluation_minutes",     # 民主评议记录
+    "notice_record",          # 公示记录
+    "township_review",        # 乡镇街审核意见
+    "approval_decision",      # 审批表/决定
+    "checkin_record",         # 续保登记
+    "reinvestigation_record", # 复核调查
+    "other",
+)
+
+
+class MemberSchema(Schema):
+    id = fields.String(dump_only=True)
+    name = fields.String(required=True, validate=validate.Length(1, 50))
+    resident_id = ResidentId(required=True, load_only=True)
+    relation = fields.String(required=True, validate=validate.OneOf(RELATIONS))
+    birth_date = fields.Date(load_default=None)
+    labour_capacity = fields.String(required=True, validate=validate.OneOf(LABOUR_CAPACITY))
+    disability = fields.String(load_default="none", validate=validate.OneOf(DISABILITY))
+    illness = fields.String(load_default="none", validate=validate.OneOf(ILLNESS))
+    employment = fields.String(required=True, validate=validate.OneOf(EMPLOYMENT))
+
+    @validates_schema(skip_on_field_errors=True)
+    def _birth_date_matches_id(self, data, **kwargs):
+        born = birth_date_of(data["resident_id"])
+        if data.get("birth_date") is None:
+            data["birth_date"] = born
+        elif data["birth_date"] != born:
+            raise ValidationError("birth date does not match the resident ID number", "birth_date")
+
+
+class IncomeSchema(Schema):
+    member = fields.Integer(load_default=None, validate=validate.Range(min=0),
+                            metadata={"doc": "index of the member in `members`; null for household income"})
+    source = fields.String(required=True, validate=validate.OneOf(INCOME_SOURCES))
+    monthly_amount = Money(required=True, minimum=0, maximum=1_000_000)
+
+
+class AssetSchema(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(ASSET_KINDS))
+    description = fields.String(load_default="", validate=validate.Length(max=200))
+    value = Money(required=True, minimum=0, maximum=100_000_000)
+
+
+class HouseholdSchema(Schema):
+    """A household as a community officer registers it (户籍 + 家庭状况)."""
+
+    community_code = DivisionCode(level="community", required=True)
+    address = fields.String(required=True, validate=validate.Length(1, 200))
+    phone = fields.String(load_default=None, validate=validate.Regexp(r"^\+?[0-9\- ]{5,20}$"))
+    area_type = fields.String(load_default=None, validate=validate.OneOf(("urban", "rural")))
+    members = fields.List(fields.Nested(MemberSchema), required=True, validate=validate.Length(1, 30))
+    incomes = fields.List(fields.Nested(IncomeSchema), load_default=list)
+    assets = fields.List(fields.Nested(AssetSchema), load_default=list)
+
+    @validates_schema(skip_on_field_errors=True)
+    def _one_head_and_known_members(self, data, **kwargs):
+        heads = [m for m in data["members"] if m["relation"] == "head"]
+        if len(heads) != 1:
+            raise ValidationError("a household has exactly one head (relation 'head')", "members")
+        ids = [m["resident_id"] for m in data["members"]]
+        if len(set(ids)) != len(ids):
+            raise ValidationError("the same resident ID number appears twice", "members")
+        for i, income in enumerate(data["incomes"]):
+            if income["member"] is not None and income["member"] >= len(data["members"]):
+                raise ValidationError({i: {"member": ["no such member"]}}, "incomes")
+
+
+class StaffSchema(Schema):
+    user = fields.String(required=True, validate=validate.Length(1, 64))
+    name = fields.String(required=True, validate=validate.Length(1, 50))
+    role = fields.String(required=True)
+    unit = DivisionCode(required=True)
+
+
+class ApplicationSchema(Schema):
+    household_id = fields.String(required=True)
+    accepted_on = fields.Date(required=True)
+    reason = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class InvestigatorSchema(Schema):
+    user = fields.String(required=True)
+    signed = fields.Boolean(required=True, metadata={"doc": "the investigator signed the record"})
+
+
+class FamilySignatureSchema(Schema):
+    member_id = fields.String(required=True)
+
+
+class VerifiedIncomeSchema(Schema):
+    member_id = fields.String(load_default=None)
+    source = fields.String(required=True, validate=validate.OneOf(INCOME_SOURCES))
+    monthly_amount = Money(required=True, minimum=0, maximum=1_000_000)
+
+
+class InvestigationSchema(Schema):
+    """入户调查表 as recorded after the visit."""
+
+    application_id = fields.String(required=True)
+    investigated_on = fields.Date(required=True)
+    investigators = fields.List(fields.Nested(InvestigatorSchema), required=True)
+    family_signatures = fields.List(fields.Nested(FamilySignatureSchema), load_default=list)
+    verified_incomes = fields.List(fields.Nested(VerifiedIncomeSchema), load_default=list)
+    verified_assets = fields.List(fields.Nested(AssetSchema), load_default=list)
+    findings = fields.String(load_default="", validate=validate.Length(max=5000))
+
+
+class DocumentSchema(Schema):
+    household_id = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(DOCUMENT_KINDS))
+    title = fields.String(required=True, validate=validate.Length(1, 200))
+    document_date = fields.Date(required=True)
+    reference = fields.String(load_default=None)
+
+
+class CheckInSchema(Schema):
+    household_id = fields.String(required=True)
+    month = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"))
+    checked_in_on = fields.Date(required=True)
+
+
+class LabourSchema(Schema):
+    household_id = fields.String(required=True)
+    member_id = fields.String(required=True)
+    labour_date = fields.Date(required=True)
+    activity = fields.String(required=True, validate=validate.Length(1, 100))
+    attendance = fields.String(required=True, validate=validate.OneOf(("attended", "excused", "unexcused")))
+
+
+class LookupSchema(Schema):
+    resident_id = ResidentId(required=True)
+
+
+# --- answers -----------------------------------------------------------------
+
+class MemberOut(Schema):
+    id = fields.String()
+    name = fields.String()
+    resident_id = fields.String()
+    relation = fields.String()
+    birth_date = fields.Date()
+    sex = fields.String()
+    labour_capacity = fields.String()
+    disability = fields.String()
+    illness = fields.String()
+    employment = fields.String()
+
+
+class IncomeOut(Schema):
+    member_id = fields.String(allow_none=True)
+    source = fields.String()
+    monthly_amount = Money()
+
+
+class AssetOut(Schema):
+    kind = fields.String()
+    description = fields.String()
+    value = Money()
+
+
+class DocumentOut(Schema):
+    id = fields.String()
+    kind = fields.String()
+    title = fields.String()
+    document_date = fields.Date()
+    reference = fields.String(allow_none=True)
+    registered_by = fields.String()
+
+
+class HouseholdOut(Schema):
+    id = fields.String()
+    head_name = fields.String()
+    address = fields.String()
+    phone = fields.String(allow_none=True)
+    community_code = fields.String()
+    township_code = fields.String()
+    district_code = fields.String()
+    area_type = fields.String()
+    version = fields.Integer()
+    members = fields.List(fields.Nested(MemberOut))
+    incomes = fields.List(fields.Nested(IncomeOut))
+    assets = fields.List(fields.Nested(AssetOut))
+    documents = fields.List(fields.Nested(DocumentOut))
+
+
+class ApplicationOut(Schema):
+    id = fields.String()
+    household_id = fields.String()
+    community_code = fields.String()
+    accepted_on = fields.Date()
+    accepted_by = fields.String()
+    status = fields.String()
+    investigation_deadline = fields.Date(allow_none=True)
+    policy = fields.String()
+
+
+class InvestigationOut(Schema):
+    id = fields.String()
+    application_id = fields.String()
+    household_id = fields.String()
+    investigated_on = fields.Date()
+    investigators = fields.List(fields.Dict())
+    family_signatures = fields.List(fields.Dict())
+    findings = fields.String()
+    verified_monthly_income = Money()
+    verified_assets_value = Money()
+    started_late = fields.Boolean()

@@ -1,0 +1,154 @@
+"""The intake service: households, applications, home investigations, the
+household file (一户一档), monthly check-ins and public-welfare labour.
+
+Run alone: ``nameko run --config config.yml services.intake.service``.
+Each method loads its input with a schema, calls a handler, dumps the answer.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from services.intake import events  # noqa: F401 - registers intake's event contract
+from services.intake import handlers, schemas
+from services.intake.models import Application, Base
+from shared.db import Database
+from shared.errors import Conflict, Forbidden, ValidationFailed
+from shared.identity import Identity
+from shared.reference import Reference
+from shared.rpc import load, rpc
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class IntakeService:
+    name = "intake"
+
+    db = Database("intake", Base.metadata, MIGRATIONS)
+    caller = Identity()
+    ref = Reference()
+
+    @rpc
+    def ping(self):
+        """Health check: the service answers and its database is reachable."""
+        with self.db.read() as session:
+            session.execute(sa.text("SELECT 1"))
+        return {"service": self.name, "policy": self.ref.policy.name}
+
+    @rpc
+    def register_staff(self, data):
+        data = load(schemas.StaffSchema, data)
+        with self.db() as uow:
+            staff = handlers.register_staff(uow, self.caller.actor, data, self.ref)
+            return schemas.StaffSchema().dump(staff)
+
+    @rpc
+    def register_household(self, data):
+        data = load(schemas.HouseholdSchema, data)
+        with self.db() as uow:
+            household = handlers.register_household(uow, self.caller.actor, data, self.ref)
+            return {"household_id": household.id, "member_ids": [m.id for m in household.members]}
+
+    @rpc
+    def import_households(self, rows):
+        """Bulk registration: each row alone; a bad row is reported, never half-written."""
+        if not isinstance(rows, list) or len(rows) > 1000:
+            raise ValidationFailed.field("rows", "a list of at most 1000 households")
+        actor = self.caller.actor
+        results = []
+        for n, row in enumerate(rows):
+            try:
+                data = load(schemas.HouseholdSchema, row)
+                with self.db() as uow:
+                    household = handlers.register_household(uow, actor, data, self.ref)
+                    results.append({"row": n, "household_id": household.id})
+            except (ValidationFailed, Conflict, Forbidden) as exc:
+                results.append({"row": n, "error": exc.to_dict()})
+        return results
+
+    @rpc
+    def update_household(self, household_id, data):
+        data = load(schemas.HouseholdSchema, data)
+        with self.db() as uow:
+            household = handlers.update_household(uow, self.caller.actor, household_id, data, self.ref)
+            return {"household_id": household.id, "version": household.version,
+                    "member_ids": [m.id for m in household.members]}
+
+    @rpc
+    def get_household(self, household_id):
+        """The household's whole file; the read is recorded (file_viewed)."""
+        with self.db() as uow:
+            household = handlers.view_household(uow, self.caller.actor, household_id)
+            return schemas.HouseholdOut().dump(household)
+
+    @rpc
+    def find_household(self, data):
+        """Look a household up by a member's resident ID number (blind index)."""
+        data = load(schemas.LookupSchema, data)
+        with self.db() as uow:
+            household = handlers.find_by_resident_id(uow, self.caller.actor, data["resident_id"])
+            return schemas.HouseholdOut().dump(household)
+
+    @rpc
+    def submit_application(self, data):
+        data = load(schemas.ApplicationSchema, data)
+        with self.db() as uow:
+            application = handlers.submit_application(uow, self.caller.actor, data, self.ref)
+            return schemas.ApplicationOut().dump(application)
+
+    @rpc
+    def get_application(self, application_id):
+        with self.db() as uow:
+            application = handlers.load_application(uow, application_id)
+            handlers.require(self.caller.actor, handlers.READERS, application.community_code)
+            out = schemas.ApplicationOut().dump(application)
+            out["investigations"] = schemas.InvestigationOut(many=True).dump(application.investigations)
+            return out
+
+    @rpc
+    def list_applications(self, community_code=None, status=None, limit=200):
+        actor = self.caller.actor
+        scope = community_code or actor.unit
+        with self.db() as uow:
+            handlers.require(actor, handlers.READERS, scope)
+            stmt = (sa.select(Application)
+                    .where(Application.community_code.startswith(scope))
+                    .order_by(Application.submitted_at).limit(min(int(limit), 1000)))
+            if status:
+                stmt = stmt.where(Application.status == status)
+            return schemas.ApplicationOut(many=True).dump(uow.session.scalars(stmt))
+
+    @rpc
+    def record_investigation(self, data):
+        data = load(schemas.InvestigationSchema, data)
+        with self.db() as uow:
+            investigation = handlers.record_investigation(uow, self.caller.actor, data, self.ref)
+            return schemas.InvestigationOut().dump(investigation)
+
+    @rpc
+    def register_document(self, data):
+        data = load(schemas.DocumentSchema, data)
+        with self.db() as uow:
+            return schemas.DocumentOut().dump(handlers.register_document(uow, self.caller.actor, data, self.ref))
+
+    @rpc
+    def file_report(self, household_id):
+        """一户一档 completeness: required, present and missing documents."""
+        with self.db() as uow:
+            return handlers.file_report(uow, self.caller.actor, household_id)
+
+    @rpc
+    def record_checkin(self, data):
+        data = load(schemas.CheckInSchema, data)
+        with self.db() as uow:
+            checkin = handlers.record_checkin(uow, self.caller.actor, data, self.ref)
+            return {"household_id": checkin.household_id, "month": checkin.month}
+
+    @rpc
+    def record_labour(self, data):
+        data = load(schemas.LabourSchema, data)
+        with self.db() as uow:
+            record = handlers.record_labour(uow, self.caller.actor, data, self.ref)
+            return {"household_id": record.household_id, "member_id": record.member_id,
+                    "labour_date": record.labour_date.isoformat()}

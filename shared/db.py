@@ -1,0 +1,307 @@
+"""Databases: one per service, a unit of work, migrations at start-up.
+
+``Database`` is the nameko DependencyProvider every service declares. It
+builds the engine once in ``setup()`` (SQLite file in WAL mode by default,
+PostgreSQL by URI with psycogreen so psycopg2 cooperates with eventlet),
+applies the service's Alembic migrations, starts the outbox relay, and
+gives each worker a factory of :class:`UnitOfWork`.
+
+A unit of work commits the state change *and* the events it recorded in one
+transaction (the transactional outbox); the relay publishes them after.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+from nameko.extensions import DependencyProvider
+from sqlalchemy import event as sa_event
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.crypto import FieldCipher, configure, key_from_config
+from shared.events import Event, encode, envelope
+from shared.identity import AUTH_TOKEN_KEY, Caller
+
+log = logging.getLogger(__name__)
+
+_green_patched = False
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def make_engine(uri: str, **kwargs) -> sa.Engine:
+    """An engine for a service database, tuned for its backend."""
+    url = sa.make_url(uri)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
+
+        @sa_event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # let SQLAlchemy emit BEGIN
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @sa_event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            # BEGIN IMMEDIATE: take the write lock up front so two writers
+            # queue instead of failing with "database is locked" mid-way.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if url.get_backend_name() == "postgresql":
+        _patch_psycopg_for_eventlet()
+        kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 10)
+    return sa.create_engine(url, **kwargs)
+
+
+def _patch_psycopg_for_eventlet():
+    global _green_patched
+    if _green_patched:
+        return
+    try:
+        import eventlet.patcher
+        if eventlet.patcher.is_monkey_patched("socket"):
+            import psycogreen.eventlet
+            psycogreen.eventlet.patch_psycopg()
+    except ImportError:  # pragma: no cover - eventlet is a hard dependency
+        pass
+    _green_patched = True
+
+
+def platform_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
+    """The outbox and inbox tables every service database has."""
+    outbox = sa.Table(
+        "outbox", metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+        sa.Column("exchange", sa.String(100), nullable=False),
+        sa.Column("routing_key", sa.String(100), nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("correlation_id", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Index("ix_outbox_unsent", "sent_at", "id"),
+    )
+    inbox = sa.Table(
+        "inbox", metadata,
+        sa.Column("event_id", sa.String(36), primary_key=True),
+        sa.Column("consumer", sa.String(200), primary_key=True),
+        sa.Column("event_type", sa.String(100), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    return outbox, inbox
+
+
+def configure_cipher(config: dict) -> None:
+    """Field encryption at rest (AES-GCM) keyed by the config's DATA_KEY."""
+    configure(FieldCipher(key_from_config(config["DATA_KEY"])))
+
+
+class RecordsEvents:
+    """Mixin for aggregates that record domain events (cosmicpython style)."""
+
+    def record(self, event: Event) -> None:
+        self.__dict__.setdefault("_pending_events", []).append(event)
+
+    def pop_events(self) -> list[Event]:
+        return self.__dict__.pop("_pending_events", [])
+
+
+class AlreadyConsumed(Exception):
+    """This consumer already processed this event: a redelivery, a no-op."""
+
+
+class UnitOfWork:
+    """One transaction: state plus the events it produced (the outbox)."""
+
+    def __init__(self, session_factory, source: str, outbox: sa.Table, inbox: sa.Table,
+                 actor: dict | None, correlation_id: str, on_commit=None):
+        self._session_factory = session_factory
+        self.source = source
+        self._outbox = outbox
+        self._inbox = inbox
+        self.actor = actor
+        self.correlation_id = correlation_id
+        self._on_commit = on_commit
+        self._events: list[Event] = []
+        self.session: Session | None = None
+        self.committed_events: list[dict] = []
+
+    def __enter__(self) -> "UnitOfWork":
+        self.session = self._session_factory()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            self.session.rollback()
+        finally:
+            self.session.close()
+
+    def emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    def consume(self, env: dict, consumer: str) -> None:
+        """Record that ``consumer`` processed this event, in this transaction.
+
+        Raises AlreadyConsumed when it did before (the inbox)."""
+        exists = self.session.execute(
+            sa.select(self._inbox.c.event_id).where(
+                self._inbox.c.event_id == str(env["event_id"]), self._inbox.c.consumer == consumer)
+        ).first()
+        if exists:
+            raise AlreadyConsumed(env["event_id"])
+        self.session.execute(self._inbox.insert().values(
+            event_id=str(env["event_id"]), consumer=consumer, event_type=env["type"],
+            processed_at=utcnow()))
+
+    def _collect(self) -> list[Event]:
+        events = list(self._events)
+        self._events.clear()
+        seen = set()
+        for obj in list(self.session.new) + list(self.session.identity_map.values()):
+            if id(obj) in seen or not isinstance(obj, RecordsEvents):
+                continue
+            seen.add(id(obj))
+            events.extend(obj.pop_events())
+        return events
+
+    def commit(self) -> None:
+        self.session.flush()
+        events = self._collect()
+        now = utcnow()
+        rows = []
+        for ev in events:
+            env = envelope(ev, self.actor, self.correlation_id, now)
+            rows.append({"event_id": env["event_id"], "exchange": f"{ev.source}.events",
+                         "routing_key": ev.type, "body": encode(env),
+                         "correlation_id": self.correlation_id, "created_at": now})
+            self.committed_events.append(env)
+        if rows:
+            self.session.execute(self._outbox.insert(), rows)
+        try:
+            self.session.commit()
+        except IntegrityError:
+            self.session.rollback()
+            raise
+        if rows and self._on_commit:
+            self._on_commit()
+
+    def rollback(self) -> None:
+        self._events.clear()
+        self.session.rollback()
+
+
+class ServiceDatabase:
+    """Engine, sessions, migrations and outbox of one service, outside nameko.
+
+    The nameko ``Database`` provider wraps one; the CLI, tests and
+    benchmarks build one directly.
+    """
+
+    def __init__(self, service: str, uri: str, metadata: sa.MetaData, migrations: str | Path | None):
+        self.service = service
+        self.uri = uri
+        self.metadata = metadata
+        self.migrations = Path(migrations) if migrations else None
+        self.engine = make_engine(uri)
+        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        self.outbox = metadata.tables["outbox"]
+        self.inbox = metadata.tables["inbox"]
+
+    def migrate(self) -> None:
+        from shared.migrations import upgrade
+        upgrade(self.engine, self.migrations, self.service)
+
+    def unit_of_work(self, actor: dict | None = None, correlation_id: str = "", on_commit=None) -> UnitOfWork:
+        return UnitOfWork(self.session_factory, self.service, self.outbox, self.inbox,
+                          actor, correlation_id or "", on_commit)
+
+    @contextmanager
+    def session(self):
+        with self.session_factory() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+class UnitOfWorkFactory:
+    """What a worker gets: ``with self.db() as uow: ...; uow.commit()``."""
+
+    def __init__(self, database: ServiceDatabase, actor: dict | None, correlation_id: str, on_commit):
+        self._db = database
+        self._actor = actor
+        self._correlation_id = correlation_id
+        self._on_commit = on_commit
+
+    def __call__(self) -> UnitOfWork:
+        return self._db.unit_of_work(self._actor, self._correlation_id, self._on_commit)
+
+    def read(self):
+        """A read-only session (context manager) for queries."""
+        return self._db.session()
+
+
+class Database(DependencyProvider):
+    """A service's database, its migrations and its outbox relay.
+
+    Declared on the service class: ``db = Database("intake", Base.metadata,
+    MIGRATIONS)``. ``setup()`` builds the engine and migrates; ``start()``
+    starts the relay that publishes committed events.
+    """
+
+    def __init__(self, service: str, metadata: sa.MetaData, migrations: str | Path | None, relay: bool = True):
+        self.service = service
+        self.metadata = metadata
+        self.migrations = migrations
+        self.relay_enabled = relay
+        self.database: ServiceDatabase | None = None
+        self.relay = None
+        self._lock = threading.Lock()
+
+    def setup(self):
+        config = self.container.config
+        configure_cipher(config)
+        self.token_key = config["TOKEN_KEY"]
+        self.database = ServiceDatabase(self.service, config["DB_URIS"][self.service],
+                                        self.metadata, self.migrations)
+        self.database.migrate()
+        if self.relay_enabled:
+            from shared.outbox import OutboxRelay
+            self.relay = OutboxRelay.from_config(self.database, config)
+
+    def start(self):
+        if self.relay:
+            self.relay.declare_topology()
+            self.container.spawn_managed_thread(self.relay.run, identifier=f"{self.service}.outbox_relay")
+
+    def stop(self):
+        if self.relay:
+            self.relay.stop()
+        if self.database:
+            self.database.dispose()
+
+    def kill(self):
+        self.stop()
+
+    def get_dependency(self, worker_ctx):
+        data = worker_ctx.context_data
+        actor = Caller(self.token_key, data.get(AUTH_TOKEN_KEY)).actor_or_none
+        correlation_id = data.get("correlation_id") or (worker_ctx.call_id_stack or [worker_ctx.call_id])[0]
+        on_commit = self.relay.wake if self.relay else None
+        return UnitOfWorkFactory(self.database, actor.to_dict() if actor else None, correlation_id, on_commit)

@@ -1,0 +1,191 @@
+"""The event contract: one envelope for every event, a catalogue of types.
+
+An event is a fact a service tells the world (DESIGN §3.2). On the wire it
+is nameko's own format: a JSON body published to the topic exchange
+``<source>.events`` with the event type as routing key, so a partner
+bureau's plain ``@event_handler("intake", "application_submitted")``
+receives the envelope below as its argument.
+
+The payload of each type has a marshmallow schema registered here with its
+version; ``docs/events.md`` is generated from this catalogue. Payloads are
+plain JSON — amounts as strings, dates as ISO strings — and never carry a
+resident ID number or an income.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from marshmallow import Schema, fields
+
+from shared.errors import ValidationFailed
+
+
+class ActorSchema(Schema):
+    user = fields.String(required=True)
+    name = fields.String(required=True)
+    role = fields.String(required=True)
+    unit = fields.String(required=True)
+
+
+class EnvelopeSchema(Schema):
+    """The envelope every event shares (schema version 1)."""
+
+    event_id = fields.UUID(required=True, metadata={"doc": "unique id; consumers dedupe on it"})
+    type = fields.String(required=True, metadata={"doc": "event type, also the routing key"})
+    source = fields.String(required=True, metadata={"doc": "the service that emitted it"})
+    version = fields.Integer(required=True, metadata={"doc": "payload schema version"})
+    occurred_at = fields.AwareDateTime(required=True, format="iso", metadata={"doc": "UTC time of the commit"})
+    actor = fields.Nested(ActorSchema, allow_none=True, required=True,
+                          metadata={"doc": "who caused it (null for the system clock)"})
+    subject = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
+                          metadata={"doc": "ids of what it is about: household_id, application_id, case_id…"})
+    correlation_id = fields.String(required=True, metadata={"doc": "ties together the events of one operator action"})
+    payload = fields.Dict(required=True, metadata={"doc": "the type's payload, below"})
+
+
+@dataclass(frozen=True)
+class EventType:
+    source: str
+    name: str
+    version: int
+    schema: type[Schema]
+    description: str
+
+
+CATALOGUE: dict[tuple[str, str], EventType] = {}
+
+
+def event_type(source: str, name: str, version: int = 1):
+    """Register a payload schema as the contract of ``source``/``name``."""
+
+    def register(schema_cls: type[Schema]) -> type[Schema]:
+        key = (source, name)
+        if key in CATALOGUE and CATALOGUE[key].schema is not schema_cls:
+            raise ValueError(f"event {source}.{name} registered twice")
+        doc = (schema_cls.__doc__ or "").strip()
+        CATALOGUE[key] = EventType(source, name, version, schema_cls, doc)
+        return schema_cls
+
+    return register
+
+
+@dataclass
+class Event:
+    """A domain event as the domain records it: what happened, to whom."""
+
+    source: str
+    type: str
+    subject: dict[str, Any]
+    payload: dict[str, Any] = field(default_factory=dict)
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+def envelope(event: Event, actor: dict | None, correlation_id: str,
+             occurred_at: datetime | None = None) -> dict:
+    """Build the plain-JSON envelope; the payload goes through its schema."""
+    try:
+        spec = CATALOGUE[(event.source, event.type)]
+    except KeyError:
+        raise LookupError(f"event {event.source}.{event.type} is not in the catalogue") from None
+    payload = spec.schema().dump(event.payload)
+    errors = spec.schema().validate(payload)
+    if errors:
+        raise ValueError(f"event {event.source}.{event.type} payload does not match its schema: {errors}")
+    return {
+        "event_id": str(event.event_id),
+        "type": event.type,
+        "source": event.source,
+        "version": spec.version,
+        "occurred_at": (occurred_at or datetime.now(timezone.utc)).isoformat(),
+        "actor": actor,
+        "subject": {k: str(v) for k, v in event.subject.items() if v is not None},
+        "correlation_id": correlation_id,
+        "payload": payload,
+    }
+
+
+def encode(env: dict) -> str:
+    return json.dumps(env, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def parse(body: Any) -> dict:
+    """Validate a received envelope (a dict, or JSON text/bytes)."""
+    if isinstance(body, (bytes, bytearray)):
+        body = body.decode("utf-8")
+    if isinstance(body, str):
+        body = json.loads(body)
+    errors = EnvelopeSchema().validate(body)
+    if errors:
+        raise ValidationFailed.from_messages(errors, "malformed event envelope")
+    spec = CATALOGUE.get((body["source"], body["type"]))
+    if spec is not None and body["version"] > spec.version:
+        raise ValidationFailed.field("version", f"unknown version {body['version']} of {body['source']}.{body['type']}")
+    return body
+
+
+def render_markdown() -> str:
+    """docs/events.md, generated from the catalogue."""
+    lines = [
+        "# Dibao events",
+        "",
+        "Generated from `shared/events.py` and each service's `events.py` by "
+        "`dibao docs events`; a test fails when this file and the code disagree.",
+        "",
+        "## Wire format",
+        "",
+        "Each event is a JSON message published to the durable topic exchange "
+        "`<source>.events` with the event type as routing key — nameko's own "
+        "event format. A partner bureau subscribes with a plain nameko service:",
+        "",
+        "```python",
+        "from nameko.events import event_handler",
+        "",
+        "class FinanceBureau:",
+        '    name = "finance_bureau"',
+        "",
+        '    @event_handler("intake", "application_submitted")',
+        "    def on_application(self, event):",
+        '        print(event["subject"]["application_id"], event["payload"])',
+        "```",
+        "",
+        "Delivery is at least once: dedupe on `event_id`. Adding a field is a "
+        "compatible change; renaming or removing one makes a new `version`.",
+        "No event carries a resident ID number or an income.",
+        "",
+        "## Envelope",
+        "",
+        "| field | type | meaning |",
+        "|---|---|---|",
+    ]
+    for name, fld in EnvelopeSchema().fields.items():
+        lines.append(f"| `{name}` | {_type_name(fld)} | {fld.metadata.get('doc', '')} |")
+    lines.append("")
+    by_source: dict[str, list[EventType]] = {}
+    for spec in CATALOGUE.values():
+        by_source.setdefault(spec.source, []).append(spec)
+    for source in sorted(by_source):
+        lines += [f"## {source}", ""]
+        for spec in sorted(by_source[source], key=lambda s: s.name):
+            lines += [f"### `{source}.{spec.name}` (version {spec.version})", "", spec.description, "",
+                      "| field | type | required | meaning |", "|---|---|---|---|"]
+            for name, fld in spec.schema().fields.items():
+                lines.append(f"| `{name}` | {_type_name(fld)} | {'yes' if fld.required else 'no'} | "
+                             f"{fld.metadata.get('doc', '')} |")
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _type_name(fld) -> str:
+    if isinstance(fld, fields.List):
+        return f"list of {_type_name(fld.inner)}"
+    if isinstance(fld, fields.Nested):
+        return "object"
+    return {
+        "UUID": "uuid string", "String": "string", "Integer": "integer", "Boolean": "boolean",
+        "Date": "ISO date", "AwareDateTime": "ISO date-time", "DateTime": "ISO date-time",
+        "Dict": "object", "Money": "decimal string (yuan, 2 places)",
+    }.get(type(fld).__name__, type(fld).__name__)

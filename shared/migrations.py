@@ -1,0 +1,68 @@
+"""Alembic per service, applied at start-up (and by ``dibao migrate``).
+
+Each service keeps its scripts in ``services/<name>/migrations``; their
+``env.py`` is two lines that call :func:`run_env`. Start-up migration is
+safe with several replicas: on PostgreSQL it holds an advisory lock.
+"""
+from __future__ import annotations
+
+import importlib
+import zlib
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+
+def alembic_config(migrations: Path, service: str, connection=None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations))
+    cfg.set_main_option("dibao_service", service)
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def upgrade(engine: sa.Engine, migrations: Path | None, service: str) -> None:
+    if migrations is None:
+        return
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            key = zlib.crc32(f"dibao-migrate-{service}".encode())
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            conn.commit()
+            try:
+                command.upgrade(alembic_config(migrations, service, conn), "head")
+                conn.commit()
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+        else:
+            command.upgrade(alembic_config(migrations, service, conn), "head")
+            conn.commit()
+
+
+def run_env(context) -> None:
+    """Body of every service's migrations/env.py."""
+    service = context.config.get_main_option("dibao_service")
+    if not service:  # alembic CLI: `alembic -c services/intake/alembic.ini ...`
+        service = Path(context.config.get_main_option("script_location")).parent.name
+    metadata = importlib.import_module(f"services.{service}.models").Base.metadata
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        from shared.config import load_config
+        url = load_config()["DB_URIS"][service]
+        engine = sa.create_engine(url)
+        with engine.connect() as connection:
+            _run(context, connection, metadata)
+            connection.commit()
+        return
+    _run(context, connection, metadata)
+
+
+def _run(context, connection, metadata) -> None:
+    context.configure(connection=connection, target_metadata=metadata,
+                      render_as_batch=connection.dialect.name == "sqlite",
+                      compare_type=True)
+    with context.begin_transaction():
+        context.run_migrations()

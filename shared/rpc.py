@@ -1,0 +1,70 @@
+"""The one RPC entrypoint and the one error mapping of every service.
+
+``@rpc`` is nameko's, plus: the typed errors of :mod:`shared.errors` are
+*expected* (answered to the caller, logged as a warning, not as a crash),
+marshmallow's ValidationError becomes ValidationFailed naming the fields,
+and anything else is answered as ``InternalError`` with a reference id —
+never a stack trace or an internal message. The traceback goes to the log.
+
+``load(schema, data)`` is how every method reads its input.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+from marshmallow import Schema, ValidationError
+from nameko.exceptions import deserialize_to_instance
+from nameko.rpc import Rpc
+
+from shared.errors import EXPECTED_ERRORS, DibaoError, ValidationFailed
+
+log = logging.getLogger(__name__)
+
+
+@deserialize_to_instance
+class InternalError(DibaoError):
+    """Something broke on our side; ``details.reference`` finds it in the log."""
+
+    code = "internal_error"
+
+
+class DibaoRpc(Rpc):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("expected_exceptions", EXPECTED_ERRORS + (InternalError,))
+        super().__init__(**kwargs)
+
+    def handle_result(self, message, worker_ctx, result, exc_info):
+        if exc_info is not None:
+            exc_info = self._public_error(worker_ctx, exc_info)
+        return super().handle_result(message, worker_ctx, result, exc_info)
+
+    def _public_error(self, worker_ctx, exc_info):
+        exc = exc_info[1]
+        if isinstance(exc, ValidationError):
+            exc = ValidationFailed.from_messages(exc.messages)
+        elif not isinstance(exc, DibaoError):
+            reference = worker_ctx.call_id
+            log.error("unexpected error in %s (reference %s)", worker_ctx.call_id, reference,
+                      exc_info=exc_info)
+            exc = InternalError("internal error", {"reference": reference})
+        else:
+            return exc_info
+        return (type(exc), exc, None)
+
+
+rpc = DibaoRpc.decorator
+
+
+def load(schema: Schema | type[Schema], data, **kwargs):
+    """Load input with a schema, or raise ValidationFailed naming the fields."""
+    if isinstance(schema, type):
+        schema = schema()
+    if data is None:
+        data = {}
+    if not isinstance(data, dict) and not kwargs.get("many"):
+        raise ValidationFailed.field("_schema", "expected an object")
+    try:
+        return schema.load(data, **kwargs)
+    except ValidationError as exc:
+        raise ValidationFailed.from_messages(exc.messages) from None

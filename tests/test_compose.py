@@ -1,0 +1,339 @@
+"""docker-compose.yml is consistent with the code and config.yml.
+
+Plain pytest, no broker and no Docker engine: the compose file is read with
+PyYAML and checked against the repository, so a renamed module, an unknown
+environment variable, a missing database or a healthcheck that nothing
+provides fails here rather than at deploy time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import re
+import shlex
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+CONFIG_FILE = ROOT / "config.yml"
+SERVICES_DIR = ROOT / "services"
+INIT_MOUNT_DIR = "/docker-entrypoint-initdb.d"
+
+# The intake service is being written while this test is; until its
+# services/intake/service.py exists, the checks that need it skip. Any other
+# missing module or service folder fails.
+PENDING = {"intake"}
+
+# `nameko run` options that take a value (nameko 2.14: nameko/cli/commands.py).
+NAMEKO_RUN_VALUE_OPTIONS = {"--config", "--broker", "--backdoor-port"}
+SEPARATORS = {"&&", "||", ";", "|", "&"}
+
+
+# --- reading the files -------------------------------------------------------
+
+
+def load_compose(path: Path = COMPOSE_FILE) -> dict:
+    # SafeLoader understands the `<<: *anchor` merge keys used in the file.
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def config_env_vars(path: Path = CONFIG_FILE) -> set[str]:
+    """Names of the environment variables config.yml reads (`${NAME:default}`)."""
+    return set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", path.read_text(encoding="utf-8")))
+
+
+def config_db_services(path: Path = CONFIG_FILE) -> set[str]:
+    """The services that config.yml gives a database (keys of DB_URIS)."""
+    return set(yaml.safe_load(path.read_text(encoding="utf-8"))["DB_URIS"])
+
+
+def environment(service: dict) -> dict[str, str]:
+    """A compose service's environment, whether written as a map or a list."""
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        pairs = (item.split("=", 1) if "=" in item else (item, None) for item in env)
+        return {key: value for key, value in pairs}
+    return {str(key): (None if value is None else str(value)) for key, value in env.items()}
+
+
+def shell_words(command) -> list[str]:
+    """All words of a compose command, `sh -c "..."` scripts split as well."""
+    if command is None:
+        return []
+    if isinstance(command, str):
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        words = list(lexer)
+    else:
+        words = [str(word) for word in command]
+    if isinstance(command, str) and words == [command]:
+        return words  # nothing left to split
+    result: list[str] = []
+    for word in words:
+        result.extend(shell_words(word))
+    return result
+
+
+def nameko_run_targets(command) -> list[str]:
+    """The `module[:Class]` arguments of every `nameko run` in a command."""
+    words = shell_words(command)
+    targets: list[str] = []
+    i = 0
+    while i < len(words) - 1:
+        if words[i] == "nameko" and words[i + 1] == "run":
+            i += 2
+            while i < len(words) and words[i] not in SEPARATORS:
+                word = words[i]
+                if word in NAMEKO_RUN_VALUE_OPTIONS:
+                    i += 2
+                    continue
+                if not word.startswith("-"):
+                    targets.append(word)
+                i += 1
+        else:
+            i += 1
+    return targets
+
+
+def dibao_cli_targets(command, subcommand: str) -> list[str]:
+    """The service names given to `dibao <subcommand> NAME` in a command."""
+    words = shell_words(command)
+    return [
+        words[i + 2]
+        for i in range(len(words) - 2)
+        if words[i] == "dibao" and words[i + 1] == subcommand
+    ]
+
+
+def healthcheck_commands(service: dict) -> list:
+    test = (service.get("healthcheck") or {}).get("test")
+    if isinstance(test, list) and test and test[0] in ("CMD", "CMD-SHELL"):
+        return [test[1:] if test[0] == "CMD" else test[1]]
+    return [test] if test else []
+
+
+def dibao_containers(compose: dict) -> dict[str, dict]:
+    """Compose services that run a Dibao service (their command runs `nameko run`)."""
+    return {
+        name: svc
+        for name, svc in compose["services"].items()
+        if nameko_run_targets(svc.get("command"))
+    }
+
+
+def is_pending(service_name: str) -> bool:
+    return service_name in PENDING and not (SERVICES_DIR / service_name / "service.py").exists()
+
+
+def nameko_service_classes(module) -> list[type]:
+    """What `nameko run module` would run: top-level classes with entrypoints."""
+    from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+
+    def has_entrypoint(member) -> bool:
+        return hasattr(member, ENTRYPOINT_EXTENSIONS_ATTR)
+
+    return [
+        cls
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if inspect.getmembers(cls, has_entrypoint)
+    ]
+
+
+def created_databases(sql: str) -> set[str]:
+    sql = re.sub(r"--[^\n]*", "", sql)
+    return {
+        name.strip('"')
+        for name in re.findall(r'\bCREATE\s+DATABASE\s+("[^"]+"|\w+)', sql, flags=re.IGNORECASE)
+    }
+
+
+def strip_interpolation(value: str) -> str:
+    """Replace compose `${VAR...}` interpolations by a placeholder."""
+    return re.sub(r"\$\{[^}]*\}", "x", value)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return load_compose()
+
+
+@pytest.fixture(scope="module")
+def containers(compose) -> dict[str, dict]:
+    found = dibao_containers(compose)
+    assert found, "docker-compose.yml runs no Dibao service (no `nameko run` command)"
+    return found
+
+
+# --- the helpers themselves (so a parser bug can't make the checks vacuous) --
+
+
+def test_command_parsing():
+    command = ["sh", "-c", "dibao migrate intake && exec nameko run --config config.yml services.intake.service"]
+    assert nameko_run_targets(command) == ["services.intake.service"]
+    assert dibao_cli_targets(command, "migrate") == ["intake"]
+    as_string = 'sh -c "dibao migrate review&&nameko run --broker amqp://x services.review.service:ReviewService"'
+    assert nameko_run_targets(as_string) == ["services.review.service:ReviewService"]
+    assert dibao_cli_targets(as_string, "migrate") == ["review"]
+    assert dibao_cli_targets(["dibao", "health", "audit"], "health") == ["audit"]
+    assert environment({"environment": ["A=1", "B"]}) == {"A": "1", "B": None}
+    assert created_databases('-- CREATE DATABASE nope;\ncreate database "a";\nCREATE DATABASE b;') == {"a", "b"}
+
+
+# --- (a) every `nameko run` module exists and holds the service it names -----
+
+
+def test_nameko_run_modules_define_the_service(containers):
+    pending = []
+    for name, svc in containers.items():
+        for target in nameko_run_targets(svc.get("command")):
+            module_name, _, class_name = target.partition(":")
+            if is_pending(name) and module_name == f"services.{name}.service":
+                pending.append(name)
+                continue
+            if str(ROOT) not in sys.path:  # nameko run puts the working dir on sys.path
+                sys.path.insert(0, str(ROOT))
+            assert importlib.util.find_spec(module_name) is not None, (
+                f"compose service {name!r} runs `nameko run {target}`, but no module "
+                f"{module_name!r} can be imported"
+            )
+            module = importlib.import_module(module_name)
+            classes = nameko_service_classes(module)
+            if class_name:
+                classes = [cls for cls in classes if cls.__name__ == class_name]
+            assert classes, f"{module_name} defines no nameko service class{' ' + class_name if class_name else ''}"
+            names = sorted(str(getattr(cls, "name", None)) for cls in classes)
+            assert name in names, (
+                f"compose service {name!r} runs {target}, whose nameko service(s) are named {names}: "
+                f"the container must be named after the service it runs"
+            )
+    if pending:
+        pytest.skip(", ".join(f"services/{n}/service.py" for n in sorted(set(pending))) + " not written yet")
+
+
+# --- (b) every DIBAO_* variable the compose file sets is read by config.yml ---
+
+
+def test_environment_only_uses_variables_config_reads(compose):
+    known = config_env_vars()
+    assert "DIBAO_AMQP_URI" in known, "config.yml parsing found no ${DIBAO_...} variables"
+    unknown = {
+        f"{name}: {key}"
+        for name, svc in compose["services"].items()
+        for key in environment(svc)
+        if key.startswith("DIBAO_") and key not in known
+    }
+    assert not unknown, f"set in docker-compose.yml but never read by config.yml: {sorted(unknown)}"
+
+
+def test_dibao_containers_set_broker_secrets_and_their_database(containers):
+    for name, svc in containers.items():
+        env = environment(svc)
+        required = {"DIBAO_AMQP_URI", "DIBAO_TOKEN_KEY", "DIBAO_DATA_KEY", "DIBAO_DATA_DIR",
+                    f"DIBAO_{name.upper()}_DB_URI"}
+        missing = required - env.keys()
+        assert not missing, f"compose service {name!r} lacks {sorted(missing)} (it would use the laptop defaults)"
+
+
+# --- (c) `dibao migrate X` / `dibao health X` name real services -------------
+
+
+def test_dibao_cli_names_existing_services(compose):
+    pending, seen = [], 0
+    for name, svc in compose["services"].items():
+        commands = [svc.get("command")] + healthcheck_commands(svc)
+        for sub in ("migrate", "health"):
+            for target in (t for cmd in commands for t in dibao_cli_targets(cmd, sub)):
+                seen += 1
+                folder = SERVICES_DIR / target
+                assert folder.is_dir(), f"{name}: `dibao {sub} {target}`: no folder services/{target}/"
+                if is_pending(target):
+                    pending.append(target)
+                    continue
+                assert (folder / "service.py").is_file(), (
+                    f"{name}: `dibao {sub} {target}`: services/{target}/ has no service.py"
+                )
+    assert seen, "no `dibao migrate`/`dibao health` found in docker-compose.yml"
+    if pending:
+        pytest.skip(", ".join(f"services/{n}/service.py" for n in sorted(set(pending))) + " not written yet")
+
+
+def test_every_dibao_container_migrates_and_has_a_healthcheck(containers):
+    for name, svc in containers.items():
+        assert name in dibao_cli_targets(svc.get("command"), "migrate"), (
+            f"{name}: command should run `dibao migrate {name}` before `nameko run`"
+        )
+        health = [t for cmd in healthcheck_commands(svc) for t in dibao_cli_targets(cmd, "health")]
+        assert health == [name], f"{name}: healthcheck should be `dibao health {name}`, is {health}"
+
+
+# --- (d) service_healthy dependencies have a healthcheck ---------------------
+
+
+def test_service_healthy_dependencies_have_healthchecks(compose):
+    services = compose["services"]
+    for name, svc in services.items():
+        depends = svc.get("depends_on") or {}
+        if isinstance(depends, list):  # short form: no conditions
+            depends = {dep: {} for dep in depends}
+        for dep, spec in depends.items():
+            assert dep in services, f"{name} depends on unknown service {dep!r}"
+            if (spec or {}).get("condition") == "service_healthy":
+                check = services[dep].get("healthcheck") or {}
+                assert check.get("test") and not check.get("disable"), (
+                    f"{name} waits for {dep} to be healthy, but {dep} has no healthcheck"
+                )
+
+
+# --- (e) the init SQL creates every database the containers use --------------
+
+
+def postgres_init_sql(compose) -> tuple[str, str]:
+    """(compose service name, SQL text) of the postgres service's init scripts."""
+    for name, svc in compose["services"].items():
+        if not str(svc.get("image", "")).startswith("postgres"):
+            continue
+        sql = []
+        for volume in svc.get("volumes") or []:
+            source, _, rest = str(volume).partition(":")
+            target = rest.split(":")[0]
+            if target.startswith(INIT_MOUNT_DIR) and source.startswith("."):
+                path = (COMPOSE_FILE.parent / source).resolve()
+                assert path.is_file(), f"{name} mounts {source}, which does not exist"
+                sql.append(path.read_text(encoding="utf-8"))
+        assert sql, f"{name} mounts no init SQL into {INIT_MOUNT_DIR}"
+        return name, "\n".join(sql)
+    pytest.fail("docker-compose.yml has no postgres service")
+
+
+def test_init_sql_creates_each_container_database(compose, containers):
+    pg_name, sql = postgres_init_sql(compose)
+    databases = created_databases(sql)
+    checked = 0
+    for name, svc in containers.items():
+        for key, value in environment(svc).items():
+            if not (key.startswith("DIBAO_") and key.endswith("_DB_URI")) or value is None:
+                continue
+            url = urlsplit(strip_interpolation(value))
+            if not url.scheme.startswith("postgresql"):
+                continue
+            checked += 1
+            assert url.hostname == pg_name, f"{name}: {key} points at {url.hostname!r}, not {pg_name!r}"
+            database = url.path.lstrip("/")
+            assert database in databases, (
+                f"{name}: {key} uses database {database!r}, which deploy/postgres-init.sql does not create "
+                f"(it creates {sorted(databases)})"
+            )
+    assert checked, "no Dibao container uses a PostgreSQL DB URI"
+
+
+def test_init_sql_creates_a_database_for_every_service_in_config(compose):
+    _, sql = postgres_init_sql(compose)
+    missing = config_db_services() - created_databases(sql)
+    assert not missing, f"config.yml DB_URIS has services without a database in the init SQL: {sorted(missing)}"
