@@ -7,6 +7,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# The `dibao` CLI runs from site-packages, where shared.config's default
+# (repo root / config.yml) doesn't exist: point it at the copied repo.
+ENV DIBAO_CONFIG=/app/config.yml
+
 # fonts-noto-cjk: CJK font for the printable notice PDFs (keep in step with
 # DEB_PACKAGES in the Makefile).
 RUN apt-get update \

@@ -2,7 +2,7 @@
 sockets (what `nameko test` would do), with its deprecation notice silenced."""
 import warnings
 
-warnings.filterwarnings("ignore", message=".*Eventlet is deprecated.*")
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="eventlet")
 
 import eventlet  # noqa: E402

@@ -36,9 +36,18 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def normalize_url(uri: str) -> sa.URL:
+    """``postgresql://`` means psycopg2 here (SQLAlchemy 2.1 would pick
+    psycopg 3, which eventlet does not support)."""
+    url = sa.make_url(uri)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg2")
+    return url
+
+
 def make_engine(uri: str, **kwargs) -> sa.Engine:
     """An engine for a service database, tuned for its backend."""
-    url = sa.make_url(uri)
+    url = normalize_url(uri)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)

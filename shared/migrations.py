@@ -52,7 +52,8 @@ def run_env(context) -> None:
     if connection is None:
         from shared.config import load_config
         url = load_config()["DB_URIS"][service]
-        engine = sa.create_engine(url)
+        from shared.db import make_engine
+        engine = make_engine(url)
         with engine.connect() as connection:
             _run(context, connection, metadata)
             connection.commit()

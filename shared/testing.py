@@ -1,0 +1,167 @@
+"""One test harness for every service: a fresh RabbitMQ vhost per test, a
+fresh database per service per test (SQLite file or PostgreSQL database),
+actor tokens, and RPC proxies with timeouts.
+
+Used by tests/conftest.py and bench/; both talk to the real RabbitMQ and
+PostgreSQL of the machine (DIBAO_TEST_AMQP_URI, DIBAO_TEST_PG_URI).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from base64 import b64encode
+from contextlib import contextmanager
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import sqlalchemy as sa
+
+from shared.config import SERVICES, load_config
+from shared.identity import AUTH_TOKEN_KEY, Role, issue_token
+
+AMQP_BASE = os.environ.get("DIBAO_TEST_AMQP_URI", "pyamqp://guest:guest@127.0.0.1:5672/")
+PG_ADMIN = os.environ.get("DIBAO_TEST_PG_URI", "postgresql://postgres@127.0.0.1:5432/postgres")
+MGMT_API = os.environ.get("DIBAO_TEST_RABBIT_API", "http://guest:guest@127.0.0.1:15672")
+
+
+class VhostManager:
+    """Creates and deletes vhosts: the management API when it answers (fast),
+    else rabbitmqctl (about a second a call)."""
+
+    def __init__(self, api: str = MGMT_API):
+        parts = urlsplit(api)
+        self.base = f"{parts.scheme}://{parts.hostname}:{parts.port}/api"
+        self.auth = "Basic " + b64encode(f"{parts.username}:{parts.password}".encode()).decode()
+        self.use_api = self._api_up() or self._enable_api()
+
+    def _request(self, method: str, path: str, body: dict | None = None):
+        req = urllib.request.Request(self.base + path, method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": self.auth, "content-type": "application/json"})
+        return urllib.request.urlopen(req, timeout=10)
+
+    def _api_up(self) -> bool:
+        try:
+            self._request("GET", "/overview")
+            return True
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _enable_api(self) -> bool:
+        if not shutil.which("rabbitmq-plugins"):
+            return False
+        subprocess.run(["rabbitmq-plugins", "enable", "--online", "rabbitmq_management"],
+                       capture_output=True, timeout=120)
+        for _ in range(60):
+            if self._api_up():
+                return True
+            time.sleep(0.5)
+        return False
+
+    def create(self) -> str:
+        name = f"dibao-test-{uuid.uuid4().hex[:10]}"
+        if self.use_api:
+            self._request("PUT", f"/vhosts/{quote(name, safe='')}", {})
+            self._request("PUT", f"/permissions/{quote(name, safe='')}/guest",
+                          {"configure": ".*", "write": ".*", "read": ".*"})
+        else:
+            subprocess.run(["rabbitmqctl", "add_vhost", name], check=True, capture_output=True)
+            subprocess.run(["rabbitmqctl", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+                           check=True, capture_output=True)
+        return name
+
+    def delete(self, name: str) -> None:
+        try:
+            if self.use_api:
+                self._request("DELETE", f"/vhosts/{quote(name, safe='')}")
+            else:
+                subprocess.run(["rabbitmqctl", "delete_vhost", name], capture_output=True)
+        except (urllib.error.URLError, OSError):
+            pass
+
+
+def amqp_uri_for(vhost: str, base: str = AMQP_BASE) -> str:
+    parts = urlsplit(base)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(vhost, safe=""), "", ""))
+
+
+class PostgresDatabases:
+    """Creates throwaway PostgreSQL databases and drops them afterwards."""
+
+    def __init__(self, admin_uri: str = PG_ADMIN):
+        self.admin_uri = admin_uri
+        from shared.db import normalize_url
+        self.engine = sa.create_engine(normalize_url(admin_uri), isolation_level="AUTOCOMMIT",
+                                       poolclass=sa.pool.NullPool)
+        self.created: list[str] = []
+
+    def available(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return True
+        except sa.exc.OperationalError:
+            return False
+
+    def create(self, prefix: str) -> str:
+        name = f"dibao_t_{prefix}_{uuid.uuid4().hex[:10]}"
+        with self.engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE template0'))
+        self.created.append(name)
+        return sa.make_url(self.admin_uri).set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        with self.engine.connect() as conn:
+            for name in self.created:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.created.clear()
+
+
+def test_config(amqp_uri: str, db_uris: dict, data_dir: str, **overrides) -> dict:
+    config = load_config()
+    config.update({"AMQP_URI": amqp_uri, "DB_URIS": db_uris, "DATA_DIR": str(data_dir),
+                   "OUTBOX_POLL_SECONDS": 0.2, "INBOX_BACKOFF_SECONDS": 0.05, "INBOX_MAX_ATTEMPTS": 3,
+                   "RPC_TIMEOUT": 20})
+    config.pop("LOGGING", None)
+    config.update(overrides)
+    return config
+
+
+def sqlite_uris(directory) -> dict:
+    return {svc: f"sqlite:///{directory}/{svc}.db" for svc in SERVICES}
+
+
+def context(config: dict, role: Role | str, unit: str, user: str | None = None, name: str | None = None) -> dict:
+    role = Role(role)
+    user = user or f"{role.value}-{unit}"
+    return {AUTH_TOKEN_KEY: issue_token(config["TOKEN_KEY"], user, name or user, role, unit)}
+
+
+@contextmanager
+def rpc_as(config: dict, role: Role | str, unit: str, user: str | None = None, name: str | None = None,
+           timeout: float | None = None):
+    """A cluster RPC proxy acting as the given actor, with a timeout."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    with ClusterRpcProxy(config, context_data=context(config, role, unit, user, name),
+                         timeout=timeout or float(config.get("RPC_TIMEOUT", 30))) as proxy:
+        yield proxy
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
+    """Poll ``predicate`` (green-friendly sleep) until truthy or fail."""
+    import eventlet
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        eventlet.sleep(interval)

@@ -1,0 +1,62 @@
+"""Fixtures for every service's tests (see shared/testing.py)."""
+from __future__ import annotations
+
+import pytest
+
+from shared.testing import (PostgresDatabases, VhostManager, amqp_uri_for, sqlite_uris, test_config)
+
+
+@pytest.fixture(scope="session")
+def vhosts():
+    manager = VhostManager()
+    made = []
+    yield lambda: made.append(manager.create()) or made[-1]
+    for name in made:
+        manager.delete(name)
+
+
+@pytest.fixture
+def amqp_uri(vhosts):
+    """A fresh, empty RabbitMQ vhost for this test."""
+    return amqp_uri_for(vhosts())
+
+
+@pytest.fixture(scope="session")
+def pg_databases():
+    pg = PostgresDatabases()
+    if not pg.available():
+        pytest.fail("PostgreSQL is not reachable at DIBAO_TEST_PG_URI; .ci/run starts it")
+    yield pg
+    pg.drop_all()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def db_uris(backend, tmp_path, request):
+    if backend == "sqlite":
+        return sqlite_uris(tmp_path)
+    pg = request.getfixturevalue("pg_databases")
+
+    class OnDemand(dict):
+        """Creates a service's PostgreSQL database the first time it is asked for."""
+
+        def __missing__(self, service):
+            self[service] = pg.create(service)
+            return self[service]
+
+    return OnDemand()
+
+
+@pytest.fixture
+def config(amqp_uri, db_uris, tmp_path):
+    return test_config(amqp_uri, db_uris, tmp_path / "data")
+
+
+@pytest.fixture
+def sqlite_config(amqp_uri, tmp_path):
+    """Config on SQLite only, for tests whose point is not the database."""
+    return test_config(amqp_uri, sqlite_uris(tmp_path), tmp_path / "data")
