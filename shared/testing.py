@@ -16,13 +16,12 @@ import urllib.error
 import urllib.request
 import uuid
 from base64 import b64encode
-from contextlib import contextmanager
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import sqlalchemy as sa
 
 from shared.config import SERVICES, load_config
-from shared.identity import AUTH_TOKEN_KEY, Role, issue_token
+from shared.client import context, rpc_as  # noqa: F401 - re-exported for tests
 
 AMQP_BASE = os.environ.get("DIBAO_TEST_AMQP_URI", "pyamqp://guest:guest@127.0.0.1:5672/")
 PG_ADMIN = os.environ.get("DIBAO_TEST_PG_URI", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -134,23 +133,6 @@ def test_config(amqp_uri: str, db_uris: dict, data_dir: str, **overrides) -> dic
 
 def sqlite_uris(directory) -> dict:
     return {svc: f"sqlite:///{directory}/{svc}.db" for svc in SERVICES}
-
-
-def context(config: dict, role: Role | str, unit: str, user: str | None = None, name: str | None = None) -> dict:
-    role = Role(role)
-    user = user or f"{role.value}-{unit}"
-    return {AUTH_TOKEN_KEY: issue_token(config["TOKEN_KEY"], user, name or user, role, unit)}
-
-
-@contextmanager
-def rpc_as(config: dict, role: Role | str, unit: str, user: str | None = None, name: str | None = None,
-           timeout: float | None = None):
-    """A cluster RPC proxy acting as the given actor, with a timeout."""
-    from nameko.standalone.rpc import ClusterRpcProxy
-
-    with ClusterRpcProxy(config, context_data=context(config, role, unit, user, name),
-                         timeout=timeout or float(config.get("RPC_TIMEOUT", 30))) as proxy:
-        yield proxy
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
