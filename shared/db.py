@@ -233,6 +233,10 @@ class ServiceDatabase:
         self.inbox = metadata.tables["inbox"]
 
     def migrate(self) -> None:
+        """Alembic to head; without migrations (tools, tests) create the tables."""
+        if self.migrations is None:
+            self.metadata.create_all(self.engine)
+            return
         from shared.migrations import upgrade
         upgrade(self.engine, self.migrations, self.service)
 

@@ -26,15 +26,20 @@ class SampleDistrict:
         self.rng = random.Random(seed)
         self.today = today or date.today()
         self._seq = 0
+        self._used: set[str] = set()
 
     def name(self, surname: str | None = None) -> str:
         surname = surname or self.rng.choice(SURNAMES)
         return surname + "".join(self.rng.choice(GIVEN) for _ in range(self.rng.choice((1, 2))))
 
     def _rid(self, birth: date) -> str:
-        self._seq += 1
-        # the sequence keeps numbers unique within a run: day-of-birth + seq
-        return make_resident_id(birth, self._seq)
+        # unique within a district: the 3-digit sequence code is bumped on a clash
+        while True:
+            self._seq += 1
+            rid = make_resident_id(birth, self._seq)
+            if rid[:17] not in self._used:
+                self._used.add(rid[:17])
+                return rid
 
     def _birth(self, age: int) -> date:
         return self.today.replace(year=self.today.year - age) - timedelta(days=self.rng.randint(1, 360))

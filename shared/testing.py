@@ -131,8 +131,20 @@ def test_config(amqp_uri: str, db_uris: dict, data_dir: str, **overrides) -> dic
     return config
 
 
+class SqliteUris(dict):
+    """A SQLite file per service, made up for any service name asked for."""
+
+    def __init__(self, directory):
+        super().__init__({svc: f"sqlite:///{directory}/{svc}.db" for svc in SERVICES})
+        self.directory = directory
+
+    def __missing__(self, service):
+        self[service] = f"sqlite:///{self.directory}/{service}.db"
+        return self[service]
+
+
 def sqlite_uris(directory) -> dict:
-    return {svc: f"sqlite:///{directory}/{svc}.db" for svc in SERVICES}
+    return SqliteUris(directory)
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
@@ -147,3 +159,77 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, message: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         eventlet.sleep(interval)
+
+
+class TcpProxy:
+    """A TCP forwarder we can cut, to take the broker away from a client
+    (as a network partition or a broker outage looks to it) without
+    disturbing anything else that uses the same broker."""
+
+    def __init__(self, target_host: str = "127.0.0.1", target_port: int = 5672):
+        import eventlet
+
+        self.target = (target_host, target_port)
+        self.server = eventlet.listen(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.up = True
+        self.conns: list = []
+        self._thread = eventlet.spawn(self._accept)
+
+    def uri(self, amqp_uri: str) -> str:
+        parts = urlsplit(amqp_uri)
+        netloc = f"{parts.username}:{parts.password}@127.0.0.1:{self.port}"
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+    def _accept(self):
+        import eventlet
+
+        while True:
+            client, _ = self.server.accept()
+            if not self.up:
+                client.close()
+                continue
+            try:
+                upstream = eventlet.connect(self.target)
+            except OSError:
+                client.close()
+                continue
+            self.conns += [client, upstream]
+            eventlet.spawn(self._pipe, client, upstream)
+            eventlet.spawn(self._pipe, upstream, client)
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except (OSError, EOFError):
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def cut(self):
+        """Drop every connection and refuse new ones."""
+        import socket as _socket
+        self.up = False
+        for sock in self.conns:
+            try:
+                sock.shutdown(_socket.SHUT_RDWR)  # wakes the pipes, which close both ends
+            except OSError:
+                pass
+        self.conns.clear()
+
+    def restore(self):
+        self.up = True
+
+    def close(self):
+        self.cut()
+        self._thread.kill()
+        self.server.close()
