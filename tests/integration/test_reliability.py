@@ -216,3 +216,36 @@ def test_malformed_event_is_parked_at_once(container_factory, sqlite_config):
     parked = wait_for(lambda: list_parked(sqlite_config["AMQP_URI"]), timeout=20, message="malformed parked")
     assert probe.FAILURES["calls"] == 1                 # not retried
     assert "malformed" in parked[0].reason
+
+
+def test_audit_queue_holds_events_published_before_the_audit_service_ever_ran(container_factory, sqlite_config):
+    from kombu import Connection
+    from shared.bus import AUDIT_QUEUE
+    intake = container_factory(IntakeService, sqlite_config)
+    intake.start()                                     # declares dibao.audit at start-up
+    commit_households(sqlite_config, 3, seed=51)
+
+    def queued():
+        with Connection(sqlite_config["AMQP_URI"]) as conn:
+            return conn.default_channel.queue_declare(AUDIT_QUEUE, passive=True).message_count
+
+    wait_for(lambda: queued() == 3, timeout=20, message="3 events waiting for the audit service")
+
+
+def test_redelivered_event_has_one_effect(container_factory, sqlite_config):
+    probe.FAILURES.update(remaining=0, calls=0)
+    consumer = container_factory(probe.InboxProbe, sqlite_config)
+    consumer.start()
+    intake = container_factory(IntakeService, sqlite_config)
+    intake.start()
+    [hid] = commit_households(sqlite_config, 1, seed=52)
+    uri = sqlite_config["DB_URIS"]["probe"]
+    wait_for(lambda: probe.effects(uri), timeout=20, message="first delivery")
+    # the relay cannot tell a lost confirm from a lost message: it publishes again
+    engine = sa.create_engine(sqlite_config["DB_URIS"]["intake"])
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE outbox SET sent_at = NULL"))
+    engine.dispose()
+    wait_for(lambda: outbox_counts(sqlite_config)[1] == 0, timeout=20, message="published again")
+    wait_for(lambda: probe.FAILURES["calls"] >= 2, timeout=20, message="second delivery handled")
+    assert probe.effects(uri) == [(probe.effects(uri)[0][0], hid)]
