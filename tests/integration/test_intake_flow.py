@@ -164,3 +164,44 @@ def test_missing_token_is_forbidden(intake, config):
     with ClusterRpcProxy(config, timeout=10) as rpc:
         with pytest.raises(Forbidden):
             rpc.intake.register_household(household(seed=14))
+
+
+def test_household_file_reports_missing_documents_until_complete(intake, config):
+    with officer(config) as rpc:
+        created = rpc.intake.register_household(household(seed=15))
+        hid = created["household_id"]
+        app = rpc.intake.submit_application({"household_id": hid, "accepted_on": yesterday()})
+        report = rpc.intake.file_report(hid)
+        assert report["complete"] is False
+        assert report["missing"] == ["household_register", "id_copies", "application_form", "income_proof"]
+        for kind in ("household_register", "id_copies", "application_form", "income_proof"):
+            rpc.intake.register_document({"household_id": hid, "kind": kind, "title": kind,
+                                          "document_date": yesterday(), "reference": app["id"]})
+        assert rpc.intake.file_report(hid)["complete"] is True
+        rpc.intake.record_investigation(investigation(app["id"], created["member_ids"]))
+        report = rpc.intake.file_report(hid)
+        assert report["missing"] == ["investigation_record"] and report["stages"][-1] == "investigated"
+
+
+def test_monthly_checkin_and_labour_are_recorded_once(intake, config):
+    from datetime import date
+    this_month = date.today().strftime("%Y-%m")
+    with officer(config) as rpc:
+        created = rpc.intake.register_household(household(seed=16))
+        hid = created["household_id"]
+        rpc.intake.record_checkin({"household_id": hid, "month": this_month, "checked_in_on": date.today().isoformat()})
+        with pytest.raises(Conflict):
+            rpc.intake.record_checkin({"household_id": hid, "month": this_month,
+                                       "checked_in_on": date.today().isoformat()})
+        future = f"{date.today().year + 1}-01"
+        with pytest.raises(ValidationFailed) as err:
+            rpc.intake.record_checkin({"household_id": hid, "month": future, "checked_in_on": date.today().isoformat()})
+        assert "month" in err.value.fields
+        labour = {"household_id": hid, "member_id": created["member_ids"][0], "labour_date": yesterday(),
+                  "activity": "社区清扫", "attendance": "unexcused"}
+        assert rpc.intake.record_labour(labour)["member_id"] == created["member_ids"][0]
+        with pytest.raises(Conflict):
+            rpc.intake.record_labour(labour)
+        with pytest.raises(ValidationFailed) as err:
+            rpc.intake.record_labour(dict(labour, member_id="someone-else"))
+        assert "member_id" in err.value.fields
