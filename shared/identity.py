@@ -80,6 +80,18 @@ def verify_token(key: str, token: str) -> Actor:
         raise Forbidden("a valid actor token is required", {"reason": type(exc).__name__}) from None
 
 
+def authorize(actor: Actor, roles=(), division_code: str | None = None) -> Actor:
+    """The actor's role is one of ``roles`` (admin always is) and, when a
+    division is given, it lies within the actor's unit; else Forbidden."""
+    if roles and actor.role is not Role.ADMIN and actor.role not in roles:
+        raise Forbidden(f"role {actor.role.value} may not do this",
+                        {"role": actor.role.value, "allowed": sorted(r.value for r in roles)})
+    if division_code is not None and not actor.covers(division_code):
+        raise Forbidden(f"{division_code} is outside the jurisdiction of unit {actor.unit}",
+                        {"unit": actor.unit, "division_code": division_code})
+    return actor
+
+
 class Caller:
     """What a worker sees of its caller; checks roles and jurisdiction."""
 
@@ -103,19 +115,8 @@ class Caller:
         except Forbidden:
             return None
 
-    def require(self, *roles: Role) -> Actor:
-        actor = self.actor
-        if roles and actor.role not in roles and actor.role is not Role.ADMIN:
-            raise Forbidden(f"role {actor.role.value} may not do this",
-                            {"role": actor.role.value, "allowed": sorted(r.value for r in roles)})
-        return actor
-
-    def require_jurisdiction(self, division_code: str, *roles: Role) -> Actor:
-        actor = self.require(*roles)
-        if not actor.covers(division_code):
-            raise Forbidden(f"{division_code} is outside the jurisdiction of unit {actor.unit}",
-                            {"unit": actor.unit, "division_code": division_code})
-        return actor
+    def require(self, roles=(), division_code: str | None = None) -> Actor:
+        return authorize(self.actor, roles, division_code)
 
 
 class Identity(DependencyProvider):

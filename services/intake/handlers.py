@@ -17,9 +17,10 @@ from services.intake.models import (Application, Asset, CheckIn, FileDocument, H
                                     Income, LabourAttendance, Member, Staff)
 from shared.crypto import get_cipher
 from shared.db import UnitOfWork
-from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import Event
 from shared.identity import Actor, Role
+from shared.identity import authorize as require
 from shared.reference import ReferenceData
 from shared.resident_id import sex_of
 
@@ -31,15 +32,6 @@ READERS = CASEWORKERS + (Role.CENTRE_DIRECTOR, Role.DEPUTY_DIRECTOR, Role.AUDITO
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def require(actor: Actor, roles, division_code: str | None = None) -> None:
-    if actor.role is not Role.ADMIN and actor.role not in roles:
-        raise Forbidden(f"role {actor.role.value} may not do this",
-                        {"role": actor.role.value, "allowed": sorted(r.value for r in roles)})
-    if division_code is not None and not actor.covers(division_code):
-        raise Forbidden(f"{division_code} is outside the jurisdiction of unit {actor.unit}",
-                        {"unit": actor.unit, "division_code": division_code})
 
 
 def resident_index(resident_id: str) -> str:
@@ -118,8 +110,14 @@ def register_household(uow: UnitOfWork, actor: Actor, data: dict, ref: Reference
     return household
 
 
+def is_id(value) -> bool:
+    """Whether ``value`` can be one of our ids (uuid strings, 36 characters):
+    a number, a huge string or one no database can bind is nobody's id."""
+    return isinstance(value, str) and 0 < len(value) <= 36 and value.isprintable()
+
+
 def load_household(uow: UnitOfWork, household_id: str) -> Household:
-    household = uow.session.get(Household, household_id) if isinstance(household_id, str) else None
+    household = uow.session.get(Household, household_id) if is_id(household_id) else None
     if household is None:
         raise NotFound(f"no household {household_id}", {"household_id": household_id})
     return household
@@ -190,7 +188,7 @@ def submit_application(uow: UnitOfWork, actor: Actor, data: dict, ref: Reference
 
 
 def load_application(uow: UnitOfWork, application_id: str) -> Application:
-    application = uow.session.get(Application, application_id) if isinstance(application_id, str) else None
+    application = uow.session.get(Application, application_id) if is_id(application_id) else None
     if application is None:
         raise NotFound(f"no application {application_id}", {"application_id": application_id})
     return application

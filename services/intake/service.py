@@ -14,7 +14,7 @@ from services.intake import events  # noqa: F401 - registers intake's event cont
 from services.intake import handlers, schemas
 from services.intake.models import Application, Base
 from shared.db import Database
-from shared.errors import Conflict, Forbidden, ValidationFailed
+from shared.errors import EXPECTED_ERRORS, ValidationFailed
 from shared.identity import Identity
 from shared.reference import Reference
 from shared.rpc import load, rpc
@@ -63,7 +63,7 @@ class IntakeService:
                 with self.db() as uow:
                     household = handlers.register_household(uow, actor, data, self.ref)
                     results.append({"row": n, "household_id": household.id})
-            except (ValidationFailed, Conflict, Forbidden) as exc:
+            except EXPECTED_ERRORS as exc:
                 results.append({"row": n, "error": exc.to_dict()})
         return results
 
@@ -108,15 +108,17 @@ class IntakeService:
 
     @rpc
     def list_applications(self, community_code=None, status=None, limit=200):
+        given = {"community_code": community_code, "status": status, "limit": limit}
+        data = load(schemas.ListApplicationsSchema, {k: v for k, v in given.items() if v is not None})
         actor = self.caller.actor
-        scope = community_code or actor.unit
+        scope = data["community_code"] or actor.unit
         with self.db() as uow:
             handlers.require(actor, handlers.READERS, scope)
             stmt = (sa.select(Application)
-                    .where(Application.community_code.startswith(scope))
-                    .order_by(Application.submitted_at).limit(min(int(limit), 1000)))
-            if status:
-                stmt = stmt.where(Application.status == status)
+                    .where(Application.community_code.startswith(scope, autoescape=True))
+                    .order_by(Application.submitted_at).limit(data["limit"]))
+            if data["status"]:
+                stmt = stmt.where(Application.status == data["status"])
             return schemas.ApplicationOut(many=True).dump(uow.session.scalars(stmt))
 
     @rpc
