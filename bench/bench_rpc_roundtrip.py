@@ -4,13 +4,18 @@ Target (issue): the median of ``intake.get_application`` — token
 verification, a database read on SQLite, a schema dump — is at most 1.5×
 the median of a trivial nameko ``echo`` RPC served by a container in the
 same vhost, called through the same ClusterRpcProxy. The write RPC
-``register_household`` is measured the same way, for information only.
+``register_household`` (a sample household: validation, encryption, the
+blind index, an outbox event) is measured the same way afterwards, for
+information only.
 
-Baseline and subject are interleaved (ABBA order over several rounds) so
-that the machine's drift lands on both.
+Baseline and subject are interleaved — 20 rounds of 50 calls each, in ABBA
+order — so that the machine's drift (other processes come and go on a
+shared 2-core box) lands on both. Client and containers share one process,
+as in the tests: the client's own cost is in both figures.
 """
 from __future__ import annotations
 
+import statistics
 import time
 
 import pytest
@@ -25,10 +30,10 @@ from tests.helpers import COMMUNITY, yesterday
 
 pytestmark = pytest.mark.integration
 
-ROUNDS = 5
-CALLS = 200          # per round and per RPC
+ROUNDS = 20
+CALLS = 50           # per round and per RPC: 1,000 calls of each in all
 WARMUP = 50
-WRITE_CALLS = 40     # register_household per round (information only)
+WRITE_CALLS = 10     # register_household per round (information only): 200 in all
 TARGET_RATIO = 1.5
 
 
@@ -43,8 +48,8 @@ class BenchEcho:
 
 
 def unique_households(seed: int, count: int, community: str = COMMUNITY) -> list[dict]:
-    """``count`` sample households whose resident ID numbers are all distinct
-    (SampleDistrict's numbers can repeat over thousands of people)."""
+    """``count`` sample households, no resident ID number used twice (a
+    register_household of a known person is a Conflict, not a write)."""
     sample, seen, out = SampleDistrict(seed=seed), set(), []
     while len(out) < count:
         h = sample.household(community)
@@ -80,16 +85,21 @@ def test_intake_rpc_round_trip_vs_echo(container_factory, sqlite_config):
         write = proxy.intake.register_household
         assert echo(app_id) == app_id and read(app_id)["id"] == app_id
 
-        # warm-up: connections, reply queue, SQLAlchemy's statement cache, the JIT-less interpreter's caches
+        # warm-up: connections, the reply queue, SQLAlchemy's statement cache, specialised bytecode
         timed_calls(echo, [(app_id,)] * WARMUP)
         timed_calls(read, [(app_id,)] * WARMUP)
         timed_calls(write, [(households.pop(),) for _ in range(WARMUP // 5)])
 
-        echo_t, read_t, write_t, write_echo_t = [], [], [], []
+        echo_t, read_t = [], []
         for r in range(ROUNDS):
             pair = [(echo_t, echo), (read_t, read)]
             for sink, fn in (pair if r % 2 == 0 else pair[::-1]):
                 sink += timed_calls(fn, [(app_id,)] * CALLS)
+
+        # then, apart (each write wakes the outbox relay, whose publishing
+        # would otherwise spill into the read figures): writes vs echo
+        write_t, write_echo_t = [], []
+        for r in range(ROUNDS):
             batch = [(households.pop(),) for _ in range(WRITE_CALLS)]
             if r % 2 == 0:
                 write_t += timed_calls(write, batch)
@@ -99,6 +109,8 @@ def test_intake_rpc_round_trip_vs_echo(container_factory, sqlite_config):
                 write_t += timed_calls(write, batch)
 
     echo_s, read_s, write_s = summary_ms(echo_t), summary_ms(read_t), summary_ms(write_t)
+    per_round = [statistics.median(read_t[i * CALLS:(i + 1) * CALLS])
+                 / statistics.median(echo_t[i * CALLS:(i + 1) * CALLS]) for i in range(ROUNDS)]
     ratio = read_s["median_ms"] / echo_s["median_ms"]
     figures = {
         "rounds": ROUNDS, "calls_per_round": CALLS, "db": "sqlite",
@@ -106,10 +118,11 @@ def test_intake_rpc_round_trip_vs_echo(container_factory, sqlite_config):
         "ratio_median_read_vs_echo": round(ratio, 3),
         "ratio_p95_read_vs_echo": round(read_s["p95_ms"] / echo_s["p95_ms"], 3),
         "register_household": write_s,
-        "ratio_median_write_vs_echo": round(write_s["median_ms"] / echo_s["median_ms"], 3),
-        "per_round_ratio_read_vs_echo": [
-            round(summary_ms(read_t[i * CALLS:(i + 1) * CALLS])["median_ms"]
-                  / summary_ms(echo_t[i * CALLS:(i + 1) * CALLS])["median_ms"], 3) for i in range(ROUNDS)],
+        "echo_beside_writes": summary_ms(write_echo_t),
+        "ratio_median_write_vs_echo": round(write_s["median_ms"] / summary_ms(write_echo_t)["median_ms"], 3),
+        "per_round_ratio_read_vs_echo": {
+            "min": round(min(per_round), 3), "median": round(statistics.median(per_round), 3),
+            "max": round(max(per_round), 3)},
     }
     met = ratio <= TARGET_RATIO
     record("rpc_roundtrip", figures, f"median get_application / median echo <= {TARGET_RATIO}", met)

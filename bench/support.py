@@ -95,10 +95,13 @@ def _postgres_version() -> str | None:
 
 
 def _git_commit() -> str | None:
+    """HEAD's short hash, with ``+dirty`` when tracked files are modified."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() or None
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return (head + ("+dirty" if dirty else "")) or None
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -114,11 +117,12 @@ def record(name: str, figures: dict, target: str, met: bool) -> dict:
     """Print the figures and append them to bench/results/<name>.jsonl."""
     now = datetime.now(timezone.utc)
     line = {"bench": name, "date": now.strftime("%Y-%m-%d"), "utc": now.isoformat(timespec="seconds"),
-            "machine": machine(), "target": target, "met": met, "figures": figures}
+            "machine": machine(), "loadavg": [round(x, 2) for x in os.getloadavg()],
+            "target": target, "met": met, "figures": figures}
     RESULTS.mkdir(parents=True, exist_ok=True)
     with open(RESULTS / f"{name}.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps(line, ensure_ascii=False) + "\n")
-    print(f"\n=== {name}: {'MET' if met else 'MISSED'} ({target})")
+    print(f"\n=== {name}: {'MET' if met else 'MISSED'} ({target}); load average {line['loadavg']}")
     for key, value in figures.items():
         print(f"    {key}: {value}")
     return line

@@ -64,7 +64,36 @@ def load(schema: Schema | type[Schema], data, **kwargs):
         data = {}
     if not isinstance(data, dict) and not kwargs.get("many"):
         raise ValidationFailed.field("_schema", "expected an object")
+    unstorable = _unstorable_text(data)
+    if unstorable:
+        raise ValidationFailed.field(*unstorable)
     try:
         return schema.load(data, **kwargs)
     except ValidationError as exc:
         raise ValidationFailed.from_messages(exc.messages) from None
+
+
+def _unstorable_text(data):
+    """``(field, problem)`` for the first string no database can store — a NUL
+    character (PostgreSQL refuses it) or a lone surrogate (not UTF-8: SQLite
+    and PostgreSQL refuse it) — in values or keys, else None. Iterative: any
+    nesting the JSON decoder accepted is walked without recursion."""
+    stack = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return path or "_schema", "contains a NUL character"
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return path or "_schema", "is not valid Unicode text (lone surrogate)"
+        elif isinstance(value, (dict, list, tuple)):
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in reversed(list(items)):
+                name = str(key).encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+                where = f"{path}.{name}" if path else name
+                stack.append((where, item))
+                if isinstance(key, str):
+                    stack.append((where, key))
+    return None

@@ -34,6 +34,13 @@ NASTY = [
     [], {}, [None], {"": None},
 ]
 
+#: Edits of a valid string: NUL, lone surrogates, control and bidi
+#: characters, padding, doubling to huge.
+TEXT_EDITS = [
+    lambda t: t + "\x00", lambda t: "\x00" + t, lambda t: t[:1] + "\ud800" + t[1:], lambda t: t + "\udfff",
+    lambda t: t + "\u202e", lambda t: " " + t + " ", lambda t: t.upper(), lambda t: t * 300, lambda t: t + "\n",
+]
+
 SCALARS = (st.none() | st.booleans() | st.integers() | st.integers(min_value=-(2**80), max_value=2**80)
            | st.floats() | st.text(max_size=40) | CJK | HUGE_TEXT | st.sampled_from(NASTY))
 
@@ -112,19 +119,30 @@ def dotted(path) -> str:
 def mutation(draw, payload, targeted: list[tuple[tuple, object]] = (), keys: list[str] | None = None):
     """One change to a valid payload: ``(mutated, path)``.
 
-    Either one of ``targeted`` (path, bad value) pairs, or a random path
-    replaced by a nasty/garbage value, deleted, or given an unknown key.
+    Either one of ``targeted`` (path, bad value[, path the error names])
+    entries, or a random path replaced by a nasty/garbage value, deleted, or
+    given an unknown key. ``path`` is what the error should name.
     """
     all_paths = list(paths(payload))
-    kind = draw(st.sampled_from(["targeted", "targeted", "nasty", "garbage", "delete", "add_key"]
-                                if targeted else ["nasty", "garbage", "delete", "add_key"]))
+    texts = [p for p in all_paths if p and isinstance(get_path(payload, p), str)]
+    kinds = ["nasty", "garbage", "delete", "add_key"] + (["text"] * 2 if texts else []) + (["targeted"] * 2 if targeted else [])
+    kind = draw(st.sampled_from(kinds))
+    if kind == "text":
+        # a string field kept plausible but made unstorable, huge or odd
+        path = draw(st.sampled_from(texts))
+        text = get_path(payload, path)
+        odd = draw(st.sampled_from(TEXT_EDITS))
+        return set_path(payload, path, odd(text)), path
     if kind == "targeted":
-        path, value = draw(st.sampled_from(list(targeted)))
-        return set_path(payload, path, copy.deepcopy(value)), path
+        path, value, *names = draw(st.sampled_from(list(targeted)))
+        # a cross-field rule may name another field: (path, value, named_path)
+        return set_path(payload, path, copy.deepcopy(value)), tuple(names[0]) if names else path
     if kind == "delete":
         deletable = [p for p in all_paths if p]
         path = draw(st.sampled_from(deletable))
-        return delete_path(payload, path), path
+        # removing a list element can break a reference to it elsewhere
+        # (incomes[i].member): no one field is to blame, so expect none
+        return delete_path(payload, path), path if isinstance(path[-1], str) else ()
     if kind == "add_key":
         dicts = [p for p in all_paths if isinstance(get_path(payload, p), dict)]
         path = draw(st.sampled_from(dicts)) + (draw(st.sampled_from(["bogus", "id", "__class__", "户"])),)

@@ -66,20 +66,30 @@ def _members_and_incomes(household: Household, data: dict, session) -> None:
         n = indexes.index(clash[0])
         raise Conflict("this person is already a member of another household",
                        {"field": f"members.{n}.resident_id", "household_id": clash[1]})
-    household.members.clear()
+    # A member keeps its id across updates (labour records, investigations and
+    # events refer to it): members are matched by ID number, changed in place,
+    # and only those no longer listed are removed.
+    existing = {m.resident_id_index: m for m in household.members}
+    removed = [m.id for index, m in existing.items() if index not in indexes]
+    if removed:
+        recorded = session.scalar(sa.select(LabourAttendance.member_id)
+                                  .where(LabourAttendance.member_id.in_(removed)).limit(1))
+        if recorded:
+            raise Conflict("a member with public-welfare labour records cannot be removed from the household",
+                           {"field": "members", "member_id": recorded})
     household.incomes.clear()
     household.assets.clear()
-    session.flush()
     members = []
     for pos, (m, index) in enumerate(zip(data["members"], indexes)):
-        member = Member(position=pos, name=m["name"], resident_id=m["resident_id"], resident_id_index=index,
-                        relation=m["relation"], birth_date=m["birth_date"], sex=sex_of(m["resident_id"]),
-                        labour_capacity=m["labour_capacity"], disability=m["disability"], illness=m["illness"],
-                        employment=m["employment"])
-        household.members.append(member)
+        member = existing.get(index) or Member(resident_id_index=index)
+        member.position, member.name, member.resident_id = pos, m["name"], m["resident_id"]
+        member.relation, member.birth_date, member.sex = m["relation"], m["birth_date"], sex_of(m["resident_id"])
+        member.labour_capacity, member.disability = m["labour_capacity"], m["disability"]
+        member.illness, member.employment = m["illness"], m["employment"]
         members.append(member)
         if m["relation"] == "head":
             household.head_name = m["name"]
+    household.members[:] = members   # the ones no longer listed go (delete-orphan)
     session.flush()
     for inc in data["incomes"]:
         member_id = members[inc["member"]].id if inc["member"] is not None else None

@@ -132,7 +132,7 @@ class DocumentSchema(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(DOCUMENT_KINDS))
     title = fields.String(required=True, validate=validate.Length(1, 200))
     document_date = fields.Date(required=True)
-    reference = fields.String(load_default=None)
+    reference = fields.String(load_default=None, validate=validate.Length(max=36))  # column is VARCHAR(36)
 
 
 class CheckInSchema(Schema):
@@ -151,6 +151,14 @@ class LabourSchema(Schema):
 
 class LookupSchema(Schema):
     resident_id = ResidentId(required=True)
+
+
+class ListApplicationsSchema(Schema):
+    """Filters of list_applications (keyword arguments; None means "not given")."""
+
+    community_code = DivisionCode(load_default=None)
+    status = fields.String(load_default=None, validate=validate.Length(1, 20))
+    limit = fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
 
 
 # --- answers -----------------------------------------------------------------

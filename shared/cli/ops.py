@@ -1,0 +1,84 @@
+"""IT's commands: ``dibao migrate``, ``dibao health``, ``dibao token``."""
+from __future__ import annotations
+
+import importlib
+from typing import List
+
+import typer
+
+from shared.cli.common import (SERVICES_DIR, cli_command, console, fail, get_config, hide_password, ping,
+                               require_service)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("migrate")(migrate)
+    app.command("health")(health)
+    app.command("token")(token)
+
+
+@cli_command
+def migrate(
+    ctx: typer.Context,
+    services: List[str] = typer.Argument(..., metavar="SERVICE...", help="service(s) whose database to migrate"),
+) -> None:
+    """Apply a service's Alembic migrations to its database (DB_URIS.<service>)."""
+    from alembic.runtime.migration import MigrationContext
+
+    from shared.config import db_uri
+    from shared.db import ServiceDatabase
+
+    config = get_config(ctx)
+    for service in services:
+        require_service(service)
+        migrations = SERVICES_DIR / service / "migrations"
+        if not migrations.is_dir():
+            fail(f"{service} has no migrations folder ({migrations})")
+        try:
+            uri = db_uri(config, service)
+        except KeyError as exc:
+            fail(exc.args[0])
+        models = importlib.import_module(f"services.{service}.models")
+        database = ServiceDatabase(service, uri, models.Base.metadata, migrations)
+        try:
+            database.migrate()
+            with database.engine.connect() as conn:
+                revision = MigrationContext.configure(conn).get_current_revision()
+        finally:
+            database.dispose()
+        console.print(f"{service}: {hide_password(uri)} is at revision [bold]{revision}[/bold] (head)")
+
+
+@cli_command
+def health(
+    ctx: typer.Context,
+    service: str = typer.Argument(..., help="the service to ask"),
+    timeout: float = typer.Option(5.0, "--timeout", "-t", min=0.1, help="seconds to wait for the answer"),
+) -> None:
+    """Ask a service's ping RPC: exit 0 when it answers (docker healthchecks)."""
+    require_service(service)
+    config = get_config(ctx)
+    answer = ping(config, service, timeout)
+    details = ", ".join(f"{k} {v}" for k, v in (answer or {}).items() if k != "service")
+    console.print(f"{service}: [green]ok[/green]{' (' + details + ')' if details else ''}")
+
+
+@cli_command
+def token(
+    ctx: typer.Context,
+    user: str = typer.Option(..., "--user", "-u", help="user id (the token's subject)"),
+    name: str = typer.Option(..., "--name", "-n", help="the person's name"),
+    role: str = typer.Option(..., "--role", "-r", help="role, e.g. community_officer, partner_bureau"),
+    unit: str = typer.Option(..., "--unit", help="administrative division code of the unit (jurisdiction)"),
+    ttl: int = typer.Option(3600, "--ttl", min=1, help="lifetime in seconds"),
+) -> None:
+    """Print a signed actor token (for scripts and partner tools)."""
+    from shared.identity import Role, issue_token
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        fail(f"unknown role {role!r}; roles: {', '.join(r.value for r in Role)}")
+    if not unit.isdigit():
+        fail(f"unit must be a division code (digits), not {unit!r}")
+    config = get_config(ctx)
+    typer.echo(issue_token(config["TOKEN_KEY"], user, name, role_value, unit, ttl_seconds=ttl))

@@ -1,0 +1,276 @@
+"""The ``dibao`` command, through typer's CliRunner, against a real intake
+container on RabbitMQ (a fresh vhost and fresh SQLite files per test)."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from typer.testing import CliRunner
+
+from services.intake.service import IntakeService
+from shared.cli import app, main
+from shared.cli.importer import RowSource, build_household, groups, read_rows, scan
+from shared.db import make_engine
+from shared.errors import NotFound
+from shared.identity import Role, verify_token
+from shared.testing import amqp_uri_for, rpc_as
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+RESIDENT_ID = re.compile(r"\d{17}[\dX]")
+runner = CliRunner()
+
+
+def write_config(path: Path, config: dict) -> str:
+    plain = json.loads(json.dumps(config))  # plain dicts for YAML (the fixtures' mappings may be subclasses)
+    path.write_text(yaml.safe_dump(plain, allow_unicode=True), encoding="utf-8")
+    return str(path)
+
+
+def dibao(config_file: str, *args: str):
+    return runner.invoke(app, ["--config", config_file, *args])
+
+
+def households_in_db(config: dict) -> int:
+    engine = make_engine(config["DB_URIS"]["intake"])
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM household")).scalar()
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def config_file(tmp_path, sqlite_config) -> str:
+    return write_config(tmp_path / "dibao.yml", sqlite_config)
+
+
+@pytest.fixture
+def intake(container_factory, sqlite_config):
+    container = container_factory(IntakeService, sqlite_config)
+    container.start()
+    return container
+
+
+# --- docs ----------------------------------------------------------------------
+
+def test_committed_events_doc_matches_the_code():
+    result = runner.invoke(app, ["docs", "events", "--check"])
+    assert result.exit_code == 0, (f"docs/events.md is out of date: run `dibao docs events` and commit it\n"
+                                   f"{result.output}")
+
+
+def test_events_doc_check_fails_on_a_stale_file(tmp_path):
+    stale = tmp_path / "events.md"
+    stale.write_text((ROOT / "docs" / "events.md").read_text(encoding="utf-8").replace("version 1", "version 0"),
+                     encoding="utf-8")
+    result = runner.invoke(app, ["docs", "events", "--check", "--output", str(stale)])
+    assert result.exit_code == 1
+    assert "out of date" in result.output and "Traceback" not in result.output
+    assert runner.invoke(app, ["docs", "events", "--output", str(stale)]).exit_code == 0
+    assert runner.invoke(app, ["docs", "events", "--check", "--output", str(stale)]).exit_code == 0
+
+
+# --- token ---------------------------------------------------------------------
+
+def test_token_verifies_with_the_configured_key(config_file, sqlite_config):
+    result = dibao(config_file, "token", "--user", "fin.01", "--name", "财政局对接人", "--role", "partner_bureau",
+                   "--unit", "420115", "--ttl", "600")
+    assert result.exit_code == 0, result.output
+    actor = verify_token(sqlite_config["TOKEN_KEY"], result.stdout.strip())
+    assert (actor.user, actor.name, actor.role, actor.unit) == ("fin.01", "财政局对接人", Role.PARTNER_BUREAU, "420115")
+
+
+def test_token_refuses_an_unknown_role_in_one_line(config_file):
+    result = dibao(config_file, "token", "--user", "x", "--name", "x", "--role", "mayor", "--unit", "420115")
+    assert result.exit_code == 1
+    assert "unknown role 'mayor'" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_main_entry_point_patches_idempotently(config_file, sqlite_config, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["dibao", "--config", config_file, "token", "--user", "u", "--name", "n",
+                                      "--role", "auditor", "--unit", "420115"])
+    with pytest.raises(SystemExit) as exit_:
+        main()  # eventlet is already patched by the root conftest: no second patch
+    assert exit_.value.code in (0, None)
+    assert verify_token(sqlite_config["TOKEN_KEY"], capsys.readouterr().out.strip()).role is Role.AUDITOR
+
+
+# --- health, migrate, dlq ---------------------------------------------------------------
+
+def test_health_is_zero_when_intake_answers(intake, config_file):
+    result = dibao(config_file, "health", "intake")
+    assert result.exit_code == 0, result.output
+    assert "intake: ok" in result.output
+
+
+def test_health_is_non_zero_when_nothing_runs(tmp_path, sqlite_config, vhosts):
+    empty = write_config(tmp_path / "empty.yml", dict(sqlite_config, AMQP_URI=amqp_uri_for(vhosts())))
+    started = time.monotonic()
+    result = dibao(empty, "health", "intake", "--timeout", "1")
+    assert result.exit_code != 0
+    assert time.monotonic() - started < 10
+    assert "error" in result.output and "Traceback" not in result.output
+
+    unknown = dibao(empty, "health", "nosuch")
+    assert unknown.exit_code == 1 and "unknown service 'nosuch'" in unknown.output
+
+
+def test_migrate_creates_the_schema(config_file, sqlite_config):
+    result = dibao(config_file, "migrate", "intake")
+    assert result.exit_code == 0, result.output
+    assert "revision" in result.output
+    engine = make_engine(sqlite_config["DB_URIS"]["intake"])
+    try:
+        assert {"household", "member", "application", "outbox"} <= set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert dibao(config_file, "migrate", "intake").exit_code == 0  # idempotent
+
+
+def test_dlq_list_and_replay_on_an_empty_queue(config_file):
+    listed = dibao(config_file, "dlq", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "empty" in listed.output
+    replayed = dibao(config_file, "dlq", "replay")
+    assert replayed.exit_code == 0 and "replayed 0" in replayed.output
+    missing = dibao(config_file, "dlq", "replay", "--message-id", "no-such-id")
+    assert missing.exit_code == 1 and "no parked event" in missing.output
+
+
+# --- import ------------------------------------------------------------------------
+
+def _break_check_digit(rid: str) -> str:
+    return rid[:-1] + ("0" if rid[-1] != "0" else "1")
+
+
+def test_import_imports_exactly_the_good_households(intake, config_file, sqlite_config, tmp_path):
+    sample = tmp_path / "households.csv"
+    made = dibao(config_file, "import", "sample", str(sample), "--households", "30", "--seed", "11")
+    assert made.exit_code == 0, made.output
+    with open(sample, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    col = {name: i for i, name in enumerate(rows[0])}
+
+    def lines_of(ref):  # (line number, row); the header is line 1
+        return [(n + 1, row) for n, row in enumerate(rows) if n and row[col["household_ref"]] == ref]
+
+    bad_id_line, bad_id_row = next((n, r) for n, r in lines_of("H00004") if r[col["resident_id"]])
+    bad_id_row[col["resident_id"]] = _break_check_digit(bad_id_row[col["resident_id"]])
+    refs = sorted({r[col["household_ref"]] for r in rows[1:]})
+    bad_income_line, bad_income_row = next((n, r) for ref in refs[10:] for n, r in lines_of(ref)
+                                           if r[col["monthly_income"]] and r[col["resident_id"]])
+    bad_income_row[col["monthly_income"]] = "-5.00"
+    bad_refs = {"H00004", bad_income_row[col["household_ref"]]}
+    with open(sample, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(rows)
+
+    result = dibao(config_file, "import", "households", str(sample), "--chunk", "7")
+    assert result.exit_code == 3, result.output
+    assert "Traceback" not in result.output
+
+    with open(f"{sample}.errors.csv", newline="", encoding="utf-8-sig") as fh:
+        report = list(csv.DictReader(fh))
+    assert {(int(e["line"]), e["household_ref"], e["field"]) for e in report} == {
+        (bad_id_line, "H00004", "resident_id"),
+        (bad_income_line, bad_income_row[col["household_ref"]], "monthly_income")}
+    assert all(e["message"] for e in report)
+
+    assert households_in_db(sqlite_config) == 28
+    heads = {r[col["household_ref"]]: r[col["resident_id"]] for r in rows[1:] if r[col["relation"]] == "head"}
+    others = {r[col["household_ref"]]: r[col["resident_id"]] for r in rows[1:]
+              if r[col["resident_id"]] and r[col["resident_id"]] != bad_id_row[col["resident_id"]]}
+    with rpc_as(sqlite_config, Role.DISTRICT_OFFICER, "420115") as rpc:
+        for ref, rid in heads.items():
+            if ref in bad_refs:
+                if ref not in others:
+                    continue
+                with pytest.raises(NotFound):  # not even partly written
+                    rpc.intake.find_household({"resident_id": others[ref]})
+            else:
+                assert rpc.intake.find_household({"resident_id": rid})["head_name"]
+
+
+def test_import_xlsx_reports_unparsable_rows_without_sending_them(intake, config_file, sqlite_config, tmp_path):
+    from openpyxl import load_workbook
+
+    book = tmp_path / "households.xlsx"
+    assert dibao(config_file, "import", "sample", str(book), "--households", "4", "--seed", "5").exit_code == 0
+    workbook = load_workbook(book)
+    sheet = workbook.active
+    header = [c.value for c in sheet[1]]
+    income = header.index("monthly_income") + 1
+    bad_row = next(r for r in range(2, sheet.max_row + 1)
+                   if sheet.cell(r, income).value and sheet.cell(r, 1).value == "H00002")
+    sheet.cell(bad_row, income).value = "abc"
+    sheet.append([None] * 5 + ["孤儿行"])  # a row with no household_ref
+    orphan_row = sheet.max_row
+    workbook.save(book)
+
+    result = dibao(config_file, "import", "households", str(book))
+    assert result.exit_code == 3, result.output
+    with open(f"{book}.errors.csv", newline="", encoding="utf-8-sig") as fh:
+        report = {(int(e["line"]), e["household_ref"], e["field"]): e["message"] for e in csv.DictReader(fh)}
+    assert report.keys() == {(bad_row, "H00002", "monthly_income"), (orphan_row, "", "household_ref")}
+    assert "not a number" in report[(bad_row, "H00002", "monthly_income")]
+    assert households_in_db(sqlite_config) == 3
+
+
+def test_the_documented_example_parses(tmp_path):
+    doc = (ROOT / "docs" / "import-format.md").read_text(encoding="utf-8")
+    example = re.search(r"```csv\n(.*?)```", doc, re.S).group(1)
+    path = tmp_path / "example.csv"
+    path.write_text(example, encoding="utf-8")
+    rows = list(read_rows(path))
+    household, errors = build_household("H00001", rows)
+    assert errors == []
+    assert len(household.data["members"]) == 2
+    assert household.data["incomes"] == [{"member": 1, "source": "pension", "monthly_amount": "214.00"}]
+    assert [a["kind"] for a in household.data["assets"]] == ["house", "savings"]
+
+
+def test_scattered_households_are_gathered_and_inconsistent_rows_reported(tmp_path):
+    head = "household_ref,community_code,address,name,resident_id,relation,labour_capacity,employment,monthly_income"
+    path = tmp_path / "scattered.csv"
+    path.write_text("\n".join([
+        head,
+        "A,420115001001,文化路1号,甲,X1,head,none,retired,",
+        "B,420115001001,文化路2号,乙,X2,head,none,retired,",
+        "A,420115001001,文化路1号,丙,X3,spouse,none,retired,",   # A again: gathered at the end
+        ",420115001001,文化路3号,丁,X4,head,none,retired,",      # no household_ref
+        "C,420115001001,文化路4号,戊,X5,head,none,retired,",
+        "C,420115001001,文化路9号,己,X6,child,none,student,",    # differs from C's first row
+    ]) + "\n", encoding="utf-8")
+    source = RowSource(path)
+    total, scattered = scan(source.first_pass())
+    assert (total, scattered) == (3, {"A"})
+    grouped = [(ref, [line for line, _ in rows]) for ref, rows in groups(source.second_pass(), scattered)]
+    assert grouped == [("", [5]), ("B", [3]), ("C", [6, 7]), ("A", [2, 4])]  # a ref-less row does not split B
+    rows_of = dict((ref, rows) for ref, rows in groups(source.second_pass(), scattered) if ref)
+    household, errors = build_household("A", rows_of["A"])
+    assert not errors and [m["name"] for m in household.data["members"]] == ["甲", "丙"]
+    household, errors = build_household("C", rows_of["C"])
+    assert household is None and [(e.line, e.field) for e in errors] == [(7, "address")]
+
+
+# --- demo ----------------------------------------------------------------------------
+
+def test_demo_against_running_services_masks_every_id(intake, config_file, sqlite_config):
+    result = dibao(config_file, "demo", "--households", "12")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "services answer" in out                      # the fast path: no services of its own
+    assert "applications" in out and "home investigations" in out
+    assert "一户一档" in out and "ValidationFailed" in out
+    assert not RESIDENT_ID.search(out), "a full resident ID number was printed"
+    assert "420***********" in out                      # masked ones are
+    assert households_in_db(sqlite_config) == 12
