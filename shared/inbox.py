@@ -25,7 +25,9 @@ from __future__ import annotations
 import logging
 import traceback
 
-from kombu import Connection, Exchange, Queue
+from amqp.exceptions import AMQPError
+from kombu import Connection, Queue
+from kombu.exceptions import ConnectionError as KombuConnectionError
 from nameko.amqp.publish import Publisher
 from nameko.events import EventHandler
 
@@ -61,15 +63,24 @@ class ReliableEventHandler(EventHandler):
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is None or isinstance(exc_info[1], AlreadyConsumed):
-            self.queue_consumer.ack_message(message)
+            self._settle(self.queue_consumer.ack_message, message)
             return
         try:
             self._retry_or_park(message, exc_info)
         except Exception:  # noqa: BLE001 - broker trouble: let it redeliver
             log.exception("could not park or retry a failed event; requeueing it")
-            self.queue_consumer.requeue_message(message)
+            self._settle(self.queue_consumer.requeue_message, message)
             return
-        self.queue_consumer.ack_message(message)
+        self._settle(self.queue_consumer.ack_message, message)
+
+    def _settle(self, settle, message):
+        """Ack or requeue; if the connection died meanwhile the broker has
+        already taken the message back and will redeliver it (the inbox makes
+        that a no-op). nameko would let the socket error kill the container."""
+        try:
+            settle(message)
+        except (OSError, AMQPError, KombuConnectionError) as exc:
+            log.warning("connection lost before the ack (%s); the broker will redeliver", exc)
 
     def _retry_or_park(self, message, exc_info):
         headers = dict(message.headers or {})

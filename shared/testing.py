@@ -174,6 +174,7 @@ class TcpProxy:
         self.port = self.server.getsockname()[1]
         self.up = True
         self.conns: list = []
+        self.pipes: list = []
         self._thread = eventlet.spawn(self._accept)
 
     def uri(self, amqp_uri: str) -> str:
@@ -195,8 +196,8 @@ class TcpProxy:
                 client.close()
                 continue
             self.conns += [client, upstream]
-            eventlet.spawn(self._pipe, client, upstream)
-            eventlet.spawn(self._pipe, upstream, client)
+            self.pipes += [eventlet.spawn(self._pipe, client, upstream),
+                           eventlet.spawn(self._pipe, upstream, client)]
 
     @staticmethod
     def _pipe(src, dst):
@@ -230,6 +231,10 @@ class TcpProxy:
         self.up = True
 
     def close(self):
+        """Stop everything, leaving no green thread waiting on a closed fd
+        (the fd number is soon reused by someone else)."""
         self.cut()
+        for pipe in self.pipes:
+            pipe.kill()
         self._thread.kill()
         self.server.close()
