@@ -65,9 +65,13 @@ def make_engine(uri: str, **kwargs) -> sa.Engine:
 
         @sa_event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            # BEGIN IMMEDIATE: take the write lock up front so two writers
-            # queue instead of failing with "database is locked" mid-way.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A unit of work takes the write lock up front (BEGIN IMMEDIATE) so
+            # two writers queue instead of failing "database is locked" mid-way;
+            # reads (WAL) begin deferred and never wait for a writer.
+            if conn.get_execution_options().get("dibao_read_only"):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     if url.get_backend_name() == "postgresql":
@@ -139,8 +143,10 @@ class UnitOfWork:
     """One transaction: state plus the events it produced (the outbox)."""
 
     def __init__(self, session_factory, source: str, outbox: sa.Table, inbox: sa.Table,
-                 actor: dict | None, correlation_id: str, on_commit=None):
+                 actor: dict | None, correlation_id: str, on_commit=None, read_only: bool = False):
         self._session_factory = session_factory
+        self.read_only = read_only
+        self._deferred = 0
         self.source = source
         self._outbox = outbox
         self._inbox = inbox
@@ -189,8 +195,30 @@ class UnitOfWork:
             events.extend(obj.pop_events())
         return events
 
+    @contextmanager
+    def savepoint(self):
+        """One command inside a larger transaction (bulk work): its
+        ``commit()`` only flushes; if it raises, just its own writes and
+        events are undone. The enclosing ``commit()`` commits them all."""
+        marker = len(self._events)
+        nested = self.session.begin_nested()
+        self._deferred += 1
+        try:
+            yield self
+            nested.commit()
+        except BaseException:
+            nested.rollback()
+            del self._events[marker:]
+            raise
+        finally:
+            self._deferred -= 1
+
     def commit(self) -> None:
+        if self.read_only:
+            raise RuntimeError("a read-only unit of work cannot commit")
         self.session.flush()
+        if self._deferred:
+            return
         events = self._collect()
         now = utcnow()
         rows = []
@@ -229,6 +257,8 @@ class ServiceDatabase:
         self.migrations = Path(migrations) if migrations else None
         self.engine = make_engine(uri)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        self.read_session_factory = sessionmaker(self.engine.execution_options(dibao_read_only=True),
+                                                 expire_on_commit=False)
         self.outbox = metadata.tables["outbox"]
         self.inbox = metadata.tables["inbox"]
 
@@ -244,9 +274,14 @@ class ServiceDatabase:
         return UnitOfWork(self.session_factory, self.service, self.outbox, self.inbox,
                           actor, correlation_id or "", on_commit)
 
+    def reader(self, actor: dict | None = None) -> UnitOfWork:
+        """A read-only unit of work: queries only, no lock, no commit."""
+        return UnitOfWork(self.read_session_factory, self.service, self.outbox, self.inbox,
+                          actor, "", None, read_only=True)
+
     @contextmanager
     def session(self):
-        with self.session_factory() as session:
+        with self.read_session_factory() as session:
             yield session
 
     def dispose(self) -> None:
@@ -265,9 +300,9 @@ class UnitOfWorkFactory:
     def __call__(self) -> UnitOfWork:
         return self._db.unit_of_work(self._actor, self._correlation_id, self._on_commit)
 
-    def read(self):
-        """A read-only session (context manager) for queries."""
-        return self._db.session()
+    def read(self) -> UnitOfWork:
+        """A read-only unit of work (``with self.db.read() as uow``) for queries."""
+        return self._db.reader(self._actor)
 
 
 class Database(DependencyProvider):

@@ -54,6 +54,7 @@ class EventType:
     version: int
     schema: type[Schema]
     description: str
+    instance: Schema
 
 
 CATALOGUE: dict[tuple[str, str], EventType] = {}
@@ -67,7 +68,7 @@ def event_type(source: str, name: str, version: int = 1):
         if key in CATALOGUE and CATALOGUE[key].schema is not schema_cls:
             raise ValueError(f"event {source}.{name} registered twice")
         doc = (schema_cls.__doc__ or "").strip()
-        CATALOGUE[key] = EventType(source, name, version, schema_cls, doc)
+        CATALOGUE[key] = EventType(source, name, version, schema_cls, doc, schema_cls())
         return schema_cls
 
     return register
@@ -91,8 +92,8 @@ def envelope(event: Event, actor: dict | None, correlation_id: str,
         spec = CATALOGUE[(event.source, event.type)]
     except KeyError:
         raise LookupError(f"event {event.source}.{event.type} is not in the catalogue") from None
-    payload = spec.schema().dump(event.payload)
-    errors = spec.schema().validate(payload)
+    payload = spec.instance.dump(event.payload)
+    errors = spec.instance.validate(payload)
     if errors:
         raise ValueError(f"event {event.source}.{event.type} payload does not match its schema: {errors}")
     return {

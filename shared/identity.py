@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import time
+from functools import lru_cache
 from dataclasses import asdict, dataclass
 
 import jwt
@@ -70,14 +71,24 @@ def issue_token(key: str, user: str, name: str, role: Role | str, unit: str,
     return jwt.encode(claims, key, algorithm="HS256")
 
 
+@lru_cache(maxsize=4096)
+def _verified(key: str, token: str) -> tuple[Actor, int]:
+    """Signature check and decoding, once per token (expiry is checked per call)."""
+    claims = jwt.decode(token, key, algorithms=["HS256"],
+                        options={"require": ["sub", "role", "unit", "exp"], "verify_exp": False})
+    actor = Actor(user=claims["sub"], name=claims.get("name", claims["sub"]),
+                  role=Role(claims["role"]), unit=str(claims["unit"]))
+    return actor, int(claims["exp"])
+
+
 def verify_token(key: str, token: str) -> Actor:
     try:
-        claims = jwt.decode(token, key, algorithms=["HS256"],
-                            options={"require": ["sub", "role", "unit", "exp"]})
-        return Actor(user=claims["sub"], name=claims.get("name", claims["sub"]),
-                     role=Role(claims["role"]), unit=str(claims["unit"]))
-    except (jwt.PyJWTError, ValueError, KeyError) as exc:
+        actor, expires = _verified(key, token)
+    except (jwt.PyJWTError, ValueError, KeyError, TypeError) as exc:
         raise Forbidden("a valid actor token is required", {"reason": type(exc).__name__}) from None
+    if expires < time.time():
+        raise Forbidden("a valid actor token is required", {"reason": "ExpiredSignatureError"})
+    return actor
 
 
 def authorize(actor: Actor, roles=(), division_code: str | None = None) -> Actor:

@@ -56,10 +56,22 @@ class DibaoRpc(Rpc):
 rpc = DibaoRpc.decorator
 
 
+_SCHEMAS: dict[type, Schema] = {}
+
+
+def _instance(schema_cls: type[Schema]) -> Schema:
+    """Schemas are stateless between loads: build each once (building costs
+    about ten times a load)."""
+    schema = _SCHEMAS.get(schema_cls)
+    if schema is None:
+        schema = _SCHEMAS[schema_cls] = schema_cls()
+    return schema
+
+
 def load(schema: Schema | type[Schema], data, **kwargs):
     """Load input with a schema, or raise ValidationFailed naming the fields."""
     if isinstance(schema, type):
-        schema = schema()
+        schema = _instance(schema)
     if data is None:
         data = {}
     if not isinstance(data, dict) and not kwargs.get("many"):

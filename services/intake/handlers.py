@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from services.intake import rules
 from services.intake.models import (Application, Asset, CheckIn, FileDocument, HomeInvestigation, Household,
-                                    Income, LabourAttendance, Member, Staff)
+                                    Income, LabourAttendance, Member, Staff, new_id)
 from shared.crypto import get_cipher
 from shared.db import UnitOfWork
 from shared.errors import Conflict, NotFound, ValidationFailed
@@ -81,7 +81,7 @@ def _members_and_incomes(household: Household, data: dict, session) -> None:
     household.assets.clear()
     members = []
     for pos, (m, index) in enumerate(zip(data["members"], indexes)):
-        member = existing.get(index) or Member(resident_id_index=index)
+        member = existing.get(index) or Member(id=new_id(), resident_id_index=index)
         member.position, member.name, member.resident_id = pos, m["name"], m["resident_id"]
         member.relation, member.birth_date, member.sex = m["relation"], m["birth_date"], sex_of(m["resident_id"])
         member.labour_capacity, member.disability = m["labour_capacity"], m["disability"]
@@ -90,10 +90,9 @@ def _members_and_incomes(household: Household, data: dict, session) -> None:
         if m["relation"] == "head":
             household.head_name = m["name"]
     household.members[:] = members   # the ones no longer listed go (delete-orphan)
-    session.flush()
     for inc in data["incomes"]:
-        member_id = members[inc["member"]].id if inc["member"] is not None else None
-        household.incomes.append(Income(member_id=member_id, source=inc["source"],
+        member = members[inc["member"]] if inc["member"] is not None else None
+        household.incomes.append(Income(member=member, source=inc["source"],
                                         monthly_amount=inc["monthly_amount"]))
     for asset in data["assets"]:
         household.assets.append(Asset(kind=asset["kind"], description=asset["description"], value=asset["value"]))
@@ -105,12 +104,15 @@ def register_household(uow: UnitOfWork, actor: Actor, data: dict, ref: Reference
     township = ref.divisions.get(community.parent)
     area_type = data["area_type"] or community.area_type or "urban"
     stamp = now()
-    household = Household(head_name="", address=data["address"], phone=data["phone"],
+    head = next(m["name"] for m in data["members"] if m["relation"] == "head")
+    # ids are made here and the collections start empty, so nothing is read
+    # back or flushed before the one INSERT per row at commit
+    household = Household(id=new_id(), head_name=head, address=data["address"], phone=data["phone"],
                           community_code=community.code, township_code=township.code,
                           district_code=township.parent, area_type=area_type,
-                          registered_at=stamp, registered_by=actor.user, updated_at=stamp)
+                          registered_at=stamp, registered_by=actor.user, updated_at=stamp,
+                          members=[], incomes=[], assets=[], documents=[])
     uow.session.add(household)
-    uow.session.flush()
     _members_and_incomes(household, data, uow.session)
     household.record(Event(SOURCE, "household_registered", {"household_id": household.id}, {
         "community_code": household.community_code, "township_code": household.township_code,

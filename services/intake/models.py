@@ -96,6 +96,8 @@ class Income(Base):
     source: Mapped[str] = mapped_column(sa.String(16))
     monthly_amount: Mapped[Decimal] = mapped_column(EncryptedDecimal)
 
+    member: Mapped["Member | None"] = relationship()  # orders the INSERTs: member first
+
 
 class Asset(Base):
     __tablename__ = "asset"

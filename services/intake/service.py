@@ -21,6 +21,15 @@ from shared.rpc import load, rpc
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+# answers: schema instances built once
+APPLICATION_OUT = schemas.ApplicationOut()
+APPLICATION_OUTS = schemas.ApplicationOut(many=True)
+DOCUMENT_OUT = schemas.DocumentOut()
+HOUSEHOLD_OUT = schemas.HouseholdOut()
+INVESTIGATION_OUT = schemas.InvestigationOut()
+INVESTIGATION_OUTS = schemas.InvestigationOut(many=True)
+STAFF_SCHEMA = schemas.StaffSchema()
+
 
 class IntakeService:
     name = "intake"
@@ -32,8 +41,8 @@ class IntakeService:
     @rpc
     def ping(self):
         """Health check: the service answers and its database is reachable."""
-        with self.db.read() as session:
-            session.execute(sa.text("SELECT 1"))
+        with self.db.read() as uow:
+            uow.session.execute(sa.text("SELECT 1"))
         return {"service": self.name, "policy": self.ref.policy.name}
 
     @rpc
@@ -41,7 +50,7 @@ class IntakeService:
         data = load(schemas.StaffSchema, data)
         with self.db() as uow:
             staff = handlers.register_staff(uow, self.caller.actor, data, self.ref)
-            return schemas.StaffSchema().dump(staff)
+            return STAFF_SCHEMA.dump(staff)
 
     @rpc
     def register_household(self, data):
@@ -57,14 +66,16 @@ class IntakeService:
             raise ValidationFailed.field("rows", "a list of at most 1000 households")
         actor = self.caller.actor
         results = []
-        for n, row in enumerate(rows):
-            try:
-                data = load(schemas.HouseholdSchema, row)
-                with self.db() as uow:
-                    household = handlers.register_household(uow, actor, data, self.ref)
+        with self.db() as uow:   # one transaction, a savepoint per household
+            for n, row in enumerate(rows):
+                try:
+                    data = load(schemas.HouseholdSchema, row)
+                    with uow.savepoint():
+                        household = handlers.register_household(uow, actor, data, self.ref)
                     results.append({"row": n, "household_id": household.id})
-            except EXPECTED_ERRORS as exc:
-                results.append({"row": n, "error": exc.to_dict()})
+                except EXPECTED_ERRORS as exc:
+                    results.append({"row": n, "error": exc.to_dict()})
+            uow.commit()
         return results
 
     @rpc
@@ -80,7 +91,7 @@ class IntakeService:
         """The household's whole file; the read is recorded (file_viewed)."""
         with self.db() as uow:
             household = handlers.view_household(uow, self.caller.actor, household_id)
-            return schemas.HouseholdOut().dump(household)
+            return HOUSEHOLD_OUT.dump(household)
 
     @rpc
     def find_household(self, data):
@@ -88,22 +99,22 @@ class IntakeService:
         data = load(schemas.LookupSchema, data)
         with self.db() as uow:
             household = handlers.find_by_resident_id(uow, self.caller.actor, data["resident_id"])
-            return schemas.HouseholdOut().dump(household)
+            return HOUSEHOLD_OUT.dump(household)
 
     @rpc
     def submit_application(self, data):
         data = load(schemas.ApplicationSchema, data)
         with self.db() as uow:
             application = handlers.submit_application(uow, self.caller.actor, data, self.ref)
-            return schemas.ApplicationOut().dump(application)
+            return APPLICATION_OUT.dump(application)
 
     @rpc
     def get_application(self, application_id):
-        with self.db() as uow:
+        with self.db.read() as uow:
             application = handlers.load_application(uow, application_id)
             handlers.require(self.caller.actor, handlers.READERS, application.community_code)
-            out = schemas.ApplicationOut().dump(application)
-            out["investigations"] = schemas.InvestigationOut(many=True).dump(application.investigations)
+            out = APPLICATION_OUT.dump(application)
+            out["investigations"] = INVESTIGATION_OUTS.dump(application.investigations)
             return out
 
     @rpc
@@ -112,32 +123,32 @@ class IntakeService:
         data = load(schemas.ListApplicationsSchema, {k: v for k, v in given.items() if v is not None})
         actor = self.caller.actor
         scope = data["community_code"] or actor.unit
-        with self.db() as uow:
+        with self.db.read() as uow:
             handlers.require(actor, handlers.READERS, scope)
             stmt = (sa.select(Application)
                     .where(Application.community_code.startswith(scope, autoescape=True))
                     .order_by(Application.submitted_at).limit(data["limit"]))
             if data["status"]:
                 stmt = stmt.where(Application.status == data["status"])
-            return schemas.ApplicationOut(many=True).dump(uow.session.scalars(stmt))
+            return APPLICATION_OUTS.dump(uow.session.scalars(stmt))
 
     @rpc
     def record_investigation(self, data):
         data = load(schemas.InvestigationSchema, data)
         with self.db() as uow:
             investigation = handlers.record_investigation(uow, self.caller.actor, data, self.ref)
-            return schemas.InvestigationOut().dump(investigation)
+            return INVESTIGATION_OUT.dump(investigation)
 
     @rpc
     def register_document(self, data):
         data = load(schemas.DocumentSchema, data)
         with self.db() as uow:
-            return schemas.DocumentOut().dump(handlers.register_document(uow, self.caller.actor, data, self.ref))
+            return DOCUMENT_OUT.dump(handlers.register_document(uow, self.caller.actor, data, self.ref))
 
     @rpc
     def file_report(self, household_id):
         """一户一档 completeness: required, present and missing documents."""
-        with self.db() as uow:
+        with self.db.read() as uow:
             return handlers.file_report(uow, self.caller.actor, household_id)
 
     @rpc
