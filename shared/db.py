@@ -162,10 +162,7 @@ class UnitOfWork:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        try:
-            self.session.rollback()
-        finally:
-            self.session.close()
+        self.session.close()  # rolls back whatever was not committed
 
     def emit(self, event: Event) -> None:
         self._events.append(event)

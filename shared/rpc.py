@@ -22,6 +22,20 @@ from shared.errors import EXPECTED_ERRORS, DibaoError, ValidationFailed
 log = logging.getLogger(__name__)
 
 
+class _ExpectedErrorsBriefly(logging.Filter):
+    """nameko logs an expected (typed) error as a warning *with* its
+    traceback; a refused call is routine, so keep the one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("(expected) error"):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+logging.getLogger("nameko.containers").addFilter(_ExpectedErrorsBriefly())
+
+
 @deserialize_to_instance
 class InternalError(DibaoError):
     """Something broke on our side; ``details.reference`` finds it in the log."""

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
 
 from services.intake import rules
 from services.intake.models import (Application, Asset, CheckIn, FileDocument, HomeInvestigation, Household,
@@ -199,8 +200,10 @@ def submit_application(uow: UnitOfWork, actor: Actor, data: dict, ref: Reference
     return application
 
 
-def load_application(uow: UnitOfWork, application_id: str) -> Application:
-    application = uow.session.get(Application, application_id) if is_id(application_id) else None
+def load_application(uow: UnitOfWork, application_id: str, with_investigations: bool = False) -> Application:
+    options = [joinedload(Application.investigations)] if with_investigations else []
+    application = (uow.session.get(Application, application_id, options=options)
+                   if is_id(application_id) else None)
     if application is None:
         raise NotFound(f"no application {application_id}", {"application_id": application_id})
     return application

@@ -111,7 +111,7 @@ class IntakeService:
     @rpc
     def get_application(self, application_id):
         with self.db.read() as uow:
-            application = handlers.load_application(uow, application_id)
+            application = handlers.load_application(uow, application_id, with_investigations=True)
             handlers.require(self.caller.actor, handlers.READERS, application.community_code)
             out = APPLICATION_OUT.dump(application)
             out["investigations"] = INVESTIGATION_OUTS.dump(application.investigations)
