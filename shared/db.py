@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +22,7 @@ import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
 from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from shared.crypto import FieldCipher, configure, key_from_config
 from shared.events import Event, encode, envelope
@@ -125,14 +126,24 @@ def configure_cipher(config: dict) -> None:
     configure(FieldCipher(key_from_config(config["DATA_KEY"])))
 
 
+_PENDING_EVENTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 class RecordsEvents:
-    """Mixin for aggregates that record domain events (cosmicpython style)."""
+    """Mixin for aggregates that record domain events (cosmicpython style).
+
+    The session holds a strong reference to every aggregate with events
+    waiting: SQLAlchemy's identity map is weak, so an aggregate a handler no
+    longer references would otherwise vanish, with its events, at the flush."""
 
     def record(self, event: Event) -> None:
-        self.__dict__.setdefault("_pending_events", []).append(event)
+        _PENDING_EVENTS.setdefault(self, []).append(event)
+        session = object_session(self)
+        if session is not None:
+            session.info.setdefault("dibao_recorders", []).append(self)
 
     def pop_events(self) -> list[Event]:
-        return self.__dict__.pop("_pending_events", [])
+        return _PENDING_EVENTS.pop(self, [])
 
 
 class AlreadyConsumed(Exception):
@@ -167,25 +178,34 @@ class UnitOfWork:
     def emit(self, event: Event) -> None:
         self._events.append(event)
 
+    def consumed(self, env: dict, consumer: str) -> bool:
+        """Whether ``consumer`` already processed this event (the inbox)."""
+        return self.session.execute(
+            sa.select(self._inbox.c.event_id).where(
+                self._inbox.c.event_id == str(env["event_id"]), self._inbox.c.consumer == consumer)
+        ).first() is not None
+
     def consume(self, env: dict, consumer: str) -> None:
         """Record that ``consumer`` processed this event, in this transaction.
 
         Raises AlreadyConsumed when it did before (the inbox)."""
-        exists = self.session.execute(
-            sa.select(self._inbox.c.event_id).where(
-                self._inbox.c.event_id == str(env["event_id"]), self._inbox.c.consumer == consumer)
-        ).first()
-        if exists:
+        if self.consumed(env, consumer):
             raise AlreadyConsumed(env["event_id"])
-        self.session.execute(self._inbox.insert().values(
-            event_id=str(env["event_id"]), consumer=consumer, event_type=env["type"],
-            processed_at=utcnow()))
+        try:
+            self.session.execute(self._inbox.insert().values(
+                event_id=str(env["event_id"]), consumer=consumer, event_type=env["type"],
+                processed_at=utcnow()))
+        except IntegrityError:
+            # a concurrent delivery of the same event committed first
+            self.session.rollback()
+            raise AlreadyConsumed(env["event_id"]) from None
 
     def _collect(self) -> list[Event]:
         events = list(self._events)
         self._events.clear()
         seen = set()
-        for obj in list(self.session.new) + list(self.session.identity_map.values()):
+        recorders = self.session.info.pop("dibao_recorders", [])
+        for obj in recorders + list(self.session.new) + list(self.session.identity_map.values()):
             if id(obj) in seen or not isinstance(obj, RecordsEvents):
                 continue
             seen.add(id(obj))
@@ -198,6 +218,7 @@ class UnitOfWork:
         ``commit()`` only flushes; if it raises, just its own writes and
         events are undone. The enclosing ``commit()`` commits them all."""
         marker = len(self._events)
+        recorded = len(self.session.info.get("dibao_recorders", []))
         nested = self.session.begin_nested()
         self._deferred += 1
         try:
@@ -206,6 +227,10 @@ class UnitOfWork:
         except BaseException:
             nested.rollback()
             del self._events[marker:]
+            undone = self.session.info.get("dibao_recorders", [])[recorded:]
+            del self.session.info.get("dibao_recorders", [])[recorded:]
+            for obj in undone:
+                _PENDING_EVENTS.pop(obj, None)
             raise
         finally:
             self._deferred -= 1

@@ -15,6 +15,7 @@ from shared.divisions import DivisionRegistry
 from shared.errors import ValidationFailed
 from shared.policy import policy_from_config
 from shared.policy.base import Policy
+from shared.standards import StandardsTable
 from shared.workdays import WorkdayCalendar
 
 
@@ -23,6 +24,7 @@ class ReferenceData:
     policy: Policy
     divisions: DivisionRegistry
     calendar: WorkdayCalendar
+    standards: StandardsTable
 
     @classmethod
     def from_config(cls, config: dict) -> "ReferenceData":
@@ -30,6 +32,7 @@ class ReferenceData:
             policy=policy_from_config(config),
             divisions=DivisionRegistry.load(repo_path(config.get("DIVISIONS_FILE"))),
             calendar=WorkdayCalendar.load(repo_path(config.get("WORKDAY_OVERRIDES_FILE"))),
+            standards=StandardsTable.load(repo_path(config.get("STANDARDS_FILE"))),
         )
 
     def today(self) -> date:

@@ -59,10 +59,11 @@ def register_staff(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData
 
 def _members_and_incomes(household: Household, data: dict, session) -> None:
     indexes = [resident_index(m["resident_id"]) for m in data["members"]]
-    clash = session.execute(
-        sa.select(Member.resident_id_index, Member.household_id)
-        .where(Member.resident_id_index.in_(indexes), Member.household_id != household.id)
-    ).first()
+    with session.no_autoflush:  # nothing of this household needs to be written to answer
+        clash = session.execute(
+            sa.select(Member.resident_id_index, Member.household_id)
+            .where(Member.resident_id_index.in_(indexes), Member.household_id != household.id)
+        ).first()
     if clash:
         n = indexes.index(clash[0])
         raise Conflict("this person is already a member of another household",

@@ -3,8 +3,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 
 from shared.workdays import WorkdayCalendar
+
+
+@dataclass(frozen=True)
+class ReviewStep:
+    """One step of the entry review (进口) as a policy orders it.
+
+    kind: ``evaluation`` (社区民主评议), ``notice`` (张榜公示), ``committee``
+    (乡镇街低保评审委员会), ``initial_opinion`` (乡镇街初审意见), ``joint_review``
+    (区低保中心会审), ``result_notice`` (张榜公布).
+    level: the administrative level that acts (community, township, district).
+    """
+
+    name: str
+    kind: str
+    level: str
+    #: working days the step may take from when it opens (None: no clock)
+    deadline_workdays: int | None = None
+    #: a notice's posting period in calendar days
+    notice_days: int | None = None
+    #: the step may be skipped when nobody objected (national 意见 item 24)
+    skippable_without_objection: bool = False
 
 
 @dataclass(frozen=True)
@@ -18,6 +40,70 @@ class Policy:
     #: National rule: the home investigation starts within this many working
     #: days of accepting the application (None: no statutory clock).
     investigation_start_workdays: int | None = None
+
+    # --- the entry review (进口) -------------------------------------------
+    #: the steps after the home investigation, in order
+    review_steps: tuple[ReviewStep, ...] = ()
+    #: democratic evaluation: share of residents' representatives among the
+    #: participants, at least (national 2012 rule: 2/3); None: no such rule
+    evaluation_min_representative_share: Decimal | None = None
+    #: township review committee passes only with every member agreeing
+    committee_unanimous: bool = True
+    #: the whole process, acceptance to decision, in working days (None: no clock)
+    process_workdays: int | None = None
+    process_workdays_with_objection: int | None = None
+    #: the joint review's three distinct roles (会审: 分管局长, 低保中心主任, 调查专干)
+    joint_review_roles: tuple[str, ...] = ("deputy_director", "centre_director", "investigator")
+
+    #: months between re-reviews, by case category (dynamic management, 动态管理)
+    rereview_months: tuple[tuple[str, int], ...] = (("long_term", 12), ("stable", 6), ("unstable", 3))
+    #: days the approved result stays posted (张榜公布)
+    result_notice_days: int = 7
+
+    def categorize(self, members: list[dict], on: date) -> str:
+        """A case's category from its members (ages, disability, labour capacity).
+
+        long_term: nobody can work (elderly, severely disabled, no labour
+        capacity); unstable: someone of working age is fully able to work;
+        stable: the rest. A policy with fewer categories maps them."""
+        def age(m):
+            born = date.fromisoformat(m["birth_date"]) if isinstance(m["birth_date"], str) else m["birth_date"]
+            return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+        able = [m for m in members if 16 <= age(m) < 60 and m["labour_capacity"] == "full"]
+        if able:
+            return self.category_names.get("unstable", "unstable")
+        if all(age(m) >= 60 or m["disability"] in ("grade1", "grade2") or m["labour_capacity"] == "none"
+               for m in members):
+            return self.category_names.get("long_term", "long_term")
+        return self.category_names.get("stable", "stable")
+
+    @property
+    def category_names(self) -> dict[str, str]:
+        return dict(self.category_map)
+
+    #: how the three built-in categories are named under this policy
+    category_map: tuple[tuple[str, str], ...] = ()
+
+    def months_until_rereview(self, category: str) -> int:
+        return dict(self.rereview_months)[category]
+
+    def step(self, name: str) -> ReviewStep:
+        for step in self.review_steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+    def step_after(self, name: str | None) -> ReviewStep | None:
+        """The step that follows ``name`` (None: the first step)."""
+        names = [s.name for s in self.review_steps]
+        index = 0 if name is None else names.index(name) + 1
+        return self.review_steps[index] if index < len(self.review_steps) else None
+
+    def benefit(self, standard: Decimal, household_size: int, monthly_income: Decimal) -> Decimal:
+        """补差: standard × household size − household income, never below zero."""
+        gap = standard * household_size - monthly_income
+        return max(gap, Decimal("0.00")).quantize(Decimal("0.01"))
 
     def investigation_deadline(self, accepted_on: date, calendar: WorkdayCalendar) -> date | None:
         """Last day the home investigation may start (working-day calendar)."""

@@ -1,9 +1,12 @@
 """``jiangxia``: the seed's practice — Jiangxia District, Wuhan (2000s).
 
 Home investigation by at least two named investigators who are accountable
-for what they record (责任追究制度); no statutory start deadline.
+for what they record (责任追究制度); no statutory start deadline. Entry review:
+community democratic evaluation → 7-day community notice → township review
+committee (unanimous) → 7-day township notice → district joint review by
+three people in three roles.
 """
-from shared.policy.base import Policy
+from shared.policy.base import Policy, ReviewStep
 
 
 def JiangxiaPolicy() -> Policy:
@@ -13,4 +16,13 @@ def JiangxiaPolicy() -> Policy:
         min_investigators=2,
         family_signature_required=False,
         investigation_start_workdays=None,
+        review_steps=(
+            ReviewStep("community_evaluation", "evaluation", "community"),
+            ReviewStep("community_notice", "notice", "community", notice_days=7),
+            ReviewStep("township_review", "committee", "township"),
+            ReviewStep("township_notice", "notice", "township", notice_days=7),
+            ReviewStep("joint_review", "joint_review", "district"),
+        ),
+        evaluation_min_representative_share=None,
+        committee_unanimous=True,
     )

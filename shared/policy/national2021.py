@@ -1,8 +1,13 @@
 """``national2021``: the 2021 national measure (最低生活保障审核确认办法) and the
 2022 notice. Investigators and the family members present both sign; the
-home investigation starts within 3 working days of acceptance.
+home investigation starts within 3 working days of acceptance. Entry review:
+community evaluation (may be skipped when nobody objects) → township initial
+opinion → one 7-day notice → the county confirms within 10 working days;
+the whole process within 30 working days (45 with objections).
 """
-from shared.policy.base import Policy
+from decimal import Decimal
+
+from shared.policy.base import Policy, ReviewStep
 
 
 def National2021Policy() -> Policy:
@@ -12,4 +17,17 @@ def National2021Policy() -> Policy:
         min_investigators=2,
         family_signature_required=True,
         investigation_start_workdays=3,
+        review_steps=(
+            ReviewStep("community_evaluation", "evaluation", "community", skippable_without_objection=True),
+            ReviewStep("township_opinion", "initial_opinion", "township"),
+            ReviewStep("township_notice", "notice", "township", notice_days=7),
+            ReviewStep("joint_review", "joint_review", "district", deadline_workdays=10),
+        ),
+        evaluation_min_representative_share=Decimal(2) / Decimal(3),
+        committee_unanimous=False,
+        process_workdays=30,
+        process_workdays_with_objection=45,
+        # 2021: yearly for stable households, half-yearly for those able to work
+        rereview_months=(("stable", 12), ("able_to_work", 6)),
+        category_map=(("long_term", "stable"), ("stable", "stable"), ("unstable", "able_to_work")),
     )

@@ -96,10 +96,25 @@ def test_events_committed_while_broker_is_unreachable_arrive_when_it_returns(con
     assert ids
 
 
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_relay_left_behind():
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def start_relay(config_path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "shared.outbox", "intake", "--config", str(config_path)],
-                            cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "shared.outbox", "intake", "--config", str(config_path)],
+                            cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    STARTED.append(proc)
+    return proc
 
 
 def write_config(config: dict, path) -> str:

@@ -1,0 +1,306 @@
+"""Review's handlers: the entry review as a state machine whose steps and
+order come from the policy plugin (no ``if policy == ...``).
+
+An application enters when intake accepts it, opens its first step when the
+home investigation is recorded, and moves step by step — evaluation, notice,
+township review, notice, joint review — each recorded with who, when, what
+and why. An objection sends it back to a home investigation. Approval
+creates a case.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import sqlalchemy as sa  # noqa: F401 - also used by the service
+
+from services.review import rules
+from services.review.models import Case, CommunityEvaluation, JointReviewSignature, ReviewFile, TownshipReview
+from shared.db import UnitOfWork
+from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.events import Event
+from shared.identity import Actor, Role, authorize
+from shared.money import round_fen
+from shared.policy import load_policy
+from shared.policy.base import Policy, ReviewStep
+from shared.reference import ReferenceData
+
+SOURCE = "review"
+LEVEL_ROLES = {
+    "community": (Role.COMMUNITY_OFFICER, Role.COMMUNITY_PANEL),
+    "township": (Role.TOWNSHIP_OFFICER, Role.TOWNSHIP_COMMITTEE),
+    "district": (Role.DISTRICT_OFFICER, Role.CENTRE_DIRECTOR, Role.DEPUTY_DIRECTOR),
+}
+READERS = tuple({r for roles in LEVEL_ROLES.values() for r in roles}) + (Role.AUDITOR, Role.SYSTEM)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def subject(f: ReviewFile, **more) -> dict:
+    return {"household_id": f.household_id, "application_id": f.application_id, **more}
+
+
+def unit_of(f: ReviewFile, level: str) -> str:
+    return {"community": f.community_code, "township": f.township_code, "district": f.community_code[:6]}[level]
+
+
+def policy_of(f: ReviewFile) -> Policy:
+    """An application finishes under the policy it was accepted under."""
+    return load_policy(f.policy)
+
+
+def load_file(uow: UnitOfWork, application_id, for_update: bool = False) -> ReviewFile:
+    f = None
+    if isinstance(application_id, str) and 0 < len(application_id) <= 36 and application_id.isprintable():
+        f = uow.session.get(ReviewFile, application_id, with_for_update=for_update)
+    if f is None:
+        raise NotFound(f"no application {application_id} under review", {"application_id": application_id})
+    return f
+
+
+# --- moving through the steps -------------------------------------------------
+
+def open_step(f: ReviewFile, step: ReviewStep | None, ref: ReferenceData, today: date) -> None:
+    if step is None:  # pragma: no cover - a policy always ends with the joint review
+        raise Conflict("the policy has no further step")
+    f.status, f.step, f.step_opened_on = "in_review", step.name, today
+    f.step_due_on = ref.calendar.add_workdays(today, step.deadline_workdays) if step.deadline_workdays else None
+    f.notice_id = None
+    unit = unit_of(f, step.level)
+    f.record(Event(SOURCE, "review_step_opened", subject(f), {
+        "step": step.name, "kind": step.kind, "level": step.level, "unit_code": unit,
+        "opened_on": today, "due_on": f.step_due_on}))
+    if step.kind == "notice":
+        f.record(Event(SOURCE, "notice_requested", subject(f), {
+            "stage": step.name, "unit_code": unit, "days": step.notice_days, "household_size": f.household_size,
+            "monthly_benefit": None, "blocking": True}))
+
+
+def advance(f: ReviewFile, ref: ReferenceData, today: date) -> None:
+    open_step(f, policy_of(f).step_after(f.step), ref, today)
+
+
+def reject(f: ReviewFile, step: str, reason: str, today: date) -> None:
+    f.status, f.decided_on, f.rejection_reason = "rejected", today, reason
+    f.record(Event(SOURCE, "application_rejected", subject(f), {
+        "community_code": f.community_code, "step": step, "reason": reason, "rejected_on": today}))
+
+
+# --- facts from intake and notify (events) --------------------------------------
+
+def application_submitted(uow: UnitOfWork, event: dict, ref: ReferenceData) -> None:
+    p = event["payload"]
+    application_id = event["subject"]["application_id"]
+    if uow.session.get(ReviewFile, application_id):
+        return
+    policy = load_policy(p["policy"])
+    accepted = date.fromisoformat(p["accepted_on"])
+    due = ref.calendar.add_workdays(accepted, policy.process_workdays) if policy.process_workdays else None
+    uow.session.add(ReviewFile(
+        application_id=application_id, household_id=event["subject"]["household_id"],
+        community_code=p["community_code"], township_code=p["township_code"], area_type=p["area_type"],
+        policy=policy.name, accepted_on=accepted, household_size=p["member_count"],
+        status="awaiting_investigation", process_due_on=due, investigators=[], flags=[]))
+
+
+def investigation_recorded(uow: UnitOfWork, event: dict, ref: ReferenceData, today: date) -> None:
+    """The home investigation opens the review (again, after an objection)."""
+    f = load_file(uow, event["subject"]["application_id"], for_update=True)
+    f.investigators = [{"user": i["user"], "name": i["name"]} for i in event["payload"]["investigators"]]
+    f.investigation_id = event["subject"].get("investigation_id")
+    f.household_size = event["payload"]["member_count"]
+    if f.status in ("awaiting_investigation", "awaiting_reinvestigation"):
+        open_step(f, policy_of(f).step_after(None), ref, today)
+
+
+def notice_closed(uow: UnitOfWork, event: dict, ref: ReferenceData, today: date) -> None:
+    """A blocking notice ended: without objections the review goes on."""
+    f = load_file(uow, event["subject"]["application_id"], for_update=True)
+    if f.status != "in_review" or f.step != event["payload"]["stage"] or event["payload"]["objections"]:
+        return  # an objection already sent it back; a stale or result notice changes nothing
+    advance(f, ref, today)
+
+
+def objection_filed(uow: UnitOfWork, event: dict, ref: ReferenceData) -> None:
+    """任何异议: back to a home investigation, then a new evaluation."""
+    f = load_file(uow, event["subject"]["application_id"], for_update=True)
+    f.objections += 1
+    policy = policy_of(f)
+    if policy.process_workdays_with_objection:
+        f.process_due_on = ref.calendar.add_workdays(f.accepted_on, policy.process_workdays_with_objection)
+    if f.status != "in_review":
+        return
+    interrupted = f.step
+    f.status, f.step, f.step_opened_on, f.step_due_on = "awaiting_reinvestigation", None, None, None
+    f.record(Event(SOURCE, "reinvestigation_required", subject(f), {
+        "community_code": f.community_code, "step": interrupted,
+        "objection_id": event["subject"].get("objection_id", "")}))
+
+
+# --- operators' steps ------------------------------------------------------------
+
+def record_evaluation(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData, today: date) -> ReviewFile:
+    f = load_file(uow, data["application_id"], for_update=True)
+    authorize(actor, LEVEL_ROLES["community"], f.community_code)
+    step = rules.step_is_current(f.status, f.step, "evaluation", policy_of(f))
+    participants = data["participants"]
+    rules.participants_all_signed(participants)
+    rules.representatives_share_suffices(participants, policy_of(f))
+    rules.votes_match_decision(data["votes_for"], data["votes_against"], data["abstentions"],
+                               len(participants), data["passed"])
+    if data["meeting_date"] > today:
+        raise ValidationFailed.field("meeting_date", "in the future")
+    related = [p["name"] for p in participants if p.get("related_to_applicant")]
+    if related:  # Art. 11: relatives of staff or evaluators are flagged; the district visits
+        f.flags = list(f.flags) + [{"flag": "related_evaluator", "names": related, "on": today.isoformat()}]
+    uow.session.add(CommunityEvaluation(
+        application_id=f.application_id, meeting_date=data["meeting_date"], participants=participants,
+        votes_for=data["votes_for"], votes_against=data["votes_against"], abstentions=data["abstentions"],
+        passed=data["passed"], remarks=data["remarks"], recorded_by=actor.user, recorded_at=now()))
+    f.record(Event(SOURCE, "community_evaluated", subject(f), {
+        "community_code": f.community_code, "meeting_date": data["meeting_date"], "passed": data["passed"],
+        "participants": len(participants), "votes_for": data["votes_for"],
+        "votes_against": data["votes_against"], "abstentions": data["abstentions"], "skipped": False}))
+    if data["passed"]:
+        advance(f, ref, today)
+    else:
+        reject(f, step.name, data["remarks"] or "民主评议未通过", today)
+    uow.commit()
+    return f
+
+
+def skip_evaluation(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData, today: date) -> ReviewFile:
+    f = load_file(uow, data["application_id"], for_update=True)
+    authorize(actor, LEVEL_ROLES["community"] + LEVEL_ROLES["township"], f.community_code)
+    step = rules.step_is_current(f.status, f.step, "evaluation", policy_of(f))
+    rules.evaluation_may_be_skipped(step, f.objections)
+    uow.session.add(CommunityEvaluation(application_id=f.application_id, participants=[], passed=True,
+                                        skipped=True, remarks=data["reason"], recorded_by=actor.user,
+                                        recorded_at=now()))
+    f.record(Event(SOURCE, "community_evaluated", subject(f), {
+        "community_code": f.community_code, "meeting_date": today, "passed": True, "participants": 0,
+        "votes_for": 0, "votes_against": 0, "abstentions": 0, "skipped": True}))
+    advance(f, ref, today)
+    uow.commit()
+    return f
+
+
+def record_township_review(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData,
+                           today: date) -> ReviewFile:
+    f = load_file(uow, data["application_id"], for_update=True)
+    authorize(actor, LEVEL_ROLES["township"], f.township_code)
+    policy = policy_of(f)
+    # the township acts by committee (jiangxia) or by an initial opinion (national2021)
+    kind = "initial_opinion" if f.step and policy.step(f.step).kind == "initial_opinion" else "committee"
+    step = rules.step_is_current(f.status, f.step, kind, policy)
+    members = data["members"]
+    if kind == "initial_opinion" and not members:  # the officer's own signed opinion
+        members = [{"name": actor.name, "department": "civil_affairs",
+                    "opinion": "agree" if data["passed"] else "disagree", "signed": True}]
+    rules.participants_all_signed(members, "members")
+    unanimous = rules.committee_passes_only_unanimously(members, data["passed"], policy)
+    if data["meeting_date"] > today:
+        raise ValidationFailed.field("meeting_date", "in the future")
+    uow.session.add(TownshipReview(application_id=f.application_id, kind=step.kind,
+                                   meeting_date=data["meeting_date"], members=members, passed=data["passed"],
+                                   remarks=data["remarks"], recorded_by=actor.user, recorded_at=now()))
+    f.record(Event(SOURCE, "township_reviewed", subject(f), {
+        "township_code": f.township_code, "kind": step.kind, "passed": data["passed"],
+        "members": len(members), "unanimous": unanimous}))
+    if data["passed"]:
+        advance(f, ref, today)
+    else:
+        reject(f, step.name, data["remarks"] or "乡镇街审核未通过", today)
+    uow.commit()
+    return f
+
+
+def sign_joint_review(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData, today: date,
+                      verified_income: Decimal, members: list[dict]) -> tuple[ReviewFile, Case | None]:
+    """会审: three people, three roles; the third signature decides."""
+    f = load_file(uow, data["application_id"], for_update=True)
+    authorize(actor, (), f.community_code)
+    policy = policy_of(f)
+    rules.step_is_current(f.status, f.step, "joint_review", policy)
+    role = rules.joint_review_role_of(actor, f.investigators, data["role"])
+    signatures = list(uow.session.scalars(
+        sa.select(JointReviewSignature).where(JointReviewSignature.application_id == f.application_id)))
+    rules.nobody_fills_two_roles(signatures, actor.user, role)
+    rules.override_has_reason(data["benefit_override"], data["override_reason"])
+    signature = JointReviewSignature(application_id=f.application_id, role=role, user=actor.user, name=actor.name,
+                                     signed_at=now(), benefit_override=data["benefit_override"],
+                                     override_reason=data["override_reason"])
+    uow.session.add(signature)
+    signatures.append(signature)
+    case = None
+    if {s.role for s in signatures} >= set(policy.joint_review_roles):
+        case = approve(uow, f, signatures, ref, today, verified_income, members)
+    uow.commit()
+    return f, case
+
+
+def approve(uow: UnitOfWork, f: ReviewFile, signatures: list, ref: ReferenceData, today: date,
+            verified_income: Decimal, members: list[dict]) -> Case:
+    policy = policy_of(f)
+    standard = ref.standards.standard_for(f.community_code, f.area_type, today)
+    if standard is None:
+        raise Conflict(f"no guarantee standard for {f.community_code} ({f.area_type}) on {today}",
+                       {"community_code": f.community_code})
+    computed = policy.benefit(standard.monthly_amount, f.household_size, verified_income)
+    override = next((s for s in signatures if s.benefit_override is not None), None)
+    benefit = round_fen(override.benefit_override) if override else computed
+    category = policy.categorize(members, today)
+    first_of_next = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+    next_rereview = _add_months(today, policy.months_until_rereview(category))
+    case = Case(application_id=f.application_id, household_id=f.household_id, community_code=f.community_code,
+                township_code=f.township_code, area_type=f.area_type, household_size=f.household_size,
+                standard=standard.monthly_amount, verified_income=verified_income, monthly_benefit=benefit,
+                benefit_override_reason=override.override_reason if override else None, category=category,
+                start_month=first_of_next.strftime("%Y-%m"), next_rereview_on=next_rereview, approved_on=today,
+                policy=policy.name)
+    uow.session.add(case)
+    uow.session.flush()
+    f.status, f.decided_on, f.step_due_on = "approved", today, None
+    case.record(Event(SOURCE, "case_approved", subject(f, case_id=case.id), {
+        "community_code": f.community_code, "township_code": f.township_code, "area_type": f.area_type,
+        "household_size": f.household_size, "monthly_benefit": benefit, "category": category,
+        "start_month": case.start_month, "next_rereview_on": next_rereview, "approved_on": today,
+        "policy": policy.name}))
+    case.record(Event(SOURCE, "notice_requested", subject(f, case_id=case.id), {
+        "stage": "result", "unit_code": f.community_code, "days": policy.result_notice_days,
+        "household_size": f.household_size, "monthly_benefit": benefit, "blocking": False}))
+    return case
+
+
+def reject_application(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData, today: date) -> ReviewFile:
+    f = load_file(uow, data["application_id"], for_update=True)
+    if f.status not in ("in_review", "awaiting_investigation", "awaiting_reinvestigation"):
+        raise Conflict(f"the application is already {f.status}", {"status": f.status})
+    level = policy_of(f).step(f.step).level if f.step else "community"
+    authorize(actor, LEVEL_ROLES[level], unit_of(f, level))
+    reject(f, f.step or f.status, data["reason"], today)
+    uow.commit()
+    return f
+
+
+def overdue(uow: UnitOfWork, actor: Actor, unit_code: str, as_of: date) -> list[ReviewFile]:
+    """The statutory clock: open applications past a step's or the whole process's deadline."""
+    authorize(actor, READERS, unit_code)
+    open_ = ReviewFile.status.in_(("in_review", "awaiting_investigation", "awaiting_reinvestigation"))
+    late = sa.or_(ReviewFile.step_due_on < as_of, ReviewFile.process_due_on < as_of)
+    stmt = (sa.select(ReviewFile).where(open_, late, ReviewFile.community_code.startswith(unit_code, autoescape=True))
+            .order_by(ReviewFile.township_code, ReviewFile.community_code, ReviewFile.accepted_on))
+    return list(uow.session.scalars(stmt))
+
+
+def _add_months(day: date, months: int) -> date:
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    for d in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, d)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")

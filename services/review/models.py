@@ -1,0 +1,128 @@
+"""Review's state: applications under the entry review (进口) and the cases
+they become."""
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.crypto import EncryptedDecimal
+from shared.db import RecordsEvents, platform_tables
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+OUTBOX, INBOX = platform_tables(Base.metadata)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class ReviewFile(RecordsEvents, Base):
+    """An application's way through the review: which step, since when, due when."""
+
+    __tablename__ = "review_file"
+    application_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    household_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    community_code: Mapped[str] = mapped_column(sa.String(12), index=True)
+    township_code: Mapped[str] = mapped_column(sa.String(9), index=True)
+    area_type: Mapped[str] = mapped_column(sa.String(5))
+    policy: Mapped[str] = mapped_column(sa.String(32))
+    accepted_on: Mapped[date] = mapped_column(sa.Date)
+    household_size: Mapped[int] = mapped_column()
+    #: awaiting_investigation | in_review | awaiting_reinvestigation | approved | rejected
+    status: Mapped[str] = mapped_column(sa.String(24), index=True)
+    step: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
+    step_opened_on: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
+    step_due_on: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
+    process_due_on: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
+    investigators: Mapped[list] = mapped_column(sa.JSON, default=list)   # [{user, name}] of the latest investigation
+    investigation_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
+    objections: Mapped[int] = mapped_column(default=0)
+    notice_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
+    decided_on: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
+    rejection_reason: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    flags: Mapped[list] = mapped_column(sa.JSON, default=list)
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class CommunityEvaluation(Base):
+    """民主评议: the meeting, who took part and signed, the votes."""
+
+    __tablename__ = "community_evaluation"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    application_id: Mapped[str] = mapped_column(sa.ForeignKey("review_file.application_id"), index=True)
+    meeting_date: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
+    participants: Mapped[list] = mapped_column(sa.JSON)
+    votes_for: Mapped[int] = mapped_column(default=0)
+    votes_against: Mapped[int] = mapped_column(default=0)
+    abstentions: Mapped[int] = mapped_column(default=0)
+    passed: Mapped[bool] = mapped_column()
+    skipped: Mapped[bool] = mapped_column(default=False)
+    remarks: Mapped[str] = mapped_column(sa.Text, default="")
+    recorded_by: Mapped[str] = mapped_column(sa.String(64))
+    recorded_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class TownshipReview(Base):
+    """乡镇街审核: the committee's opinions, or the township's initial opinion."""
+
+    __tablename__ = "township_review"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    application_id: Mapped[str] = mapped_column(sa.ForeignKey("review_file.application_id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    meeting_date: Mapped[date] = mapped_column(sa.Date)
+    members: Mapped[list] = mapped_column(sa.JSON)
+    passed: Mapped[bool] = mapped_column()
+    remarks: Mapped[str] = mapped_column(sa.Text, default="")
+    recorded_by: Mapped[str] = mapped_column(sa.String(64))
+    recorded_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class JointReviewSignature(Base):
+    """会审: one of the three distinct people in three roles signs."""
+
+    __tablename__ = "joint_review_signature"
+    __table_args__ = (
+        sa.UniqueConstraint("application_id", "role", name="uq_joint_review_role"),
+        sa.UniqueConstraint("application_id", "user", name="uq_joint_review_user"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    application_id: Mapped[str] = mapped_column(sa.ForeignKey("review_file.application_id"), index=True)
+    role: Mapped[str] = mapped_column(sa.String(32))
+    user: Mapped[str] = mapped_column(sa.String(64))
+    name: Mapped[str] = mapped_column(sa.String(50))
+    signed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    benefit_override: Mapped[Decimal | None] = mapped_column(sa.Numeric(12, 2), nullable=True)
+    override_reason: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+
+
+class Case(RecordsEvents, Base):
+    """低保对象: an approved household, its category and monthly benefit."""
+
+    __tablename__ = "case"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    application_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
+    household_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    community_code: Mapped[str] = mapped_column(sa.String(12), index=True)
+    township_code: Mapped[str] = mapped_column(sa.String(9), index=True)
+    area_type: Mapped[str] = mapped_column(sa.String(5))
+    household_size: Mapped[int] = mapped_column()
+    standard: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2))
+    verified_income: Mapped[Decimal] = mapped_column(EncryptedDecimal)
+    monthly_benefit: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2))
+    benefit_override_reason: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    category: Mapped[str] = mapped_column(sa.String(16))
+    start_month: Mapped[str] = mapped_column(sa.String(7))
+    next_rereview_on: Mapped[date] = mapped_column(sa.Date)
+    status: Mapped[str] = mapped_column(sa.String(16), default="active")
+    approved_on: Mapped[date] = mapped_column(sa.Date)
+    policy: Mapped[str] = mapped_column(sa.String(32))

@@ -1,0 +1,107 @@
+"""What review's RPCs accept and answer."""
+from marshmallow import Schema, fields, validate
+
+from shared.divisions import DivisionCode
+from shared.money import Money
+
+ID = {"required": True, "validate": validate.Length(1, 36)}
+
+
+class ParticipantSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(1, 50))
+    role = fields.String(required=True, validate=validate.OneOf(("representative", "officer", "panel", "other")),
+                         metadata={"doc": "residents' representative (居民代表), officer, panel member"})
+    signed = fields.Boolean(required=True)
+    related_to_applicant = fields.Boolean(load_default=False)
+
+
+class EvaluationSchema(Schema):
+    """民主评议记录."""
+
+    application_id = fields.String(**ID)
+    meeting_date = fields.Date(required=True)
+    participants = fields.List(fields.Nested(ParticipantSchema), required=True, validate=validate.Length(1, 200))
+    votes_for = fields.Integer(required=True, validate=validate.Range(min=0))
+    votes_against = fields.Integer(required=True, validate=validate.Range(min=0))
+    abstentions = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    passed = fields.Boolean(required=True)
+    remarks = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class SkipSchema(Schema):
+    application_id = fields.String(**ID)
+    reason = fields.String(required=True, validate=validate.Length(1, 500))
+
+
+class CommitteeMemberSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(1, 50))
+    department = fields.String(required=True, validate=validate.OneOf(
+        ("civil_affairs", "finance", "justice", "police", "affairs_office", "other")))
+    opinion = fields.String(required=True, validate=validate.OneOf(("agree", "disagree")))
+    signed = fields.Boolean(required=True)
+
+
+class TownshipReviewSchema(Schema):
+    """评审委员会 (every member's opinion) or the township's initial opinion."""
+
+    application_id = fields.String(**ID)
+    meeting_date = fields.Date(required=True)
+    members = fields.List(fields.Nested(CommitteeMemberSchema), load_default=list, validate=validate.Length(max=50))
+    passed = fields.Boolean(required=True)
+    remarks = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class JointReviewSchema(Schema):
+    """One of the three signatures of the district joint review (会审)."""
+
+    application_id = fields.String(**ID)
+    role = fields.String(required=True, validate=validate.OneOf(("deputy_director", "centre_director", "investigator")))
+    benefit_override = Money(load_default=None, allow_none=True, minimum=0, maximum=100_000)
+    override_reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+
+
+class RejectSchema(Schema):
+    application_id = fields.String(**ID)
+    reason = fields.String(required=True, validate=validate.Length(1, 2000))
+
+
+class OverdueSchema(Schema):
+    unit_code = DivisionCode(required=True)
+    as_of = fields.Date(load_default=None)
+
+
+class ReviewFileOut(Schema):
+    application_id = fields.String()
+    household_id = fields.String()
+    community_code = fields.String()
+    township_code = fields.String()
+    policy = fields.String()
+    status = fields.String()
+    step = fields.String(allow_none=True)
+    step_opened_on = fields.Date(allow_none=True)
+    step_due_on = fields.Date(allow_none=True)
+    process_due_on = fields.Date(allow_none=True)
+    accepted_on = fields.Date()
+    objections = fields.Integer()
+    decided_on = fields.Date(allow_none=True)
+    rejection_reason = fields.String(allow_none=True)
+    flags = fields.List(fields.Dict())
+    investigators = fields.List(fields.Dict())
+
+
+class CaseOut(Schema):
+    id = fields.String()
+    application_id = fields.String()
+    household_id = fields.String()
+    community_code = fields.String()
+    area_type = fields.String()
+    household_size = fields.Integer()
+    standard = Money()
+    monthly_benefit = Money()
+    benefit_override_reason = fields.String(allow_none=True)
+    category = fields.String()
+    start_month = fields.String()
+    next_rereview_on = fields.Date()
+    status = fields.String()
+    approved_on = fields.Date()
+    policy = fields.String()
