@@ -187,3 +187,56 @@ def test_jurisdiction_each_level_acts_on_its_own_units(container_factory, sqlite
     with rpc_as(config, Role.TOWNSHIP_OFFICER, "420115002", user="other.township") as rpc:
         with pytest.raises(Forbidden):
             rpc.review.get_application(app_id)
+
+
+def test_duplicate_deliveries_advance_the_workflow_once(container_factory, sqlite_config):
+    config = start(container_factory, sqlite_config, "jiangxia")
+    app_id, _ = investigated(config, seed=37)
+    review_state(config, app_id, step="community_evaluation")
+    with community(config) as rpc:
+        rpc.review.record_evaluation(evaluation(app_id))
+    f = review_state(config, app_id, step="community_notice")
+    closed = close_notice(config, f)
+    review_state(config, app_id, step="township_review")
+    # the very same notice_closed delivered again (same event id): no second step
+    from kombu import Connection, Exchange, Producer
+    from shared.events import encode
+    with Connection(config["AMQP_URI"]) as conn:
+        Producer(conn.default_channel).publish(
+            encode(closed), exchange=Exchange("notify.events", type="topic", durable=True),
+            routing_key="notice_closed", content_type="application/json", content_encoding="utf-8")
+    import eventlet
+    eventlet.sleep(1.0)
+    f = review_state(config, app_id, step="township_review")
+    assert review_events(config).count("review_step_opened") == 3
+
+
+def test_concurrent_joint_review_signatures_make_one_decision(container_factory, config):
+    import eventlet
+    config = start(container_factory, config, "jiangxia")
+    app_id, _ = investigated(config, seed=38)
+    review_state(config, app_id, step="community_evaluation")
+    with community(config) as rpc:
+        rpc.review.record_evaluation(evaluation(app_id))
+    close_notice(config, review_state(config, app_id, step="community_notice"))
+    review_state(config, app_id, step="township_review")
+    with township(config) as rpc:
+        rpc.review.record_township_review(committee(app_id))
+    close_notice(config, review_state(config, app_id, step="township_notice"))
+    review_state(config, app_id, step="joint_review")
+    with deputy(config) as rpc:
+        rpc.review.sign_joint_review({"application_id": app_id, "role": "deputy_director"})
+    with director(config) as rpc:
+        rpc.review.sign_joint_review({"application_id": app_id, "role": "centre_director"})
+
+    def last_signature(_):
+        with community(config) as rpc:
+            try:
+                return rpc.review.sign_joint_review({"application_id": app_id, "role": "investigator"})
+            except Conflict as exc:
+                return exc
+
+    results = list(eventlet.GreenPool(4).imap(last_signature, range(4)))
+    decided = [r for r in results if isinstance(r, dict) and r.get("case")]
+    assert len(decided) == 1 and all(isinstance(r, Conflict) for r in results if r not in decided)
+    assert review_events(config).count("case_approved") == 1
