@@ -11,10 +11,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # (repo root / config.yml) doesn't exist: point it at the copied repo.
 ENV DIBAO_CONFIG=/app/config.yml
 
-# fonts-noto-cjk: CJK font for the printable notice PDFs (keep in step with
-# DEB_PACKAGES in the Makefile).
+# fonts-wqy-zenhei: the TrueType CJK font the printable notice PDFs embed
+# (keep in step with DEB_PACKAGES in the Makefile).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends fonts-noto-cjk \
+ && apt-get install -y --no-install-recommends fonts-wqy-zenhei \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

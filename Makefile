@@ -13,8 +13,9 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 
 # Debian packages the project needs (one place: later issues add here).
-#   fonts-noto-cjk — a CJK font for the printable notice PDFs (公示).
-DEB_PACKAGES := fonts-noto-cjk
+#   fonts-wqy-zenhei — a TrueType CJK font the printable notice PDFs (公示)
+#   embed (reportlab cannot embed the CFF/OpenType fonts of fonts-noto-cjk).
+DEB_PACKAGES := fonts-wqy-zenhei
 
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS='-m "not integration" -x'`.
 PYTEST_ARGS ?=

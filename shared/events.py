@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from marshmallow import Schema, fields
+from marshmallow import EXCLUDE, Schema, fields
+from marshmallow import ValidationError as MarshmallowValidationError
 
 from shared.errors import ValidationFailed
 
@@ -126,6 +127,20 @@ def parse(body: Any) -> dict:
     if spec is not None and body["version"] > spec.version:
         raise ValidationFailed.field("version", f"unknown version {body['version']} of {body['source']}.{body['type']}")
     return body
+
+
+def load_payload(env: dict) -> dict:
+    """An envelope's payload loaded through its type's schema (dates as
+    dates, amounts as Decimal), or ValidationFailed naming the fields.
+    Fields this consumer does not know yet are ignored: adding a field is a
+    compatible change."""
+    spec = CATALOGUE.get((env["source"], env["type"]))
+    if spec is None:
+        raise ValidationFailed.field("type", f"unknown event type {env['source']}.{env['type']}")
+    try:
+        return spec.instance.load(env["payload"], unknown=EXCLUDE)
+    except MarshmallowValidationError as exc:
+        raise ValidationFailed.from_messages(exc.messages, f"malformed {env['source']}.{env['type']} payload") from None
 
 
 def render_markdown() -> str:

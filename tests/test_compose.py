@@ -51,6 +51,9 @@ def config_env_vars(path: Path = CONFIG_FILE) -> set[str]:
 
 def config_db_services(path: Path = CONFIG_FILE) -> set[str]:
     """The services that config.yml gives a database (keys of DB_URIS)."""
+    from nameko.cli.main import setup_yaml_parser
+
+    setup_yaml_parser()  # config.yml's !env_var / !raw_env_var tags
     return set(yaml.safe_load(path.read_text(encoding="utf-8"))["DB_URIS"])
 
 

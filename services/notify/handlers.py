@@ -1,0 +1,211 @@
+"""Notify's handlers: plain functions over a unit of work.
+
+Each checks its rules before writing, records its events, and commits; an
+event handler records the event id in the inbox (``uow.consume``) in the
+same transaction as its effect. The nameko service only loads, calls and
+dumps.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import sqlalchemy as sa
+
+from services.notify import rules
+from services.notify.channels import Channel, OutgoingMessage
+from services.notify.models import Message, Notice, Objection
+from services.notify.rendering import Board
+from shared.db import AlreadyConsumed, UnitOfWork
+from shared.errors import NotFound, ValidationFailed
+from shared.events import Event
+from shared.identity import Actor, Role
+from shared.identity import authorize as require
+from shared.masking import mask_resident_id
+from shared.reference import ReferenceData
+
+SOURCE = "notify"
+NOTICE_CONSUMER = "notify.post_notice"
+STAFF = (Role.COMMUNITY_OFFICER, Role.TOWNSHIP_OFFICER, Role.DISTRICT_OFFICER)
+READERS = STAFF + (Role.CENTRE_DIRECTOR, Role.DEPUTY_DIRECTOR, Role.AUDITOR, Role.TOWNSHIP_COMMITTEE,
+                   Role.COMMUNITY_PANEL, Role.SYSTEM)
+OBJECTION_READERS = STAFF + (Role.CENTRE_DIRECTOR, Role.DEPUTY_DIRECTOR, Role.AUDITOR)
+CLOSERS = (Role.DISTRICT_OFFICER, Role.SYSTEM)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def subject_id(event: dict, key: str) -> str:
+    value = event["subject"].get(key)
+    if not value:
+        raise ValidationFailed.field(f"subject.{key}", "missing")
+    return value
+
+
+def not_consumed(uow: UnitOfWork, event: dict, consumer: str) -> None:
+    """Stop a redelivery before any remote call (the inbox)."""
+    if uow.consumed(event, consumer):
+        raise AlreadyConsumed(event["event_id"])
+
+
+def message_consumer(channel: Channel) -> str:
+    return f"notify.message.{channel.name}"
+
+
+def channels_to_send(uow: UnitOfWork, event: dict, channels: list[Channel]) -> list[Channel]:
+    """The channels that have not carried this event's message yet."""
+    todo = [c for c in channels if not uow.consumed(event, message_consumer(c))]
+    if not todo:
+        raise AlreadyConsumed(event["event_id"])
+    return todo
+
+
+# --- notices -------------------------------------------------------------------
+
+def post_notice(uow: UnitOfWork, event: dict, data: dict, household: dict, ref: ReferenceData) -> Notice:
+    """张榜公示: put the household on a board, masked, for the period asked."""
+    uow.consume(event, NOTICE_CONSUMER)
+    unit = ref.division(data["unit_code"], "unit_code")
+    rules.board_covers_household(unit.code, household["community_code"])
+    rules.household_size_is_positive(data["household_size"])
+    posted_on = ref.today()
+    closes_on = rules.posting_period(posted_on, data["days"])
+    head = next(m for m in household["members"] if m["relation"] == "head")
+    subject = event["subject"]
+    notice = Notice(request_event_id=event["event_id"], household_id=household["id"],
+                    application_id=subject.get("application_id"), case_id=subject.get("case_id"),
+                    stage=data["stage"], unit_code=unit.code, community_code=household["community_code"],
+                    head_name=head["name"], masked_resident_id=mask_resident_id(head["resident_id"]),
+                    household_size=data["household_size"], monthly_benefit=data["monthly_benefit"],
+                    blocking=data["blocking"], posted_on=posted_on, closes_on=closes_on, status="posted",
+                    posted_at=now())
+    uow.session.add(notice)
+    uow.session.flush()
+    notice.record(Event(SOURCE, "notice_posted", notice_subject(notice), {
+        "stage": notice.stage, "unit_code": notice.unit_code, "posted_on": posted_on, "closes_on": closes_on}))
+    uow.commit()
+    return notice
+
+
+def notice_subject(notice: Notice, **more) -> dict:
+    return {"notice_id": notice.id, "household_id": notice.household_id,
+            "application_id": notice.application_id, "case_id": notice.case_id, **more}
+
+
+def load_notice(uow: UnitOfWork, notice_id, for_update: bool = False) -> Notice:
+    notice = (uow.session.get(Notice, notice_id, with_for_update=for_update)
+              if isinstance(notice_id, str) and 0 < len(notice_id) <= 36 else None)
+    if notice is None:
+        raise NotFound(f"no notice {notice_id}", {"notice_id": notice_id})
+    return notice
+
+
+def view_notice(uow: UnitOfWork, actor: Actor, notice_id) -> Notice:
+    notice = load_notice(uow, notice_id)
+    require(actor, READERS, notice.community_code)
+    return notice
+
+
+def list_notices(uow: UnitOfWork, actor: Actor, data: dict) -> list[Notice]:
+    """Notices about the households within a unit (on any board)."""
+    require(actor, READERS, data["unit_code"])
+    stmt = (sa.select(Notice).where(Notice.community_code.startswith(data["unit_code"], autoescape=True))
+            .order_by(Notice.posted_on, Notice.posted_at))
+    if data["active_only"]:
+        stmt = stmt.where(Notice.status == "posted")
+    return list(uow.session.scalars(stmt))
+
+
+def close_due_notices(uow: UnitOfWork, actor: Actor | None, as_of: date, ref: ReferenceData) -> list[dict]:
+    """Close every notice whose posting period ended before ``as_of``; each
+    closes once, whoever else runs this at the same time (the conditional
+    UPDATE takes only rows still posted). ``actor`` None: the system clock."""
+    if actor is not None:
+        require(actor, CLOSERS)
+        rules.may_close_as_of(actor, as_of, ref.today())
+    stmt = (sa.update(Notice).where(Notice.status == "posted", Notice.closes_on < as_of)
+            .values(status="closed", closed_on=as_of)
+            .returning(Notice.id, Notice.household_id, Notice.application_id, Notice.case_id, Notice.stage,
+                       Notice.unit_code)
+            .execution_options(synchronize_session=False))
+    if actor is not None and actor.unit:
+        stmt = stmt.where(Notice.community_code.startswith(actor.unit, autoescape=True))
+    closed = [row._asdict() for row in uow.session.execute(stmt)]
+    counts = dict(uow.session.execute(
+        sa.select(Objection.notice_id, sa.func.count()).where(Objection.notice_id.in_([c["id"] for c in closed]))
+        .group_by(Objection.notice_id)).all()) if closed else {}
+    for row in closed:
+        row["objections"] = counts.get(row["id"], 0)
+        uow.emit(Event(SOURCE, "notice_closed", {
+            "notice_id": row["id"], "household_id": row["household_id"],
+            "application_id": row["application_id"], "case_id": row["case_id"]}, {
+            "stage": row["stage"], "unit_code": row["unit_code"], "closed_on": as_of,
+            "objections": row["objections"]}))
+    uow.commit()
+    return closed
+
+
+def render_board(uow: UnitOfWork, actor: Actor | None, unit_code: str, board: Board, ref: ReferenceData) -> dict:
+    """The board page and the printable sheet of one unit: what is posted there now."""
+    unit = ref.division(unit_code, "unit_code")
+    if actor is not None:
+        require(actor, READERS, unit.code)
+    notices = list(uow.session.scalars(
+        sa.select(Notice).where(Notice.unit_code == unit.code, Notice.status == "posted")
+        .order_by(Notice.posted_on, Notice.posted_at)))
+    name = "".join(d.name for d in ref.divisions.ancestors(unit.code)) + unit.name
+    return board.render(unit.code, name, notices, ref.today())
+
+
+# --- objections ------------------------------------------------------------------
+
+def file_objection(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> Objection:
+    """群众异议, recorded by an officer; the notice row is locked so that a
+    closing running at the same time counts it or refuses it."""
+    notice = load_notice(uow, data["notice_id"], for_update=True)
+    require(actor, STAFF, notice.community_code)
+    today = ref.today()
+    rules.objection_window_open(notice.status, notice.closes_on, today)
+    objection = Objection(notice_id=notice.id, text=data["text"].strip(), anonymous=data["anonymous"],
+                          contact_name=data["contact_name"], contact_phone=data["contact_phone"],
+                          filed_on=today, filed_at=now(), filed_by=actor.user)
+    uow.session.add(objection)
+    uow.session.flush()
+    objection.record(Event(SOURCE, "objection_filed", notice_subject(notice, objection_id=objection.id), {
+        "stage": notice.stage, "unit_code": notice.unit_code, "filed_on": today,
+        "anonymous": objection.anonymous}))
+    uow.commit()
+    return objection
+
+
+def list_objections(uow: UnitOfWork, actor: Actor, notice_id) -> list[Objection]:
+    notice = load_notice(uow, notice_id)
+    require(actor, OBJECTION_READERS, notice.community_code)
+    return list(uow.session.scalars(
+        sa.select(Objection).where(Objection.notice_id == notice.id).order_by(Objection.filed_at)))
+
+
+# --- messages to households ---------------------------------------------------------
+
+def deliver(channel: Channel, message: OutgoingMessage) -> str:
+    """Send through one channel, outside any transaction (on SQLite a worker
+    must not wait on the network while it holds the write lock); ``sent``, or
+    ``skipped`` when the channel cannot reach this household."""
+    if not channel.reaches(message):
+        return "skipped"
+    channel.send(message)
+    return "sent"
+
+
+def record_message(uow: UnitOfWork, event: dict, message: OutgoingMessage, channel: Channel, status: str) -> Message:
+    """The message went out: the inbox entry and the record commit together,
+    so a redelivered event does not send it again. (A crash between sending
+    and this commit sends it again: at least once; the message carries its
+    event id for a gateway or an operator to drop the repeat.)"""
+    uow.consume(event, message_consumer(channel))
+    record = Message(event_id=message.event_id, household_id=message.household_id, kind=message.kind,
+                     channel=channel.name, status=status, sent_at=now())
+    uow.session.add(record)
+    uow.commit()
+    return record

@@ -1,0 +1,257 @@
+"""What notify shows people: the notice board (an HTML page and a printable
+A4 PDF per unit) and the short messages sent to households.
+
+Only masked ID numbers ever reach a board: a notice stores nothing else.
+The PDF embeds a TrueType CJK font (reportlab cannot embed the CFF fonts of
+Noto CJK): WenQuanYi Zen Hei from the Debian package ``fonts-wqy-zenhei``,
+or whatever ``NOTICE_FONT`` points at.
+"""
+from __future__ import annotations
+
+import html
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from nameko.extensions import DependencyProvider
+
+from services.notify.channels import OutgoingMessage
+from shared.config import data_dir
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FONT = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
+FONT_PACKAGE = "fonts-wqy-zenhei"
+
+#: the review steps (both shipped policies) as a board or a letter names them
+STEP_NAMES = {
+    "community_evaluation": "社区民主评议",
+    "community_notice": "社区公示",
+    "township_review": "乡镇（街道）评审",
+    "township_opinion": "乡镇（街道）初审",
+    "township_notice": "乡镇（街道）公示",
+    "joint_review": "区低保中心会审",
+    "result": "审批结果",
+}
+
+
+def step_name(step: str) -> str:
+    return STEP_NAMES.get(step, step)
+
+
+def notice_title(stage: str) -> str:
+    """公布 for the decision, 公示 for the steps before it."""
+    return "低保审批结果公布" if stage == "result" else f"低保{step_name(stage)}"
+
+
+def chinese_date(day: date) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def period(notice) -> str:
+    return f"{chinese_date(notice.posted_on)}至{chinese_date(notice.closes_on)}"
+
+
+def amount(notice) -> str:
+    return f"{notice.monthly_benefit:.2f}" if notice.monthly_benefit is not None else "—"
+
+
+HOW_TO_OBJECT = ("对公示对象有异议的，请在公示期内向本社区（村）低保专干、乡镇（街道）低保办或区民政局低保中心"
+                 "反映，可以实名，也可以匿名。异议将被登记，并依规重新调查核实。")
+INTRO = "根据最低生活保障审核确认的规定，现将下列家庭的有关情况予以公示，接受群众监督。"
+COLUMNS = ("序号", "公示事项", "户主姓名", "身份证号", "家庭人口", "月保障金（元）", "公示期")
+
+
+def rows(notices) -> list[tuple[str, ...]]:
+    return [(str(n), notice_title(x.stage), x.head_name, x.masked_resident_id, f"{x.household_size}人",
+             amount(x), period(x)) for n, x in enumerate(notices, 1)]
+
+
+# --- HTML ------------------------------------------------------------------------
+
+PAGE = """<!DOCTYPE html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<style>
+  @page {{ size: A4 landscape; margin: 12mm; }}
+  body {{ font-family: "WenQuanYi Zen Hei", "Noto Sans CJK SC", "Microsoft YaHei", sans-serif;
+         color: #111; max-width: 60em; margin: 2em auto; padding: 0 1em; line-height: 1.6; }}
+  h1 {{ text-align: center; font-size: 1.6em; margin-bottom: 0.2em; }}
+  .unit {{ text-align: center; margin-top: 0; }}
+  table {{ border-collapse: collapse; width: 100%; margin: 1em 0; }}
+  th, td {{ border: 1px solid #333; padding: 0.35em 0.5em; text-align: center; }}
+  th {{ background: #eee; }}
+  .object {{ border: 2px solid #b00; padding: 0.6em 1em; }}
+  .footer {{ text-align: right; margin-top: 2em; }}
+  @media print {{ body {{ margin: 0; max-width: none; }} th {{ background: none; }} }}
+</style>
+</head>
+<body>
+<h1>最低生活保障公示</h1>
+<p class="unit">{unit}</p>
+<p>{intro}</p>
+{body}
+<p class="object"><strong>如何提出异议：</strong>{how_to_object}</p>
+<p class="footer">{unit}<br>{today}</p>
+</body>
+</html>
+"""
+
+
+def render_html(unit_name: str, notices, today: date) -> str:
+    esc = html.escape
+    if notices:
+        head = "".join(f"<th>{esc(c)}</th>" for c in COLUMNS)
+        body = "".join("<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>\n"
+                       for row in rows(notices))
+        table = f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
+    else:
+        table = "<p>目前没有正在公示的事项。</p>"
+    return PAGE.format(title=esc(f"{unit_name} 最低生活保障公示"), unit=esc(unit_name), intro=esc(INTRO),
+                       body=table, how_to_object=esc(HOW_TO_OBJECT), today=esc(chinese_date(today)))
+
+
+# --- PDF -------------------------------------------------------------------------
+
+class FontMissing(RuntimeError):
+    pass
+
+
+_fonts: dict[str, str] = {}
+_font_lock = threading.Lock()
+
+
+def cjk_font(path: str) -> str:
+    """Register the TrueType (collection) font at ``path`` once; its name."""
+    with _font_lock:
+        if path not in _fonts:
+            if not Path(path).is_file():
+                raise FontMissing(f"no CJK font at {path} (NOTICE_FONT): install the Debian package "
+                                  f"{FONT_PACKAGE} (`make sysdeps`) or point NOTICE_FONT at a TrueType CJK font")
+            from reportlab.pdfbase import pdfmetrics
+            from reportlab.pdfbase.ttfonts import TTFont
+
+            name = f"DibaoCJK{len(_fonts)}"
+            pdfmetrics.registerFont(TTFont(name, path, subfontIndex=0))
+            _fonts[path] = name
+        return _fonts[path]
+
+
+def render_pdf(unit_name: str, notices, today: date, font_path: str, target: Path) -> None:
+    """An A4 sheet to print and pin on the board."""
+    from reportlab.lib import colors
+    from reportlab.lib.enums import TA_CENTER, TA_RIGHT
+    from reportlab.lib.pagesizes import A4, landscape
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    font = cjk_font(font_path)
+    base = ParagraphStyle("base", fontName=font, fontSize=11, leading=17, wordWrap="CJK")
+    title = ParagraphStyle("title", parent=base, fontSize=20, leading=28, alignment=TA_CENTER)
+    centred = ParagraphStyle("centred", parent=base, alignment=TA_CENTER)
+    cell = ParagraphStyle("cell", parent=base, fontSize=10, leading=14, alignment=TA_CENTER)
+    right = ParagraphStyle("right", parent=base, alignment=TA_RIGHT)
+    esc = html.escape
+    story = [Paragraph("最低生活保障公示", title), Paragraph(esc(unit_name), centred), Spacer(1, 5 * mm),
+             Paragraph(esc(INTRO), base), Spacer(1, 4 * mm)]
+    if notices:
+        data = [[Paragraph(esc(c), cell) for c in COLUMNS]]
+        data += [[Paragraph(esc(value), cell) for value in row] for row in rows(notices)]
+        widths = [w * mm for w in (12, 48, 28, 52, 20, 30, 62)]
+        table = Table(data, colWidths=widths, repeatRows=1)
+        table.setStyle(TableStyle([
+            ("GRID", (0, 0), (-1, -1), 0.6, colors.black),
+            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee")),
+            ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ]))
+        story.append(table)
+    else:
+        story.append(Paragraph("目前没有正在公示的事项。", base))
+    story += [Spacer(1, 6 * mm), Paragraph("如何提出异议：" + esc(HOW_TO_OBJECT), base), Spacer(1, 10 * mm),
+              Paragraph(f"{esc(unit_name)}<br/>{chinese_date(today)}", right)]
+    doc = SimpleDocTemplate(str(target), pagesize=landscape(A4), leftMargin=12 * mm, rightMargin=12 * mm,
+                            topMargin=14 * mm, bottomMargin=14 * mm, title=f"{unit_name} 最低生活保障公示",
+                            author="Dibao")
+    doc.build(story)
+
+
+def write_atomically(path: Path, write) -> None:
+    """Readers (a browser, a printer) never see half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Board:
+    """Where boards are written, and with which font."""
+
+    directory: Path
+    font_path: str
+
+    def render(self, unit_code: str, unit_name: str, notices, today: date) -> dict:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        html_path = self.directory / f"{unit_code}.html"
+        pdf_path = self.directory / f"{unit_code}.pdf"
+        page = render_html(unit_name, notices, today)
+        write_atomically(html_path, lambda p: p.write_text(page, encoding="utf-8"))
+        write_atomically(pdf_path, lambda p: render_pdf(unit_name, notices, today, self.font_path, p))
+        return {"unit_code": unit_code, "html": str(html_path), "pdf": str(pdf_path), "notices": len(notices)}
+
+
+class NoticeBoard(DependencyProvider):
+    """``DATA_DIR/notices/<unit_code>.{html,pdf}``; font from NOTICE_FONT."""
+
+    def setup(self):
+        config = self.container.config
+        self.board = Board(data_dir(config) / "notices", config.get("NOTICE_FONT") or DEFAULT_FONT)
+        if not Path(self.board.font_path).is_file():
+            log.error("no CJK font at %s (NOTICE_FONT): notice PDFs cannot be printed until the Debian "
+                      "package %s is installed", self.board.font_path, FONT_PACKAGE)
+
+    def get_dependency(self, worker_ctx):
+        return self.board
+
+
+# --- messages to households ----------------------------------------------------------
+
+def decision_text(kind: str, p: dict, name: str) -> tuple[str, str]:
+    """(subject, text) of the message about a decision event's payload ``p``."""
+    if kind == "community_evaluated":
+        if p["skipped"]:
+            return "低保申请进展", f"{name}：您家的最低生活保障申请按规定免于社区民主评议，已转入下一审核环节。"
+        result = "已通过" if p["passed"] else "未通过"
+        return "低保申请进展", (f"{name}：您家的最低生活保障申请{result}{chinese_date(p['meeting_date'])}"
+                             f"召开的社区民主评议。")
+    if kind == "township_reviewed":
+        result = "已通过" if p["passed"] else "未通过"
+        return "低保申请进展", f"{name}：您家的最低生活保障申请{result}乡镇（街道）审核。"
+    if kind == "case_approved":
+        year, month = p["start_month"].split("-")
+        return "低保审批结果", (f"{name}：您家的最低生活保障申请已于{chinese_date(p['approved_on'])}批准，"
+                             f"保障人口{p['household_size']}人，月保障金{p['monthly_benefit']:.2f}元，"
+                             f"自{int(year)}年{int(month)}月起发放。")
+    if kind == "application_rejected":
+        return "低保审批结果", (f"{name}：您家的最低生活保障申请在“{step_name(p['step'])}”环节未获通过"
+                             f"（{chinese_date(p['rejected_on'])}）。理由：{p['reason']}。"
+                             f"如对决定有异议，可以依法申请复核。")
+    if kind == "reinvestigation_required":
+        return "低保申请进展", (f"{name}：您家的最低生活保障申请在{step_name(p['step'])}期间收到群众异议，"
+                             f"工作人员将重新入户调查核实，请予以配合。")
+    raise ValueError(f"no message for {kind}")
+
+
+def decision_message(event: dict, payload: dict, household: dict) -> OutgoingMessage:
+    subject, text = decision_text(event["type"], payload, household["head_name"])
+    return OutgoingMessage(event_id=event["event_id"], kind=event["type"], household_id=household["id"],
+                           community_code=household["community_code"], head_name=household["head_name"],
+                           phone=household["phone"], subject=subject, text=text)
