@@ -112,14 +112,15 @@ def validate_resident_id(value: str, *, today: date | None = None) -> str:
     return number
 
 
-def birth_date_of(rid: str) -> date:
-    """The birth date (出生日期) encoded in a valid resident ID number."""
-    return ric.get_birth_date(validate_resident_id(rid))
+def birth_date_of(rid: str, *, validated: bool = False) -> date:
+    """The birth date (出生日期) encoded in a valid resident ID number
+    (``validated=True``: the caller already validated it)."""
+    return ric.get_birth_date(rid if validated else validate_resident_id(rid))
 
 
-def sex_of(rid: str) -> str:
+def sex_of(rid: str, *, validated: bool = False) -> str:
     """The sex (性别) from the 17th digit: ``"M"`` if odd, ``"F"`` if even."""
-    return "M" if int(validate_resident_id(rid)[16]) % 2 else "F"
+    return "M" if int((rid if validated else validate_resident_id(rid))[16]) % 2 else "F"
 
 
 class ResidentId(fields.String):

@@ -23,7 +23,6 @@ from shared.events import Event
 from shared.identity import Actor, Role
 from shared.identity import authorize as require
 from shared.reference import ReferenceData
-from shared.resident_id import sex_of
 
 SOURCE = "intake"
 CASEWORKERS = (Role.COMMUNITY_OFFICER, Role.TOWNSHIP_OFFICER, Role.DISTRICT_OFFICER)
@@ -85,7 +84,7 @@ def _members_and_incomes(household: Household, data: dict, session) -> None:
     for pos, (m, index) in enumerate(zip(data["members"], indexes)):
         member = existing.get(index) or Member(id=new_id(), resident_id_index=index)
         member.position, member.name, member.resident_id = pos, m["name"], m["resident_id"]
-        member.relation, member.birth_date, member.sex = m["relation"], m["birth_date"], sex_of(m["resident_id"])
+        member.relation, member.birth_date, member.sex = m["relation"], m["birth_date"], m["sex"]
         member.labour_capacity, member.disability = m["labour_capacity"], m["disability"]
         member.illness, member.employment = m["illness"], m["employment"]
         members.append(member)

@@ -5,7 +5,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from shared.divisions import DivisionCode
 from shared.money import Money
-from shared.resident_id import ResidentId, birth_date_of
+from shared.resident_id import ResidentId, birth_date_of, sex_of
 
 RELATIONS = ("head", "spouse", "child", "parent", "grandchild", "grandparent", "sibling", "in_law", "other")
 LABOUR_CAPACITY = ("full", "partial", "none")          # 劳动能力: 完全 / 部分 / 无
@@ -43,7 +43,9 @@ class MemberSchema(Schema):
 
     @validates_schema(skip_on_field_errors=True)
     def _birth_date_matches_id(self, data, **kwargs):
-        born = birth_date_of(data["resident_id"])
+        # the field has validated the number: read its parts without validating again
+        born = birth_date_of(data["resident_id"], validated=True)
+        data["sex"] = sex_of(data["resident_id"], validated=True)
         if data.get("birth_date") is None:
             data["birth_date"] = born
         elif data["birth_date"] != born:
