@@ -1,5 +1,6 @@
-"""The ``dibao`` command, through typer's CliRunner, against a real intake
-container on RabbitMQ (a fresh vhost and fresh SQLite files per test)."""
+"""The ``dibao`` command, through typer's CliRunner, against real intake,
+review and notify containers on RabbitMQ (a fresh vhost and fresh SQLite
+files per test)."""
 from __future__ import annotations
 
 import csv
@@ -7,6 +8,7 @@ import json
 import re
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,12 +17,17 @@ import yaml
 from typer.testing import CliRunner
 
 from services.intake.service import IntakeService
+from services.notify.service import NotifyService
+from services.review.service import ReviewService
 from shared.cli import app, main
 from shared.cli.importer import RowSource, build_household, groups, read_rows, scan
 from shared.db import make_engine
 from shared.errors import NotFound
 from shared.identity import Role, verify_token
 from shared.testing import amqp_uri_for, rpc_as
+from tests.helpers import household, investigation, officer, register_staff, yesterday
+from tests.review_helpers import (close_notice, committee, community, deputy, director, evaluation, review_state,
+                                  township)
 
 pytestmark = pytest.mark.integration
 
@@ -262,15 +269,205 @@ def test_scattered_households_are_gathered_and_inconsistent_rows_reported(tmp_pa
     assert household is None and [(e.line, e.field) for e in errors] == [(7, "address")]
 
 
+# --- review ----------------------------------------------------------------------------
+
+def start_review(container_factory, config: dict, policy: str, tmp_path: Path, notify: bool = False):
+    """intake and review (and notify) containers under ``policy``; the config file for the CLI."""
+    config = dict(config, POLICY=policy)
+    container_factory(IntakeService, config).start()
+    container_factory(ReviewService, config).start()
+    if notify:
+        container_factory(NotifyService, config).start()
+    register_staff(config)
+    return config, write_config(tmp_path / f"dibao-{policy}.yml", config)
+
+
+def investigated_application(config: dict, seed: int) -> tuple[str, dict]:
+    data = household(seed=seed)
+    with officer(config) as rpc:
+        created = rpc.intake.register_household(data)
+        app = rpc.intake.submit_application({"household_id": created["household_id"], "accepted_on": yesterday()})
+        rpc.intake.record_investigation(investigation(app["id"], created["member_ids"]))
+    return app["id"], data
+
+
+def test_review_status_follows_an_application_to_its_case(container_factory, sqlite_config, tmp_path):
+    config, config_file = start_review(container_factory, sqlite_config, "jiangxia", tmp_path)
+    app_id, data = investigated_application(config, seed=41)
+    review_state(config, app_id, step="community_evaluation")
+
+    result = dibao(config_file, "review", "status", app_id)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert app_id in out and "in_review" in out and "审核中" in out
+    assert "community_evaluation" in out and "社区民主评议" in out and "at the community level" in out
+    assert "no deadline" in out                          # jiangxia sets no statutory clock
+    assert "王专干" in out                                # the investigators, by name
+    assert "420***********" in out and not RESIDENT_ID.search(out)   # the head, masked
+    assert "case (低保对象)" not in out
+
+    # through every step (notify's side published by hand, as in test_review_workflow)
+    with community(config) as rpc:
+        rpc.review.record_evaluation(evaluation(app_id))
+    close_notice(config, review_state(config, app_id, step="community_notice"))
+    review_state(config, app_id, step="township_review")
+    with township(config) as rpc:
+        rpc.review.record_township_review(committee(app_id))
+    close_notice(config, review_state(config, app_id, step="township_notice"))
+    review_state(config, app_id, step="joint_review")
+    with deputy(config) as rpc:
+        rpc.review.sign_joint_review({"application_id": app_id, "role": "deputy_director"})
+    with director(config) as rpc:
+        rpc.review.sign_joint_review({"application_id": app_id, "role": "centre_director"})
+    with community(config) as rpc:
+        case = rpc.review.sign_joint_review({"application_id": app_id, "role": "investigator"})["case"]
+
+    result = dibao(config_file, "review", "status", app_id)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "approved" in out and "已批准" in out and "case (低保对象)" in out
+    assert case["monthly_benefit"] in out and case["start_month"] in out and case["category"] in out
+    assert re.search(r"✓ +joint_review", out)            # every step of the policy done
+
+
+def test_review_status_shows_a_rejection_and_refuses_in_one_line(container_factory, sqlite_config, tmp_path):
+    config, config_file = start_review(container_factory, sqlite_config, "jiangxia", tmp_path)
+    app_id, _ = investigated_application(config, seed=42)
+    review_state(config, app_id, step="community_evaluation")
+    with community(config) as rpc:
+        rpc.review.record_evaluation(evaluation(app_id, passed=False))
+
+    result = dibao(config_file, "review", "status", app_id)
+    assert result.exit_code == 0, result.output
+    assert "rejected" in result.output and "家庭收入超标" in result.output      # with its reason
+
+    unknown = dibao(config_file, "review", "status", "no-such-application")
+    assert unknown.exit_code == 1 and "not_found" in unknown.output and "Traceback" not in unknown.output
+    assert len(unknown.output.strip().splitlines()) == 1
+    elsewhere = dibao(config_file, "review", "status", app_id, "--role", "township_officer", "--unit", "420115002",
+                      "--user", "other.township")
+    assert elsewhere.exit_code == 1 and "forbidden" in elsewhere.output and "Traceback" not in elsewhere.output
+    bad_role = dibao(config_file, "review", "status", app_id, "--role", "mayor")
+    assert bad_role.exit_code == 1 and "unknown role 'mayor'" in bad_role.output
+
+
+def test_review_overdue_lists_what_the_statutory_clock_has_passed(container_factory, sqlite_config, tmp_path):
+    config, config_file = start_review(container_factory, sqlite_config, "national2021", tmp_path)
+    app_id, _ = investigated_application(config, seed=43)
+    f = review_state(config, app_id, step="community_evaluation")
+    assert f["process_due_on"]                          # national2021: 30 working days from acceptance
+
+    today = dibao(config_file, "review", "overdue", "420115")
+    assert today.exit_code == 0, today.output
+    assert "no application" in today.output and app_id not in today.output
+
+    later = (date.fromisoformat(f["process_due_on"]) + timedelta(days=10)).isoformat()
+    result = dibao(config_file, "review", "overdue", "420115", "--as-of", later)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "1 application past a deadline" in out and later in out
+    assert "纸坊街道 › 东城社区 420115001001" in out        # a table per township and community
+    assert app_id in out and "community_evaluation" in out and f["process_due_on"] in out
+    assert f"process {f['process_due_on']}" in out and "in_review" in out, out
+    # the township's own list has it too; another township's does not
+    assert app_id in dibao(config_file, "review", "overdue", "420115001", "--as-of", later).output
+    other = dibao(config_file, "review", "overdue", "420115002", "--as-of", later)
+    assert other.exit_code == 0 and "no application" in other.output
+
+    bad_date = dibao(config_file, "review", "overdue", "420115", "--as-of", "next week")
+    assert bad_date.exit_code == 1 and "--as-of must be a date" in bad_date.output
+    outside = dibao(config_file, "review", "overdue", "420115001", "--role", "community_officer",
+                    "--unit", "420115002001")
+    assert outside.exit_code == 1 and "forbidden" in outside.output and "Traceback" not in outside.output
+
+
 # --- demo ----------------------------------------------------------------------------
 
-def test_demo_against_running_services_masks_every_id(intake, config_file, sqlite_config):
+def review_rows(config: dict) -> list[tuple]:
+    engine = make_engine(config["DB_URIS"]["review"])
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(
+                "SELECT application_id, status, objections, rejection_reason FROM review_file"))]
+    finally:
+        engine.dispose()
+
+
+def investigations_of(config: dict, application_id: str) -> int:
+    engine = make_engine(config["DB_URIS"]["intake"])
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM home_investigation WHERE application_id = :a"),
+                                {"a": application_id}).scalar()
+    finally:
+        engine.dispose()
+
+
+def assert_full_path(out: str, config: dict) -> None:
+    """At least one approved case with a benefit, one rejection with its
+    reason, one objection that led to a re-investigation; IDs masked."""
+    assert not RESIDENT_ID.search(out), "a full resident ID number was printed"
+    assert "420***********" in out                      # masked ones are
+    assert re.search(r"已批准\s+\d+\.\d\d\s", out), "no approved case with its benefit in the tables"
+    assert "rejected (未通过)" in out and "reason" in out
+    assert "objection from the public" in out and "re-investigation" in out and "重新调查" in out
+    assert "notice boards" in out and ".pdf" in out
+    rows = review_rows(config)
+    approved = [r for r in rows if r[1] == "approved"]
+    rejected = [r for r in rows if r[1] == "rejected"]
+    objected = [r for r in rows if r[2]]
+    assert approved and rejected and len(objected) == 1
+    assert all(r[3] for r in rejected)                   # every rejection has its reason
+    assert "家庭人均月收入" in out                      # the reason the demo gave
+    assert objected[0][1] == "approved"                  # re-investigated, then taken through to approval
+    assert investigations_of(config, objected[0][0]) == 2
+
+
+def test_demo_takes_households_through_to_approval(container_factory, sqlite_config, tmp_path):
+    config, config_file = start_review(container_factory, sqlite_config, "jiangxia", tmp_path, notify=True)
+    started = time.monotonic()
     result = dibao(config_file, "demo", "--households", "12")
     assert result.exit_code == 0, result.output
     out = result.output
     assert "services answer" in out                      # the fast path: no services of its own
     assert "applications" in out and "home investigations" in out
     assert "一户一档" in out and "ValidationFailed" in out
-    assert not RESIDENT_ID.search(out), "a full resident ID number was printed"
-    assert "420***********" in out                      # masked ones are
-    assert households_in_db(sqlite_config) == 12
+    assert "community_notice" in out and "passed by the committee" in out and "3 signatures" in out
+    assert_full_path(out, config)
+    assert households_in_db(config) == 12
+    assert time.monotonic() - started < 60
+
+
+@pytest.fixture
+def logger_levels():
+    """The demo quietens these loggers when it runs its own services: put them back."""
+    import logging
+
+    names = ("nameko", "shared", "services")
+    levels = {name: logging.getLogger(name).level for name in names}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def test_demo_starts_its_own_services_under_national2021(tmp_path, sqlite_config, logger_levels):
+    """Only RabbitMQ (an empty vhost): the demo runs intake, review and notify itself."""
+    config = dict(sqlite_config, POLICY="national2021", DATA_DIR=str(tmp_path / "var"))
+    config_file = write_config(tmp_path / "national.yml", config)
+    result = dibao(config_file, "demo", "--households", "10", "--seed", "7")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "starting" in out and "intake" in out and "review" in out and "notify" in out
+    assert "policy national2021" in out
+    assert "skipped (the policy allows it" in out and "initial opinion" in out
+    demo_dir = tmp_path / "var" / "demo"
+    assert_full_path(out, dict(config, DB_URIS={n: f"sqlite:///{demo_dir / (n + '.db')}"
+                                                for n in ("intake", "review")}))
+    boards = list((demo_dir / "notices").glob("*.pdf"))
+    assert boards and (demo_dir / "messages" / "outbox.jsonl").is_file()
+
+
+def test_demo_refuses_to_mix_with_part_of_the_services(intake, config_file):
+    result = dibao(config_file, "demo", "--households", "2")
+    assert result.exit_code == 1
+    assert "review, notify" in result.output and "dibao up" in result.output and "Traceback" not in result.output
