@@ -9,6 +9,7 @@ creates a case.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -217,8 +218,22 @@ def record_township_review(uow: UnitOfWork, actor: Actor, data: dict, ref: Refer
     return f
 
 
+@dataclass(frozen=True)
+class HouseholdFacts:
+    """What the deciding signature needs from intake: the verified income and the members."""
+
+    verified_income: Decimal
+    members: list
+
+
+def missing_roles(uow: UnitOfWork, f: ReviewFile) -> set[str]:
+    signed = set(uow.session.scalars(sa.select(JointReviewSignature.role)
+                                     .where(JointReviewSignature.application_id == f.application_id)))
+    return set(policy_of(f).joint_review_roles) - signed
+
+
 def sign_joint_review(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData, today: date,
-                      verified_income: Decimal, members: list[dict]) -> tuple[ReviewFile, Case | None]:
+                      facts: HouseholdFacts | None) -> tuple[ReviewFile, Case | None]:
     """会审: three people, three roles; the third signature decides."""
     f = load_file(uow, data["application_id"], for_update=True)
     authorize(actor, (), f.community_code)
@@ -236,7 +251,9 @@ def sign_joint_review(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceD
     signatures.append(signature)
     case = None
     if {s.role for s in signatures} >= set(policy.joint_review_roles):
-        case = approve(uow, f, signatures, ref, today, verified_income, members)
+        if facts is None:  # another signature landed since this one was read: ask again
+            raise Conflict("the joint review changed meanwhile; sign again", {"application_id": f.application_id})
+        case = approve(uow, f, signatures, ref, today, facts.verified_income, facts.members)
     uow.commit()
     return f, case
 

@@ -95,14 +95,16 @@ class ReviewService:
         """会审: one of three signatures; the third fixes the benefit and approves."""
         data = load(schemas.JointReviewSchema, data)
         actor = self.caller.actor
-        with self.db.read() as uow:
-            household_id = handlers.load_file(uow, data["application_id"]).household_id
-        application = self.remote.intake.get_application(data["application_id"])
-        latest = application["investigations"][-1]
-        members = self.remote.intake.get_household(household_id)["members"]
+        facts = None
+        with self.db.read() as uow:   # intake's facts only for the signature that decides
+            f = handlers.load_file(uow, data["application_id"])
+            deciding = handlers.missing_roles(uow, f) == {data["role"]}
+        if deciding:
+            latest = self.remote.intake.get_application(f.application_id)["investigations"][-1]
+            facts = handlers.HouseholdFacts(Decimal(latest["verified_monthly_income"]),
+                                            self.remote.intake.get_household(f.household_id)["members"])
         with self.db() as uow:
-            f, case = handlers.sign_joint_review(uow, actor, data, self.ref, self.ref.today(),
-                                                 Decimal(latest["verified_monthly_income"]), members)
+            f, case = handlers.sign_joint_review(uow, actor, data, self.ref, self.ref.today(), facts)
             out = FILE_OUT.dump(f)
             out["case"] = CASE_OUT.dump(case) if case else None
             return out
