@@ -124,14 +124,25 @@ def notice_closed(uow: UnitOfWork, event: dict, ref: ReferenceData, today: date)
     advance(f, ref, today)
 
 
+def notice_posted(uow: UnitOfWork, event: dict, ref: ReferenceData) -> None:
+    """Remember which notice stands for the open step (objections are about it)."""
+    f = load_file(uow, event["subject"]["application_id"], for_update=True)
+    if f.status == "in_review" and f.step == event["payload"]["stage"]:
+        f.notice_id = event["subject"]["notice_id"]
+
+
 def objection_filed(uow: UnitOfWork, event: dict, ref: ReferenceData) -> None:
-    """任何异议: back to a home investigation, then a new evaluation."""
+    """任何异议: back to a home investigation, then a new evaluation.
+
+    Only an objection to the notice of the open step does that; one filed
+    late against an earlier notice is counted and changes nothing else."""
     f = load_file(uow, event["subject"]["application_id"], for_update=True)
     f.objections += 1
     policy = policy_of(f)
     if policy.process_workdays_with_objection:
         f.process_due_on = ref.calendar.add_workdays(f.accepted_on, policy.process_workdays_with_objection)
-    if f.status != "in_review":
+    current_notice = f.step == event["payload"]["stage"] and f.notice_id in (None, event["subject"].get("notice_id"))
+    if f.status != "in_review" or not current_notice:
         return
     interrupted = f.step
     f.status, f.step, f.step_opened_on, f.step_due_on = "awaiting_reinvestigation", None, None, None

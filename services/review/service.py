@@ -58,6 +58,10 @@ class ReviewService:
     def on_notice_closed(self, body):
         self._consume(body, "on_notice_closed", handlers.notice_closed, self.ref.today())
 
+    @consume_event("notify", "notice_posted")
+    def on_notice_posted(self, body):
+        self._consume(body, "on_notice_posted", handlers.notice_posted)
+
     @consume_event("notify", "objection_filed")
     def on_objection_filed(self, body):
         self._consume(body, "on_objection_filed", handlers.objection_filed)

@@ -16,6 +16,7 @@ from services.intake.service import IntakeService
 from services.review.service import ReviewService
 from shared.db import make_engine
 from shared.errors import Conflict, Forbidden, ValidationFailed
+from shared.testing import wait_for
 from tests.helpers import household, investigation, officer, register_staff
 from tests.review_helpers import (close_notice, committee, community, deputy, director, evaluation, object_to,
                                   review_state, township)
@@ -240,3 +241,20 @@ def test_concurrent_joint_review_signatures_make_one_decision(container_factory,
     decided = [r for r in results if isinstance(r, dict) and r.get("case")]
     assert len(decided) == 1 and all(isinstance(r, Conflict) for r in results if r not in decided)
     assert review_events(config).count("case_approved") == 1
+
+
+def test_late_objection_to_an_earlier_notice_is_counted_but_sends_nothing_back(container_factory, sqlite_config):
+    config = start(container_factory, sqlite_config, "jiangxia")
+    app_id, _ = investigated(config, seed=39)
+    review_state(config, app_id, step="community_evaluation")
+    with community(config) as rpc:
+        rpc.review.record_evaluation(evaluation(app_id))
+    first = review_state(config, app_id, step="community_notice")
+    close_notice(config, first)
+    review_state(config, app_id, step="township_review")
+    object_to(config, first)                           # against the community notice, now closed
+    f = review_state(config, app_id, step="township_review")
+    wait_for(lambda: review_state(config, app_id, step="township_review")["objections"] == 1, timeout=10,
+             message="objection counted")
+    assert f["status"] == "in_review"
+    assert "reinvestigation_required" not in review_events(config)
