@@ -42,6 +42,26 @@ def upgrade(engine: sa.Engine, migrations: Path | None, service: str) -> None:
             conn.commit()
 
 
+def create_platform_tables() -> None:
+    """The outbox and inbox every service database has (shared.db.platform_tables),
+    created in each service's first migration from that one definition."""
+    from alembic import op
+
+    from shared.db import platform_tables
+    metadata = sa.MetaData()
+    platform_tables(metadata)
+    metadata.create_all(op.get_bind())
+
+
+def drop_platform_tables() -> None:
+    from alembic import op
+
+    from shared.db import platform_tables
+    metadata = sa.MetaData()
+    platform_tables(metadata)
+    metadata.drop_all(op.get_bind())
+
+
 def run_env(context) -> None:
     """Body of every service's migrations/env.py."""
     service = context.config.get_main_option("dibao_service")
