@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from shared.crypto import FieldCipher, configure, key_from_config
+from shared.errors import NotFound
 from shared.events import Event, encode, envelope
 from shared.identity import AUTH_TOKEN_KEY, Caller
 
@@ -146,6 +147,12 @@ class RecordsEvents:
         return _PENDING_EVENTS.pop(self, [])
 
 
+def is_id(value) -> bool:
+    """Whether ``value`` can be one of our ids (uuid strings, 36 characters):
+    a number, a huge string or one no database can bind is nobody's id."""
+    return isinstance(value, str) and 0 < len(value) <= 36 and value.isprintable()
+
+
 class AlreadyConsumed(Exception):
     """This consumer already processed this event: a redelivery, a no-op."""
 
@@ -174,6 +181,13 @@ class UnitOfWork:
 
     def __exit__(self, exc_type, exc, tb):
         self.session.close()  # rolls back whatever was not committed
+
+    def get(self, model, ident, what: str, key: str, **options):
+        """The row with this id, or NotFound naming ``key`` (one rule for every service)."""
+        obj = self.session.get(model, ident, **options) if is_id(ident) else None
+        if obj is None:
+            raise NotFound(f"no {what} {ident}", {key: ident})
+        return obj
 
     def emit(self, event: Event) -> None:
         self._events.append(event)

@@ -11,7 +11,6 @@ never a stack trace or an internal message. The traceback goes to the log.
 from __future__ import annotations
 
 import logging
-import sys
 
 from marshmallow import Schema, ValidationError
 from nameko.exceptions import deserialize_to_instance

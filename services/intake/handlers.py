@@ -123,17 +123,8 @@ def register_household(uow: UnitOfWork, actor: Actor, data: dict, ref: Reference
     return household
 
 
-def is_id(value) -> bool:
-    """Whether ``value`` can be one of our ids (uuid strings, 36 characters):
-    a number, a huge string or one no database can bind is nobody's id."""
-    return isinstance(value, str) and 0 < len(value) <= 36 and value.isprintable()
-
-
 def load_household(uow: UnitOfWork, household_id: str) -> Household:
-    household = uow.session.get(Household, household_id) if is_id(household_id) else None
-    if household is None:
-        raise NotFound(f"no household {household_id}", {"household_id": household_id})
-    return household
+    return uow.get(Household, household_id, "household", "household_id")
 
 
 def update_household(uow: UnitOfWork, actor: Actor, household_id: str, data: dict, ref: ReferenceData) -> Household:
@@ -202,11 +193,7 @@ def submit_application(uow: UnitOfWork, actor: Actor, data: dict, ref: Reference
 
 def load_application(uow: UnitOfWork, application_id: str, with_investigations: bool = False) -> Application:
     options = [joinedload(Application.investigations)] if with_investigations else []
-    application = (uow.session.get(Application, application_id, options=options)
-                   if is_id(application_id) else None)
-    if application is None:
-        raise NotFound(f"no application {application_id}", {"application_id": application_id})
-    return application
+    return uow.get(Application, application_id, "application", "application_id", options=options)
 
 
 def record_investigation(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> HomeInvestigation:

@@ -15,7 +15,7 @@ from services.intake import handlers, schemas
 from services.intake.models import Application, Base
 from shared.db import Database
 from shared.errors import EXPECTED_ERRORS, ValidationFailed
-from shared.identity import Identity
+from shared.identity import Identity, authorize
 from shared.reference import Reference
 from shared.rpc import load, rpc
 
@@ -112,7 +112,7 @@ class IntakeService:
     def get_application(self, application_id):
         with self.db.read() as uow:
             application = handlers.load_application(uow, application_id, with_investigations=True)
-            handlers.require(self.caller.actor, handlers.READERS, application.community_code)
+            authorize(self.caller.actor, handlers.READERS, application.community_code)
             out = APPLICATION_OUT.dump(application)
             out["investigations"] = INVESTIGATION_OUTS.dump(application.investigations)
             return out
@@ -124,7 +124,7 @@ class IntakeService:
         actor = self.caller.actor
         scope = data["community_code"] or actor.unit
         with self.db.read() as uow:
-            handlers.require(actor, handlers.READERS, scope)
+            authorize(actor, handlers.READERS, scope)
             stmt = (sa.select(Application)
                     .where(Application.community_code.startswith(scope, autoescape=True))
                     .order_by(Application.submitted_at).limit(data["limit"]))

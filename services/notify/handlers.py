@@ -16,7 +16,7 @@ from services.notify.channels import Channel, OutgoingMessage
 from services.notify.models import Message, Notice, Objection
 from services.notify.rendering import Board
 from shared.db import AlreadyConsumed, UnitOfWork
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import ValidationFailed
 from shared.events import Event
 from shared.identity import Actor, Role
 from shared.identity import authorize as require
@@ -94,11 +94,7 @@ def notice_subject(notice: Notice, **more) -> dict:
 
 
 def load_notice(uow: UnitOfWork, notice_id, for_update: bool = False) -> Notice:
-    notice = (uow.session.get(Notice, notice_id, with_for_update=for_update)
-              if isinstance(notice_id, str) and 0 < len(notice_id) <= 36 else None)
-    if notice is None:
-        raise NotFound(f"no notice {notice_id}", {"notice_id": notice_id})
-    return notice
+    return uow.get(Notice, notice_id, "notice", "notice_id", with_for_update=for_update)
 
 
 def view_notice(uow: UnitOfWork, actor: Actor, notice_id) -> Notice:

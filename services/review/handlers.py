@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
-import sqlalchemy as sa  # noqa: F401 - also used by the service
+import sqlalchemy as sa
 
 from services.review import rules
 from services.review.models import Case, CommunityEvaluation, JointReviewSignature, ReviewFile, TownshipReview
 from shared.db import UnitOfWork
-from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.errors import Conflict, ValidationFailed
 from shared.events import Event
 from shared.identity import Actor, Role, authorize
 from shared.money import round_fen
@@ -53,12 +53,8 @@ def policy_of(f: ReviewFile) -> Policy:
 
 
 def load_file(uow: UnitOfWork, application_id, for_update: bool = False) -> ReviewFile:
-    f = None
-    if isinstance(application_id, str) and 0 < len(application_id) <= 36 and application_id.isprintable():
-        f = uow.session.get(ReviewFile, application_id, with_for_update=for_update)
-    if f is None:
-        raise NotFound(f"no application {application_id} under review", {"application_id": application_id})
-    return f
+    return uow.get(ReviewFile, application_id, "application under review", "application_id",
+                   with_for_update=for_update)
 
 
 # --- moving through the steps -------------------------------------------------

@@ -11,6 +11,8 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from services.intake import events as _intake_events  # noqa: F401 - the contract we consume
 from services.notify import events as _notify_events  # noqa: F401
 from services.review import events  # noqa: F401 - registers review's event contract
@@ -18,7 +20,7 @@ from services.review import handlers, schemas
 from services.review.models import Base, Case
 from shared.db import Database
 from shared.events import parse
-from shared.identity import Identity
+from shared.identity import Identity, authorize
 from shared.inbox import consume_event
 from shared.reference import Reference
 from shared.remote import ServiceRpc
@@ -70,7 +72,7 @@ class ReviewService:
     @rpc
     def ping(self):
         with self.db.read() as uow:
-            uow.session.execute(handlers.sa.text("SELECT 1"))
+            uow.session.execute(sa.text("SELECT 1"))
         return {"service": self.name, "policy": self.ref.policy.name}
 
     @rpc
@@ -124,9 +126,9 @@ class ReviewService:
     def get_application(self, application_id):
         with self.db.read() as uow:
             f = handlers.load_file(uow, application_id)
-            handlers.authorize(self.caller.actor, handlers.READERS, f.community_code)
+            authorize(self.caller.actor, handlers.READERS, f.community_code)
             out = FILE_OUT.dump(f)
-            case = uow.session.scalar(handlers.sa.select(Case).where(Case.application_id == f.application_id))
+            case = uow.session.scalar(sa.select(Case).where(Case.application_id == f.application_id))
             out["case"] = CASE_OUT.dump(case) if case else None
             return out
 
