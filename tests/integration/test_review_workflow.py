@@ -43,6 +43,15 @@ def investigated(config, seed, accepted_days_ago=1):
     return app["id"], len(data["members"])
 
 
+def evaluated(config, seed):
+    """An application that passed its community evaluation: its notice is up."""
+    app_id, _ = investigated(config, seed=seed)
+    review_state(config, app_id, step="community_evaluation")
+    with community(config) as rpc:
+        rpc.review.record_evaluation(evaluation(app_id))
+    return app_id, review_state(config, app_id, step="community_notice")
+
+
 def review_events(config) -> list[str]:
     engine = make_engine(config["DB_URIS"]["review"])
     with engine.connect() as conn:
@@ -105,11 +114,7 @@ def test_jiangxia_full_path_to_approval(container_factory, config):
 
 def test_objection_forces_reinvestigation_and_reevaluation(container_factory, sqlite_config):
     config = start(container_factory, sqlite_config, "jiangxia")
-    app_id, _ = investigated(config, seed=32)
-    review_state(config, app_id, step="community_evaluation")
-    with community(config) as rpc:
-        rpc.review.record_evaluation(evaluation(app_id))
-    f = review_state(config, app_id, step="community_notice")
+    app_id, f = evaluated(config, 32)
     object_to(config, f)
     review_state(config, app_id, status="awaiting_reinvestigation")
     close_notice(config, f, objections=1)              # the notice ends: nothing moves
@@ -192,11 +197,7 @@ def test_jurisdiction_each_level_acts_on_its_own_units(container_factory, sqlite
 
 def test_duplicate_deliveries_advance_the_workflow_once(container_factory, sqlite_config):
     config = start(container_factory, sqlite_config, "jiangxia")
-    app_id, _ = investigated(config, seed=37)
-    review_state(config, app_id, step="community_evaluation")
-    with community(config) as rpc:
-        rpc.review.record_evaluation(evaluation(app_id))
-    f = review_state(config, app_id, step="community_notice")
+    app_id, f = evaluated(config, 37)
     closed = close_notice(config, f)
     review_state(config, app_id, step="township_review")
     # the very same notice_closed delivered again (same event id): no second step
@@ -215,11 +216,8 @@ def test_duplicate_deliveries_advance_the_workflow_once(container_factory, sqlit
 def test_concurrent_joint_review_signatures_make_one_decision(container_factory, config):
     import eventlet
     config = start(container_factory, config, "jiangxia")
-    app_id, _ = investigated(config, seed=38)
-    review_state(config, app_id, step="community_evaluation")
-    with community(config) as rpc:
-        rpc.review.record_evaluation(evaluation(app_id))
-    close_notice(config, review_state(config, app_id, step="community_notice"))
+    app_id, notice = evaluated(config, 38)
+    close_notice(config, notice)
     review_state(config, app_id, step="township_review")
     with township(config) as rpc:
         rpc.review.record_township_review(committee(app_id))
@@ -245,11 +243,7 @@ def test_concurrent_joint_review_signatures_make_one_decision(container_factory,
 
 def test_late_objection_to_an_earlier_notice_is_counted_but_sends_nothing_back(container_factory, sqlite_config):
     config = start(container_factory, sqlite_config, "jiangxia")
-    app_id, _ = investigated(config, seed=39)
-    review_state(config, app_id, step="community_evaluation")
-    with community(config) as rpc:
-        rpc.review.record_evaluation(evaluation(app_id))
-    first = review_state(config, app_id, step="community_notice")
+    app_id, first = evaluated(config, 39)
     close_notice(config, first)
     review_state(config, app_id, step="township_review")
     object_to(config, first)                           # against the community notice, now closed
