@@ -5,11 +5,12 @@ object.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from nameko.extensions import DependencyProvider
 
+from shared.clock import Clock, SystemClock, clock_from_config
 from shared.config import repo_path
 from shared.divisions import DivisionRegistry
 from shared.errors import ValidationFailed
@@ -25,6 +26,8 @@ class ReferenceData:
     divisions: DivisionRegistry
     calendar: WorkdayCalendar
     standards: StandardsTable
+    #: config CLOCK (shared/clock.py): the system date, a fixed day, or a file a demo advances
+    clock: Clock = field(default_factory=SystemClock)
 
     @classmethod
     def from_config(cls, config: dict) -> "ReferenceData":
@@ -33,10 +36,12 @@ class ReferenceData:
             divisions=DivisionRegistry.load(repo_path(config.get("DIVISIONS_FILE"))),
             calendar=WorkdayCalendar.load(repo_path(config.get("WORKDAY_OVERRIDES_FILE"))),
             standards=StandardsTable.load(repo_path(config.get("STANDARDS_FILE"))),
+            clock=clock_from_config(config),
         )
 
     def today(self) -> date:
-        return date.today()
+        """Today by the configured clock: every rule date in every service comes from here."""
+        return self.clock.today()
 
     def division(self, code: str, field: str, level: str | None = None):
         """The division, or ValidationFailed naming ``field``."""

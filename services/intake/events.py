@@ -91,3 +91,12 @@ class FileViewed(Schema):
 
     purpose = fields.String(required=True, metadata={"doc": "view | lookup | export"})
     community_code = fields.String(required=True)
+
+
+@event_type(SOURCE, "member_died")
+class MemberDied(Schema):
+    """A member's death was recorded (a fact the review acts on). Subject: household_id, member_id."""
+
+    community_code = fields.String(required=True)
+    died_on = fields.Date(required=True)
+    living_members = fields.Integer(required=True, metadata={"doc": "members still living"})

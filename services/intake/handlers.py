@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
 from services.intake import rules
-from services.intake.models import (Application, Asset, CheckIn, FileDocument, HomeInvestigation, Household,
-                                    Income, LabourAttendance, Member, Staff, new_id)
+from services.intake.models import (Application, Asset, CaseStatus, CheckIn, FileDocument, HomeInvestigation,
+                                    Household, Income, LabourAttendance, Member, Staff, new_id)
 from shared.crypto import get_cipher
 from shared.db import UnitOfWork
 from shared.errors import Conflict, NotFound, ValidationFailed
@@ -278,6 +278,8 @@ def record_checkin(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData
     household = load_household(uow, data["household_id"])
     require(actor, (Role.COMMUNITY_OFFICER, Role.TOWNSHIP_OFFICER), household.community_code)
     rules.checkin_month_not_future(data["month"], data["checked_in_on"], ref.today())
+    cases = list(uow.session.scalars(sa.select(CaseStatus).where(CaseStatus.household_id == household.id)))
+    rules.checkin_case_not_cancelled(data["month"], cases)
     exists = uow.session.scalar(sa.select(CheckIn.id).where(CheckIn.household_id == household.id,
                                                            CheckIn.month == data["month"]))
     if exists:
@@ -313,3 +315,49 @@ def record_labour(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData)
         "activity": data["activity"], "attendance": data["attendance"]}))
     uow.commit()
     return record
+
+
+def record_death(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> Member:
+    """A member's death, recorded as a fact: the household's size changes
+    (household_updated) and the review acts on it (member_died)."""
+    household = load_household(uow, data["household_id"])
+    require(actor, CASEWORKERS, household.community_code)
+    member = next((m for m in household.members if m.id == data["member_id"]), None)
+    if member is None:
+        raise ValidationFailed.field("member_id", "not a member of this household")
+    if member.deceased_on is not None:
+        raise Conflict(f"the death of this member is already recorded ({member.deceased_on})",
+                       {"field": "member_id"})
+    if data["died_on"] > ref.today():
+        raise ValidationFailed.field("died_on", "in the future")
+    if data["died_on"] < member.birth_date:
+        raise ValidationFailed.field("died_on", "before the member was born")
+    member.deceased_on = data["died_on"]
+    household.version += 1
+    household.updated_at = now()
+    living = sum(1 for m in household.members if m.deceased_on is None)
+    household.record(Event(SOURCE, "member_died", {"household_id": household.id, "member_id": member.id}, {
+        "community_code": household.community_code, "died_on": data["died_on"], "living_members": living}))
+    household.record(Event(SOURCE, "household_updated", {"household_id": household.id}, {
+        "community_code": household.community_code, "version": household.version,
+        "member_count": living, "changed": ["members"]}))
+    uow.commit()
+    return member
+
+
+# --- what intake knows of cases (review's events) --------------------------------------
+
+def case_approved(uow: UnitOfWork, event: dict) -> None:
+    case_id = event["subject"]["case_id"]
+    if uow.session.get(CaseStatus, case_id) is None:
+        uow.session.add(CaseStatus(case_id=case_id, household_id=event["subject"]["household_id"],
+                                   status="active", start_month=event["payload"]["start_month"]))
+
+
+def case_cancelled(uow: UnitOfWork, event: dict) -> None:
+    case_id = event["subject"]["case_id"]
+    case = uow.session.get(CaseStatus, case_id)
+    if case is None:   # the cancellation overtook the approval: both facts are known here
+        case = CaseStatus(case_id=case_id, household_id=event["subject"]["household_id"], start_month="0000-00")
+        uow.session.add(case)
+    case.status, case.end_month = "cancelled", event["payload"]["effective_month"]

@@ -187,3 +187,16 @@ class LabourAttendance(Base):
     activity: Mapped[str] = mapped_column(sa.String(100))
     attendance: Mapped[str] = mapped_column(sa.String(20))  # attended | excused | unexcused
     recorded_by: Mapped[str] = mapped_column(sa.String(64))
+
+
+class CaseStatus(Base):
+    """What intake knows of a household's case, from review's events
+    (case_approved, case_cancelled): a check-in for a cancelled case is refused."""
+
+    __tablename__ = "case_status"
+    case_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    household_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    status: Mapped[str] = mapped_column(sa.String(16))   # active | cancelled
+    start_month: Mapped[str] = mapped_column(sa.String(7))
+    #: first month not paid, once cancelled (after any gradual exit)
+    end_month: Mapped[str | None] = mapped_column(sa.String(7), nullable=True)

@@ -75,6 +75,17 @@ def checkin_month_not_future(month: str, checked_in_on: date, today: date) -> No
         raise ValidationFailed.field("checked_in_on", "in the future")
 
 
+def checkin_case_not_cancelled(month: str, cases: list) -> None:
+    """续保登记 is for a household whose guarantee goes on: once its case is
+    cancelled, no check-in for a month it is no longer paid (``end_month`` on)."""
+    if any(c.status == "active" for c in cases):
+        return
+    ended = [c for c in cases if c.status == "cancelled" and c.end_month and month >= c.end_month]
+    if ended:
+        raise Conflict(f"the household's case was cancelled from {ended[0].end_month}; no check-in for {month}",
+                       {"field": "household_id", "case_id": ended[0].case_id})
+
+
 def file_completeness(stage_reached: list[str], documents: list[str]) -> dict:
     """一户一档: which required documents the file holds and which are missing."""
     required = [kind for stage in stage_reached for kind in REQUIRED_DOCUMENTS.get(stage, ())]

@@ -148,7 +148,17 @@ class LabourSchema(Schema):
     member_id = fields.String(required=True)
     labour_date = fields.Date(required=True)
     activity = fields.String(required=True, validate=validate.Length(1, 100))
-    attendance = fields.String(required=True, validate=validate.OneOf(("attended", "excused", "unexcused")))
+    #: refused: the member refused suitable work offered (拒绝适当工作, national rule)
+    attendance = fields.String(required=True, validate=validate.OneOf(("attended", "excused", "unexcused",
+                                                                       "refused")))
+
+
+class DeathSchema(Schema):
+    """A member's death, recorded as a fact (e.g. from the death certificate)."""
+
+    household_id = fields.String(required=True)
+    member_id = fields.String(required=True)
+    died_on = fields.Date(required=True)
 
 
 class LookupSchema(Schema):
@@ -176,6 +186,7 @@ class MemberOut(Schema):
     disability = fields.String()
     illness = fields.String()
     employment = fields.String()
+    deceased_on = fields.Date(allow_none=True)
 
 
 class IncomeOut(Schema):

@@ -12,8 +12,11 @@ import sqlalchemy as sa
 
 from services.intake import events  # noqa: F401 - registers intake's event contract
 from services.intake import handlers, schemas
+from services.review import events as _review_events  # noqa: F401 - the review events intake consumes
 from services.intake.models import Application, Base
 from shared.db import Database
+from shared.events import parse
+from shared.inbox import consume_event
 from shared.errors import EXPECTED_ERRORS, ValidationFailed
 from shared.identity import Identity, authorize
 from shared.reference import Reference
@@ -165,3 +168,28 @@ class IntakeService:
             record = handlers.record_labour(uow, self.caller.actor, data, self.ref)
             return {"household_id": record.household_id, "member_id": record.member_id,
                     "labour_date": record.labour_date.isoformat()}
+
+    @rpc
+    def record_death(self, data):
+        """A member's death, recorded as a fact (the review brings the re-review forward)."""
+        data = load(schemas.DeathSchema, data)
+        with self.db() as uow:
+            member = handlers.record_death(uow, self.caller.actor, data, self.ref)
+            return {"household_id": member.household_id, "member_id": member.id,
+                    "died_on": member.deceased_on.isoformat()}
+
+    # --- what intake knows of cases (check-ins are refused once one is cancelled) ----
+    def _consume(self, body, consumer: str, handler):
+        event = parse(body)
+        with self.db() as uow:
+            uow.consume(event, f"intake.{consumer}")
+            handler(uow, event)
+            uow.commit()
+
+    @consume_event("review", "case_approved")
+    def on_case_approved(self, body):
+        self._consume(body, "on_case_approved", handlers.case_approved)
+
+    @consume_event("review", "case_cancelled")
+    def on_case_cancelled(self, body):
+        self._consume(body, "on_case_cancelled", handlers.case_cancelled)

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from services.notify import rules
 from services.notify.channels import Channel, OutgoingMessage
-from services.notify.models import Message, Notice, Objection
-from services.notify.rendering import Board
+from services.notify.models import Message, Notice, Objection, Reminder
+from services.notify.rendering import Board, review_reminder_text
 from shared.db import AlreadyConsumed, UnitOfWork
 from shared.errors import ValidationFailed
 from shared.events import Event
@@ -205,3 +205,23 @@ def record_message(uow: UnitOfWork, event: dict, message: OutgoingMessage, chann
     uow.session.add(record)
     uow.commit()
     return record
+
+
+# --- reminders to officers ------------------------------------------------------------
+
+def review_due(uow: UnitOfWork, event: dict, data: dict, ref: ReferenceData) -> Reminder:
+    """复核提醒: the community officer is reminded that a re-review falls due."""
+    uow.consume(event, "notify.review_due")
+    reminder = Reminder(event_id=event["event_id"], kind="review_due", unit_code=data["community_code"],
+                        household_id=subject_id(event, "household_id"), case_id=event["subject"].get("case_id"),
+                        due_on=data["due_on"], text=review_reminder_text(data), created_on=ref.today())
+    uow.session.add(reminder)
+    uow.commit()
+    return reminder
+
+
+def list_reminders(uow: UnitOfWork, actor: Actor, unit_code: str) -> list[Reminder]:
+    require(actor, READERS, unit_code)
+    return list(uow.session.scalars(
+        sa.select(Reminder).where(Reminder.unit_code.startswith(unit_code, autoescape=True))
+        .order_by(Reminder.due_on, Reminder.id)))

@@ -81,3 +81,19 @@ class Message(Base):
     channel: Mapped[str] = mapped_column(sa.String(40))
     status: Mapped[str] = mapped_column(sa.String(10))       # sent | skipped (the channel cannot reach it)
     sent_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class Reminder(Base):
+    """A reminder to a community's dibao officer (社区低保专干), e.g. a case's
+    re-review falls due (review.review_due); one per event."""
+
+    __tablename__ = "reminder"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    unit_code: Mapped[str] = mapped_column(sa.String(12), index=True)   # the officer's community
+    household_id: Mapped[str] = mapped_column(sa.String(36))
+    case_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
+    due_on: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
+    text: Mapped[str] = mapped_column(sa.Text)
+    created_on: Mapped[date] = mapped_column(sa.Date)

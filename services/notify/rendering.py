@@ -247,7 +247,31 @@ def decision_text(kind: str, p: dict, name: str) -> tuple[str, str]:
     if kind == "reinvestigation_required":
         return "低保申请进展", (f"{name}：您家的最低生活保障申请在{step_name(p['step'])}期间收到群众异议，"
                              f"工作人员将重新入户调查核实，请予以配合。")
+    if kind == "case_adjusted":
+        change = "提高" if p["direction"] == "raised" else "降低"
+        return "低保待遇调整", (f"{name}：经审核审批，您家的月保障金自{month_text(p['effective_month'])}起{change}为"
+                             f"{p['new_benefit']:.2f}元（原{p['old_benefit']:.2f}元），保障人口{p['household_size']}人。"
+                             f"理由：{p['reason']}。如对决定有异议，可以依法申请复核。")
+    if kind == "case_cancelled":
+        if p.get("gradual_exit_until"):
+            when = f"按规定渐退，保障金发放至{month_text(p['gradual_exit_until'])}，自{month_text(p['effective_month'])}起停发"
+        else:
+            when = f"自{month_text(p['effective_month'])}起停发保障金"
+        return "低保待遇停止", (f"{name}：经审核审批，您家的最低生活保障{when}。理由：{p['reason']}。"
+                             f"如对决定有异议，可以依法申请复核。")
     raise ValueError(f"no message for {kind}")
+
+
+def month_text(month: str) -> str:
+    year, m = month.split("-")
+    return f"{int(year)}年{int(m)}月"
+
+
+def review_reminder_text(p: dict, head_name: str | None = None) -> str:
+    """复核提醒 to the community officer."""
+    who = f"户主{head_name}家" if head_name else "该户"
+    return (f"复核提醒：{who}（{p['category']}类低保对象）应于{chinese_date(p['due_on'])}前完成复核（入户核查收入、"
+            f"人口和财产变化）。")
 
 
 def decision_message(event: dict, payload: dict, household: dict) -> OutgoingMessage:

@@ -73,3 +73,14 @@ class ObjectionOut(Schema):
     contact_phone = fields.String(allow_none=True)
     filed_on = fields.Date()
     filed_by = fields.String()
+
+
+class ReminderOut(Schema):
+    id = fields.Integer()
+    kind = fields.String()
+    unit_code = fields.String()
+    household_id = fields.String()
+    case_id = fields.String(allow_none=True)
+    due_on = fields.Date(allow_none=True)
+    text = fields.String()
+    created_on = fields.Date()

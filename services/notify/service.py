@@ -35,6 +35,7 @@ NOTICE_OUT = schemas.NoticeOut()
 NOTICE_OUTS = schemas.NoticeOut(many=True)
 OBJECTION_OUT = schemas.ObjectionOut()
 OBJECTION_OUTS = schemas.ObjectionOut(many=True)
+REMINDER_OUTS = schemas.ReminderOut(many=True)
 
 
 class NotifyService:
@@ -149,6 +150,29 @@ class NotifyService:
     @consume_event("review", "reinvestigation_required")
     def on_reinvestigation_required(self, body):
         self._tell_household(body)
+
+    @consume_event("review", "case_adjusted")
+    def on_case_adjusted(self, body):
+        self._tell_household(body)
+
+    @consume_event("review", "case_cancelled")
+    def on_case_cancelled(self, body):
+        self._tell_household(body)
+
+    # --- reminders to officers ------------------------------------------------------
+
+    @consume_event("review", "review_due")
+    def on_review_due(self, body):
+        """复核提醒 to the community's dibao officer."""
+        event = parse(body)
+        with self.db() as uow:
+            handlers.review_due(uow, event, load_payload(event), self.ref)
+
+    @rpc
+    def list_reminders(self, unit_code):
+        data = load(schemas.UnitSchema, {"unit_code": unit_code})
+        with self.db.read() as uow:
+            return REMINDER_OUTS.dump(handlers.list_reminders(uow, self.caller.actor, data["unit_code"]))
 
     def _tell_household(self, body):
         """One message per channel, each recorded with its own inbox entry: a

@@ -89,3 +89,81 @@ class ApplicationRejected(Schema):
     step = fields.String(required=True)
     reason = fields.String(required=True)
     rejected_on = fields.Date(required=True)
+
+
+# --- dynamic management (动态管理, the exit 出口) -------------------------------------
+
+class _CaseFacts(Schema):
+    community_code = fields.String(required=True)
+    township_code = fields.String(required=True)
+    area_type = fields.String(required=True)
+    household_size = fields.Integer(required=True, metadata={"doc": "persons guaranteed (保障人口) from now"})
+    effective_month = fields.String(required=True, metadata={"doc": "YYYY-MM"})
+    reason = fields.String(required=True, metadata={"doc": "why, in words (the proposal's reason)"})
+    rule = fields.String(required=True, metadata={"doc": "the rule that proposed it, or `manual`"})
+
+
+@event_type(SOURCE, "case_adjusted")
+class CaseAdjusted(_CaseFacts):
+    """A case's benefit was raised or lowered after an approved proposal. Subject: household_id, case_id."""
+
+    old_benefit = Money(required=True)
+    new_benefit = Money(required=True)
+    direction = fields.String(required=True, metadata={"doc": "raised | lowered"})
+    benefit_gap = Money(required=True, metadata={"doc": "standard × size − income, unclamped (may be negative)"})
+
+
+@event_type(SOURCE, "case_cancelled")
+class CaseCancelled(_CaseFacts):
+    """A case was cancelled after an approved proposal (never silently). Subject: household_id, case_id.
+
+    ``effective_month`` is the first month NOT paid."""
+
+    wrongly_included = fields.Boolean(required=True, metadata={"doc": "a campaign found it should never have "
+                                                                      "been included (audit: who let them in)"})
+    gradual_exit_until = fields.String(allow_none=True, required=True,
+                                       metadata={"doc": "YYYY-MM: paid through that month, then stops; or null"})
+
+
+@event_type(SOURCE, "review_due")
+class ReviewDue(Schema):
+    """A case's re-review (复核) falls due soon: the community officer is reminded. Subject: household_id, case_id."""
+
+    community_code = fields.String(required=True)
+    township_code = fields.String(required=True)
+    category = fields.String(required=True)
+    due_on = fields.Date(required=True)
+
+
+@event_type(SOURCE, "category_changed")
+class CategoryChanged(Schema):
+    """A case's category (and so its re-review cadence) was changed, with the reason. Subject: household_id, case_id."""
+
+    community_code = fields.String(required=True)
+    old_category = fields.String(required=True)
+    new_category = fields.String(required=True)
+    next_rereview_on = fields.Date(required=True)
+    reason = fields.String(required=True)
+
+
+@event_type(SOURCE, "campaign_created")
+class CampaignCreated(Schema):
+    """A re-inspection campaign (入户清查) over a unit's active cases. Subject: campaign_id."""
+
+    unit_code = fields.String(required=True)
+    starts_on = fields.Date(required=True)
+    ends_on = fields.Date(required=True)
+    cases = fields.Integer(required=True, metadata={"doc": "active cases assigned to its teams"})
+
+
+@event_type(SOURCE, "inspection_recorded")
+class InspectionRecorded(Schema):
+    """A campaign's team recorded a case's result. Subject: campaign_id, household_id, case_id."""
+
+    campaign_id = fields.String(required=True)
+    case_id = fields.String(required=True)
+    household_id = fields.String(required=True)
+    community_code = fields.String(required=True)
+    township_code = fields.String(required=True)
+    result = fields.String(required=True, metadata={"doc": "kept | raised | lowered | cancelled | wrongly_included"})
+    team = fields.String(required=True)

@@ -126,3 +126,113 @@ class Case(RecordsEvents, Base):
     status: Mapped[str] = mapped_column(sa.String(16), default="active")
     approved_on: Mapped[date] = mapped_column(sa.Date)
     policy: Mapped[str] = mapped_column(sa.String(32))
+    # --- dynamic management (动态管理) ---
+    last_rereview_on: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
+    ended_on: Mapped[date | None] = mapped_column(sa.Date, nullable=True)   # the day the cancellation was decided
+    #: first month NOT paid once cancelled; with a gradual exit, paid through ``gradual_exit_until``
+    end_month: Mapped[str | None] = mapped_column(sa.String(7), nullable=True)
+    gradual_exit_until: Mapped[str | None] = mapped_column(sa.String(7), nullable=True)
+
+
+#: the month-end job reads active cases by their re-review date
+sa.Index("ix_case_status_rereview", Case.status, Case.next_rereview_on)
+
+
+# --- dynamic management (动态管理, the exit 出口) -----------------------------------
+
+class HouseholdCheckIn(Base):
+    """续保登记 as intake recorded it (intake.checkin_recorded): the month-end
+    check-in rules read these, set-based."""
+
+    __tablename__ = "household_checkin"
+    __table_args__ = (sa.UniqueConstraint("household_id", "month", name="uq_household_checkin_month"),)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    household_id: Mapped[str] = mapped_column(sa.String(36))
+    month: Mapped[str] = mapped_column(sa.String(7))
+
+
+class LabourFact(Base):
+    """公益劳动 attendance as intake recorded it (intake.labour_recorded)."""
+
+    __tablename__ = "labour_fact"
+    __table_args__ = (sa.UniqueConstraint("member_id", "labour_date", "activity", name="uq_labour_fact"),)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    household_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    member_id: Mapped[str] = mapped_column(sa.String(36))
+    labour_date: Mapped[date] = mapped_column(sa.Date)
+    activity: Mapped[str] = mapped_column(sa.String(100))
+    #: attended | excused | unexcused | refused (refused suitable work, 拒绝适当工作)
+    attendance: Mapped[str] = mapped_column(sa.String(20))
+
+
+class CaseProposal(Base):
+    """A proposal to adjust or cancel a case: made by a named rule over a
+    recorded fact (or by an officer, rule ``manual``), decided by the people
+    the policy names, in order. One proposal per (case, rule, fact), ever."""
+
+    __tablename__ = "case_proposal"
+    __table_args__ = (sa.UniqueConstraint("case_id", "rule", "fact", name="uq_case_proposal_fact"),)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(sa.ForeignKey("case.id"), index=True)
+    rule: Mapped[str] = mapped_column(sa.String(40))
+    fact: Mapped[str] = mapped_column(sa.String(160))
+    reason: Mapped[str] = mapped_column(sa.Text)
+    #: cancel | adjust (raise or lower to ``proposed_*``) | stop_share | rereview
+    action: Mapped[str] = mapped_column(sa.String(16))
+    proposed_income: Mapped[Decimal | None] = mapped_column(EncryptedDecimal, nullable=True)
+    proposed_size: Mapped[int | None] = mapped_column(nullable=True)
+    gradual_exit_months: Mapped[int] = mapped_column(default=0)
+    wrongly_included: Mapped[bool] = mapped_column(default=False)
+    #: pending | approved | rejected | applied (a rule acting alone, e.g. bringing a re-review forward)
+    status: Mapped[str] = mapped_column(sa.String(10), default="pending", index=True)
+    proposed_on: Mapped[date] = mapped_column(sa.Date)
+    proposed_by: Mapped[str] = mapped_column(sa.String(64))
+    approvals: Mapped[list] = mapped_column(sa.JSON, default=list)   # [{role, user, name, on, remarks}]
+    decided_on: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
+    decision_reason: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class ReviewDueSent(Base):
+    """A review_due reminder went out for this case and due date: once each."""
+
+    __tablename__ = "review_due_sent"
+    case_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    due_on: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    sent_on: Mapped[date] = mapped_column(sa.Date)
+
+
+class Campaign(RecordsEvents, Base):
+    """入户清查: a re-inspection of every active case of a unit by inspection teams."""
+
+    __tablename__ = "campaign"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    unit_code: Mapped[str] = mapped_column(sa.String(12), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    starts_on: Mapped[date] = mapped_column(sa.Date)
+    ends_on: Mapped[date] = mapped_column(sa.Date)
+    teams: Mapped[list] = mapped_column(sa.JSON)
+    created_by: Mapped[str] = mapped_column(sa.String(64))
+    created_on: Mapped[date] = mapped_column(sa.Date)
+
+
+class CampaignInspection(Base):
+    """One case of a campaign: its team, and the result once inspected."""
+
+    __tablename__ = "campaign_inspection"
+    __table_args__ = (sa.UniqueConstraint("campaign_id", "case_id", name="uq_campaign_case"),)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    campaign_id: Mapped[str] = mapped_column(sa.ForeignKey("campaign.id"), index=True)
+    case_id: Mapped[str] = mapped_column(sa.String(36))
+    household_id: Mapped[str] = mapped_column(sa.String(36))
+    community_code: Mapped[str] = mapped_column(sa.String(12))
+    township_code: Mapped[str] = mapped_column(sa.String(9))
+    team: Mapped[str] = mapped_column(sa.String(100))
+    #: kept | raised | lowered | cancelled | wrongly_included (None: not inspected yet)
+    result: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
+    remarks: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    inspected_on: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
+    recorded_by: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    proposal_id: Mapped[int | None] = mapped_column(nullable=True)

@@ -1,6 +1,7 @@
 """The review's rules: pure functions named after the rule they enforce."""
 from __future__ import annotations
 
+from datetime import date, timedelta
 from decimal import Decimal
 
 from shared.errors import Conflict, Forbidden, ValidationFailed
@@ -90,3 +91,178 @@ def nobody_fills_two_roles(signatures: list, actor_user: str, role: str) -> None
 def override_has_reason(amount, reason: str | None) -> None:
     if amount is not None and not (reason and reason.strip()):
         raise ValidationFailed.field("override_reason", "a benefit override needs a written reason")
+
+
+# --- dynamic management (动态管理, the exit 出口) ---------------------------------------
+# Each rule below is pure and named after the rule of DESIGN §2.4; the month-end
+# job (services/review/month_end.py) evaluates the check-in and labour rules
+# set-based in SQL with the same parameters, and tests compare the two.
+
+RULE_TWO_IN_A_ROW = "two_missed_checkins_in_a_row"
+RULE_THREE_IN_A_YEAR = "three_missed_checkins_in_a_year"
+RULE_UNEXCUSED_LABOUR = "unexcused_labour_absence"
+RULE_REFUSED_WORK = "refused_suitable_work"
+RULE_INCOME_ABOVE = "income_above_standard"
+RULE_INCOME_CHANGED = "income_changed"
+RULE_DEATH_REVIEW = "member_death_review"
+RULE_CAMPAIGN = "campaign_inspection"
+RULE_MANUAL = "manual"
+CAMPAIGN_RESULTS = ("kept", "raised", "lowered", "cancelled", "wrongly_included")
+WORK_INCOME_SOURCES = ("wages", "business")
+
+
+def month_of(day: date) -> str:
+    return day.strftime("%Y-%m")
+
+
+def month_number(month: str) -> int:
+    """'2026-03' → 2026 × 12 + 3 (the same arithmetic the SQL does)."""
+    return int(month[:4]) * 12 + int(month[5:7])
+
+
+def add_months_to_month(month: str, n: int) -> str:
+    k = month_number(month) + n - 1
+    return f"{k // 12:04d}-{k % 12 + 1:02d}"
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day ``months`` later (the month's last day when it has none)."""
+    k = day.year * 12 + day.month - 1 + months
+    year, month = k // 12, k % 12 + 1
+    for d in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, d)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def month_evaluated(as_of: date) -> str:
+    """The month a month-end run on ``as_of`` judges: the last month that has
+    ended by then (as_of's own month on its last day, else the one before)."""
+    if (as_of + timedelta(days=1)).month != as_of.month:
+        return month_of(as_of)
+    return add_months_to_month(month_of(as_of), -1)
+
+
+def missed_checkin_months(start_month: str, through: str, checked: set[str], since: str | None = None) -> list[str]:
+    """The months from the case's first paid month (or ``since``) through ``through`` without a stamp."""
+    first = max(start_month, since) if since else start_month
+    months, m = [], first
+    while m <= through:
+        if m not in checked:
+            months.append(m)
+        m = add_months_to_month(m, 1)
+    return months
+
+
+def two_missed_checkins_in_a_row(start_month: str, month: str, checked: set[str], policy: Policy) -> str | None:
+    """续保登记: the month just ended and the one before both missed → propose
+    cancellation. Returns the fact (the months) or None."""
+    n = policy.checkin_missed_in_a_row
+    if not n:
+        return None
+    first = add_months_to_month(month, -(n - 1))
+    if first < start_month:
+        return None
+    window = [add_months_to_month(first, i) for i in range(n)]
+    return f"checkins:{window[0]}..{window[-1]}" if not set(window) & checked else None
+
+
+def three_missed_checkins_in_a_year(start_month: str, month: str, checked: set[str], policy: Policy) -> str | None:
+    """续保登记: three months missed in one calendar year (through ``month``) →
+    propose cancellation, once a year. Returns the fact or None."""
+    n = policy.checkin_missed_per_year
+    if not n or start_month > month:
+        return None
+    missed = missed_checkin_months(start_month, month, checked, since=f"{month[:4]}-01")
+    return f"checkins:{month[:4]}" if len(missed) >= n else None
+
+
+def unexcused_labour_absence(unexcused: int, policy: Policy) -> bool:
+    """公益劳动: unexcused absence (by one member) may cancel the case → propose."""
+    n = policy.labour_unexcused_absences_to_cancel
+    return bool(n) and unexcused >= n
+
+
+def refused_suitable_work(refusals: int, policy: Policy) -> bool:
+    """National: refusing suitable work N times stops that person's share → propose."""
+    n = policy.work_refusals_to_stop_share
+    return bool(n) and refusals >= n
+
+
+def benefit_gap(standard: Decimal, size: int, income: Decimal) -> Decimal:
+    """standard × size − income, unclamped (negative when income is above the standard)."""
+    return (standard * size - income).quantize(Decimal("0.01"))
+
+
+def income_rule(policy: Policy, standard: Decimal, size: int, income: Decimal, current_benefit: Decimal,
+                works: bool) -> tuple[str, str, int] | None:
+    """What a changed income (or a re-review) calls for: (rule, action, gradual exit months) or None.
+
+    - income at or above the standard (the household's gap is gone):
+      ``income_above_standard`` → cancel; with work found, the policy's
+      gradual exit (national: up to 6 months; seed: none);
+    - else a benefit different from the one paid: ``income_changed`` →
+      raise or lower from the next month."""
+    if size <= 0 or benefit_gap(standard, size, income) <= 0:
+        return RULE_INCOME_ABOVE, "cancel", policy.gradual_exit_months if works else 0
+    if policy.benefit(standard, size, income) != current_benefit:
+        return RULE_INCOME_CHANGED, "adjust", 0
+    return None
+
+
+def cancellation_months(decided_on: date, gradual_exit_months: int) -> tuple[str, str | None]:
+    """(first month NOT paid, paid-through month of a gradual exit or None).
+
+    Decided in month M: paid through M, stops from M+1; a gradual exit of k
+    months pays through M+k and stops from M+k+1."""
+    decided = month_of(decided_on)
+    if gradual_exit_months > 0:
+        until = add_months_to_month(decided, gradual_exit_months)
+        return add_months_to_month(until, 1), until
+    return add_months_to_month(decided, 1), None
+
+
+def death_review_due(died_on: date, current_due: date, policy: Policy) -> date | None:
+    """National: a member's death brings the re-review within N months (None: no change)."""
+    if not policy.death_review_months:
+        return None
+    due = add_months(died_on, policy.death_review_months)
+    return due if due < current_due else None
+
+
+def next_approval(policy: Policy, approvals: list[dict]) -> str | None:
+    """The role whose approval a proposal needs next (None: fully approved)."""
+    given = len(approvals)
+    return policy.proposal_approvals[given] if given < len(policy.proposal_approvals) else None
+
+
+def approver_is_a_new_person(user: str, proposed_by: str, approvals: list[dict]) -> None:
+    """No single person decides: whoever proposed or already approved does not approve again."""
+    if user == proposed_by:
+        raise Conflict(f"{user} made this proposal and cannot approve it", {"user": user})
+    if user in {a["user"] for a in approvals}:
+        raise Conflict(f"{user} already approved this proposal; another person decides", {"user": user})
+
+
+def has_reason(reason: str | None, field: str = "reason") -> str:
+    if not (reason and reason.strip()):
+        raise ValidationFailed.field(field, "a reason is required")
+    return reason.strip()
+
+
+def category_is_known(category: str, policy: Policy) -> None:
+    if category not in policy.categories:
+        raise ValidationFailed.field("category", f"not a category of {policy.name}: "
+                                                 f"{', '.join(policy.categories)}")
+
+
+def campaign_result_needs(result: str, verified_income, direction: str | None) -> None:
+    """A raised or lowered finding states the verified income, and the income must say so."""
+    if result in ("raised", "lowered"):
+        if verified_income is None:
+            raise ValidationFailed.field("verified_income", f"a {result} finding states the verified income")
+        if direction is not None and direction != result:
+            raise ValidationFailed.field("result", f"the verified income means the benefit is {direction}, "
+                                                   f"not {result}")

@@ -105,3 +105,105 @@ class CaseOut(Schema):
     status = fields.String()
     approved_on = fields.Date()
     policy = fields.String()
+    township_code = fields.String()
+    last_rereview_on = fields.Date(allow_none=True)
+    ended_on = fields.Date(allow_none=True)
+    end_month = fields.String(allow_none=True)
+    gradual_exit_until = fields.String(allow_none=True)
+
+
+# --- dynamic management (动态管理) ---------------------------------------------------
+
+class MonthEndSchema(Schema):
+    as_of = fields.Date(load_default=None, metadata={"doc": "judge the month ended by this day (default: today)"})
+
+
+class UnitAsOfSchema(Schema):
+    unit_code = DivisionCode(required=True)
+    as_of = fields.Date(load_default=None)
+
+
+class CategoryChangeSchema(Schema):
+    case_id = fields.String(**ID)
+    category = fields.String(required=True, validate=validate.Length(1, 16))
+    reason = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class RereviewSchema(Schema):
+    case_id = fields.String(**ID)
+    reviewed_on = fields.Date(load_default=None)
+    remarks = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class ProposeSchema(Schema):
+    case_id = fields.String(**ID)
+    action = fields.String(required=True, validate=validate.OneOf(("adjust", "cancel")))
+    reason = fields.String(load_default="", validate=validate.Length(max=2000))
+    verified_income = Money(load_default=None, allow_none=True, minimum=0, maximum=1_000_000)
+    household_size = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 30))
+    gradual_exit_months = fields.Integer(load_default=0, validate=validate.Range(0, 24))
+
+
+class ApproveSchema(Schema):
+    proposal_id = fields.Integer(required=True, strict=False)
+    remarks = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class RejectProposalSchema(Schema):
+    proposal_id = fields.Integer(required=True, strict=False)
+    reason = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class ListProposalsSchema(Schema):
+    unit_code = DivisionCode(required=True)
+    status = fields.String(load_default=None, allow_none=True,
+                           validate=validate.OneOf(("pending", "approved", "rejected", "applied")))
+
+
+class CampaignSchema(Schema):
+    """入户清查: a unit, a date range, the inspection teams."""
+
+    unit_code = DivisionCode(required=True)
+    name = fields.String(load_default="", validate=validate.Length(max=200))
+    starts_on = fields.Date(required=True)
+    ends_on = fields.Date(required=True)
+    teams = fields.List(fields.String(validate=validate.Length(1, 100)), required=True,
+                        validate=validate.Length(1, 100))
+
+
+class InspectionSchema(Schema):
+    campaign_id = fields.String(**ID)
+    case_id = fields.String(**ID)
+    result = fields.String(required=True, validate=validate.OneOf(
+        ("kept", "raised", "lowered", "cancelled", "wrongly_included")))
+    verified_income = Money(load_default=None, allow_none=True, minimum=0, maximum=1_000_000)
+    household_size = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 30))
+    remarks = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class ProposalOut(Schema):
+    id = fields.Integer()
+    case_id = fields.String()
+    rule = fields.String()
+    fact = fields.String()
+    reason = fields.String()
+    action = fields.String()
+    proposed_size = fields.Integer(allow_none=True)
+    gradual_exit_months = fields.Integer()
+    wrongly_included = fields.Boolean()
+    status = fields.String()
+    proposed_on = fields.Date()
+    proposed_by = fields.String()
+    approvals = fields.List(fields.Dict())
+    decided_on = fields.Date(allow_none=True)
+    decision_reason = fields.String(allow_none=True)
+
+
+class CampaignOut(Schema):
+    id = fields.String()
+    unit_code = fields.String()
+    name = fields.String()
+    starts_on = fields.Date()
+    ends_on = fields.Date()
+    teams = fields.List(fields.String())
+    created_by = fields.String()

@@ -16,20 +16,24 @@ import sqlalchemy as sa
 from services.intake import events as _intake_events  # noqa: F401 - the contract we consume
 from services.notify import events as _notify_events  # noqa: F401
 from services.review import events  # noqa: F401 - registers review's event contract
-from services.review import handlers, schemas
+from services.review import dynamic, handlers, month_end, schemas
 from services.review.models import Base, Case
-from shared.db import Database
+from shared.db import AlreadyConsumed, Database
 from shared.events import parse
 from shared.identity import Identity, authorize
 from shared.inbox import consume_event
 from shared.reference import Reference
 from shared.remote import ServiceRpc
 from shared.rpc import load, rpc
+from shared.timer import config_timer
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 FILE_OUT = schemas.ReviewFileOut()
 FILES_OUT = schemas.ReviewFileOut(many=True)
 CASE_OUT = schemas.CaseOut()
+CASES_OUT = schemas.CaseOut(many=True)
+PROPOSAL_OUT = schemas.ProposalOut()
+CAMPAIGN_OUT = schemas.CampaignOut()
 
 
 class ReviewService:
@@ -139,3 +143,147 @@ class ReviewService:
         with self.db.read() as uow:
             files = handlers.overdue(uow, self.caller.actor, data["unit_code"], data["as_of"] or self.ref.today())
             return FILES_OUT.dump(files)
+
+    # --- dynamic management (动态管理, the exit 出口) ----------------------------------
+    @consume_event("intake", "checkin_recorded")
+    def on_checkin_recorded(self, body):
+        self._consume(body, "on_checkin_recorded", lambda uow, event, ref: dynamic.checkin_recorded(uow, event))
+
+    @consume_event("intake", "labour_recorded")
+    def on_labour_recorded(self, body):
+        self._consume(body, "on_labour_recorded", lambda uow, event, ref: dynamic.labour_recorded(uow, event))
+
+    @consume_event("intake", "member_died")
+    def on_member_died(self, body):
+        self._consume(body, "on_member_died", dynamic.member_died, self.ref.today())
+
+    @consume_event("intake", "household_updated")
+    def on_household_updated(self, body):
+        """收入变化: intake's facts (incomes are not in events) fetched outside any write transaction."""
+        event = parse(body)
+        consumer = "review.on_household_updated"
+        with self.db.read() as uow:
+            if uow.consumed(event, consumer):
+                raise AlreadyConsumed(event["event_id"])
+            case = dynamic.active_case_of(uow, event["subject"]["household_id"])
+        facts = None
+        if case is not None:
+            facts = dynamic.HouseholdFacts.from_household(
+                self.remote.intake.get_household(event["subject"]["household_id"]))
+        with self.db() as uow:
+            uow.consume(event, consumer)
+            case = dynamic.active_case_of(uow, event["subject"]["household_id"])
+            if case is not None and facts is not None:
+                dynamic.household_facts(uow, case, facts, self.ref, self.ref.today())
+            uow.commit()
+
+    @config_timer("MONTH_END_CHECK_SECONDS", default=3600)
+    def month_end_when_due(self):
+        """The month-end rules and re-review reminders, from stored facts: a run
+        judges the month that has ended by today; a second run adds nothing."""
+        today = self.ref.today()
+        with self.db() as uow:
+            month_end.run(uow, self.ref.policy, today, today)
+
+    @rpc
+    def run_month_end(self, as_of=None):
+        """Run the month-end rules now (operators, tests): the month ended by ``as_of``."""
+        data = load(schemas.MonthEndSchema, {"as_of": as_of} if as_of is not None else {})
+        authorize(self.caller.actor, dynamic.MONTH_END_RUNNERS)
+        today = self.ref.today()
+        with self.db() as uow:
+            return month_end.run(uow, self.ref.policy, data["as_of"] or today, today)
+
+    @rpc
+    def get_case(self, case_id):
+        with self.db.read() as uow:
+            case = dynamic.load_case(uow, case_id)
+            authorize(self.caller.actor, dynamic.CASE_READERS, case.community_code)
+            out = CASE_OUT.dump(case)
+            proposals = uow.session.scalars(sa.select(dynamic.CaseProposal)
+                                            .where(dynamic.CaseProposal.case_id == case.id)
+                                            .order_by(dynamic.CaseProposal.id))
+            out["proposals"] = [PROPOSAL_OUT.dump(p) for p in proposals]
+            return out
+
+    @rpc
+    def change_category(self, data):
+        """分类管理: a case's category and so its re-review cadence, with the reason."""
+        data = load(schemas.CategoryChangeSchema, data)
+        with self.db() as uow:
+            return CASE_OUT.dump(dynamic.change_category(uow, self.caller.actor, data, self.ref, self.ref.today()))
+
+    @rpc
+    def record_rereview(self, data):
+        """复核: judged on the household's facts as intake has them now."""
+        data = load(schemas.RereviewSchema, data)
+        with self.db.read() as uow:
+            case = dynamic.load_case(uow, data["case_id"])
+            authorize(self.caller.actor, dynamic.INSPECTORS, case.community_code)
+        facts = dynamic.HouseholdFacts.from_household(self.remote.intake.get_household(case.household_id))
+        with self.db() as uow:
+            case, proposal = dynamic.record_rereview(uow, self.caller.actor, data, facts, self.ref, self.ref.today())
+            return {"case": CASE_OUT.dump(case), "proposal": PROPOSAL_OUT.dump(proposal) if proposal else None}
+
+    @rpc
+    def overdue_rereviews(self, unit_code, as_of=None):
+        """Active cases past their re-review date within a unit (per township and community)."""
+        data = load(schemas.UnitAsOfSchema, {"unit_code": unit_code, **({"as_of": as_of} if as_of else {})})
+        with self.db.read() as uow:
+            return CASES_OUT.dump(dynamic.overdue_rereviews(uow, self.caller.actor, data["unit_code"],
+                                                            data["as_of"] or self.ref.today()))
+
+    @rpc
+    def propose(self, data):
+        """An officer's own proposal to adjust or cancel (rule ``manual``)."""
+        data = load(schemas.ProposeSchema, data)
+        with self.db() as uow:
+            return PROPOSAL_OUT.dump(dynamic.propose_manually(uow, self.caller.actor, data, self.ref,
+                                                              self.ref.today()))
+
+    @rpc
+    def list_proposals(self, unit_code, status=None):
+        data = load(schemas.ListProposalsSchema, {"unit_code": unit_code, "status": status})
+        with self.db.read() as uow:
+            rows = dynamic.list_proposals(uow, self.caller.actor, data["unit_code"], data["status"])
+            return [dict(PROPOSAL_OUT.dump(p), household_id=c.household_id, community_code=c.community_code,
+                         township_code=c.township_code, monthly_benefit=str(c.monthly_benefit),
+                         case_status=c.status) for p, c in rows]
+
+    @rpc
+    def approve_proposal(self, data):
+        """One approval in the policy's order; the last applies it (case_adjusted / case_cancelled)."""
+        data = load(schemas.ApproveSchema, data)
+        with self.db() as uow:
+            return PROPOSAL_OUT.dump(dynamic.approve_proposal(uow, self.caller.actor, data, self.ref,
+                                                              self.ref.today()))
+
+    @rpc
+    def reject_proposal(self, data):
+        data = load(schemas.RejectProposalSchema, data)
+        with self.db() as uow:
+            return PROPOSAL_OUT.dump(dynamic.reject_proposal(uow, self.caller.actor, data, self.ref,
+                                                             self.ref.today()))
+
+    @rpc
+    def create_campaign(self, data):
+        """入户清查: every active case of the unit assigned to the teams, round-robin."""
+        data = load(schemas.CampaignSchema, data)
+        with self.db() as uow:
+            campaign = dynamic.create_campaign(uow, self.caller.actor, data, self.ref, self.ref.today())
+            return CAMPAIGN_OUT.dump(campaign)
+
+    @rpc
+    def record_inspection(self, data):
+        data = load(schemas.InspectionSchema, data)
+        with self.db() as uow:
+            inspection, proposal = dynamic.record_inspection(uow, self.caller.actor, data, self.ref,
+                                                             self.ref.today())
+            return {"campaign_id": inspection.campaign_id, "case_id": inspection.case_id,
+                    "team": inspection.team, "result": inspection.result,
+                    "proposal": PROPOSAL_OUT.dump(proposal) if proposal else None}
+
+    @rpc
+    def campaign_progress(self, campaign_id):
+        with self.db.read() as uow:
+            return dynamic.campaign_progress(uow, self.caller.actor, campaign_id)

@@ -88,6 +88,34 @@ class Policy:
     def months_until_rereview(self, category: str) -> int:
         return dict(self.rereview_months)[category]
 
+    # --- dynamic management (动态管理, the exit 出口): DESIGN §2.4, §2.6 -------
+    # (re-review cadence per category: ``rereview_months`` and ``category_map`` above)
+
+    #: days ahead of a case's re-review date that the community officer is reminded (review_due)
+    rereview_lead_days: int = 30
+    #: 续保登记: missing this many monthly check-ins in a row proposes cancellation (None: no rule)
+    checkin_missed_in_a_row: int | None = 2
+    #: ... or this many in one calendar year (None: no rule)
+    checkin_missed_per_year: int | None = 3
+    #: 公益劳动: this many unexcused absences (per member) propose cancellation ("may cancel"; None: no rule)
+    labour_unexcused_absences_to_cancel: int | None = 1
+    #: refusing suitable work this many times stops that person's share (None: no rule)
+    work_refusals_to_stop_share: int | None = None
+    #: income found above the standard: paid this many more months when the
+    #: household found work (渐退期; 0: cancelled from the next month)
+    gradual_exit_months: int = 0
+    #: a member's death brings the re-review forward to within this many months (None: no rule)
+    death_review_months: int | None = None
+    #: who approves a proposal to adjust or cancel a case, in order, each a distinct person
+    #: (the rule or the township proposes; these roles decide)
+    proposal_approvals: tuple[str, ...] = ("township_officer", "centre_director")
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """The case categories this policy knows (its re-review cadences)."""
+        return tuple(name for name, _ in self.rereview_months)
+
+
     def step(self, name: str) -> ReviewStep:
         for step in self.review_steps:
             if step.name == name:

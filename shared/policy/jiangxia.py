@@ -25,4 +25,13 @@ def JiangxiaPolicy() -> Policy:
         ),
         evaluation_min_representative_share=None,
         committee_unanimous=True,
+        # --- dynamic management (动态管理): the seed's cadence, stamp and labour rules ---
+        rereview_lead_days=30,
+        checkin_missed_in_a_row=2,             # 连续两次未续保登记 → cancel
+        checkin_missed_per_year=3,             # 一年内累计三次 → cancel
+        labour_unexcused_absences_to_cancel=1,  # 无故不参加公益劳动 → may cancel
+        work_refusals_to_stop_share=None,
+        gradual_exit_months=0,                 # income above the standard: cancelled
+        death_review_months=None,
+        proposal_approvals=("township_officer", "centre_director"),  # 乡镇街审核, 区低保中心审批
     )

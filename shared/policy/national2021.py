@@ -30,4 +30,13 @@ def National2021Policy() -> Policy:
         # 2021: yearly for stable households, half-yearly for those able to work
         rereview_months=(("stable", 12), ("able_to_work", 6)),
         category_map=(("long_term", "stable"), ("stable", "stable"), ("unstable", "able_to_work")),
+        # --- dynamic management (动态管理) ---
+        rereview_lead_days=30,
+        checkin_missed_in_a_row=None,          # no monthly stamp in the 2021 measure
+        checkin_missed_per_year=None,
+        labour_unexcused_absences_to_cancel=None,
+        work_refusals_to_stop_share=3,         # 无正当理由三次拒绝适当工作: stop that person's share
+        gradual_exit_months=6,                 # 渐退期 up to 6 months after finding work
+        death_review_months=3,                 # review within 3 months after a member's death
+        proposal_approvals=("township_officer", "district_officer"),  # township proposes, county confirms
     )
