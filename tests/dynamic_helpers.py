@@ -143,3 +143,26 @@ def wait_event(config, kind: str, count: int = 1, service: str = "review") -> li
 
 
 __all__ = ["COMMUNITY", "DISTRICT", "TOWNSHIP", "officer", "community", "township", "director", "deputy"]
+
+
+def republish(config, envelope: dict, source: str) -> None:
+    """Deliver an event again, as the broker would after a lost ack."""
+    from kombu import Connection, Exchange, Producer
+
+    from shared.events import encode
+    with Connection(config["AMQP_URI"]) as conn:
+        Producer(conn.default_channel).publish(
+            encode(envelope), exchange=Exchange(f"{source}.events", type="topic", durable=True),
+            routing_key=envelope["type"].split(".")[-1], content_type="application/json",
+            content_encoding="utf-8", delivery_mode=2)
+
+
+def update_incomes(config, case: dict, incomes: list[dict]) -> dict:
+    data = dict(case["household"], incomes=incomes)
+    with officer(config) as rpc:
+        return rpc.intake.update_household(case["household_id"], data)
+
+
+def wait_proposals(config, case_id: str, count: int = 1) -> list[dict]:
+    return wait_for(lambda: (lambda found: found if len(found) >= count else None)(proposals(config, case_id)),
+                    timeout=20, message=f"{count} proposal(s)")
