@@ -262,7 +262,7 @@ def list_proposals(uow: UnitOfWork, actor: Actor, unit_code: str, status: str | 
             .order_by(CaseProposal.id))
     if status:
         stmt = stmt.where(CaseProposal.status == status)
-    return list(uow.session.execute(stmt).tuples())
+    return [tuple(row) for row in uow.session.execute(stmt)]
 
 
 # --- categories and re-reviews ---------------------------------------------------------

@@ -7,7 +7,19 @@
   per township and community, the open applications past a step's or the
   whole process's deadline (working days, computed from stored dates).
 
-Both ask the review service (``review.get_application``, ``review.overdue``)
+Dynamic management (动态管理, the exit 出口):
+
+- ``dibao review month-end [--as-of DATE]``: run the month-end rules now;
+- ``dibao review rereviews UNIT_CODE [--as-of DATE]``: cases past their
+  re-review date, per township and community;
+- ``dibao review proposals UNIT_CODE [--status pending]``, ``dibao review
+  approve PROPOSAL_ID``, ``dibao review reject PROPOSAL_ID --reason ...``;
+- ``dibao review category CASE_ID CATEGORY --reason ...``;
+- ``dibao review campaign-create UNIT_CODE --from DATE --to DATE --team A
+  --team B``, ``dibao review inspect CAMPAIGN_ID CASE_ID RESULT``,
+  ``dibao review campaign-progress CAMPAIGN_ID``.
+
+All ask the review service (``review.get_application``, ``review.overdue``)
 as a district officer of the deployment's district unless ``--role``,
 ``--unit`` or ``--user`` say otherwise, as ``dibao import`` does. Names and
 ID numbers are shown masked (脱敏).
@@ -27,7 +39,8 @@ from rich.table import Table
 from shared.cli.common import cli_command, console, fail, get_config, home_district
 
 app = typer.Typer(
-    help="The entry review (进口): an application's status, the overdue list (statutory clock).",
+    help="The entry review (进口) and dynamic management (出口): status, overdue lists, month end, "
+         "proposals, categories, re-inspection campaigns.",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -315,3 +328,224 @@ def overdue(
             table.add_row(f"{escape(f['application_id'])}\n{status_text(f['status'])}\n{escape(step)}",
                           "[red]" + "\n".join(deadlines) + "[/red]", "\n".join(late), str(f.get("objections", 0)))
         console.print(table)
+
+
+# --- dynamic management (动态管理, the exit 出口) ------------------------------------
+
+RESULT_LABEL = {"kept": "维持", "raised": "提高", "lowered": "降低", "cancelled": "停保", "wrongly_included": "错保"}
+RULE_LABEL = {
+    "two_missed_checkins_in_a_row": "连续两月未续保登记", "three_missed_checkins_in_a_year": "一年累计三次未续保登记",
+    "unexcused_labour_absence": "无故不参加公益劳动", "refused_suitable_work": "三次拒绝适当工作",
+    "income_above_standard": "收入超过标准", "income_changed": "收入或人口变化", "member_death_review": "成员死亡提前复核",
+    "campaign_inspection": "入户清查", "manual": "人工提出",
+}
+
+
+def rule_text(rule: str) -> str:
+    return f"{rule} ({RULE_LABEL[rule]})" if rule in RULE_LABEL else rule
+
+
+def _rpc(ctx, role, unit, user):
+    from shared.client import rpc_as
+
+    config = get_config(ctx)
+    role, unit, user = actor_options(config, role, unit, user)
+    return config, rpc_as(config, role, unit, user=user)
+
+
+@app.command("month-end")
+@cli_command
+def month_end_command(
+    ctx: typer.Context,
+    as_of: Optional[str] = typer.Option(None, "--as-of", metavar="DATE", help="judge the month ended by this day"),
+    role: str = ROLE_OPTION, unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
+) -> None:
+    """Run the month-end rules (check-ins, labour) and re-review reminders now; a second run adds nothing."""
+    _, client = _rpc(ctx, role, unit, user)
+    with client as rpc:
+        result = rpc.review.run_month_end(parse_as_of(as_of))
+    console.print(f"month end of [bold]{escape(result['month'])}[/bold] (as of {escape(result['as_of'])}):")
+    for rule, count in result["proposals"].items():
+        console.print(f"  {count:>6} proposal{'s' if count != 1 else ''}  {escape(rule_text(rule))}")
+    console.print(f"  {result['review_due']:>6} re-review reminder{'s' if result['review_due'] != 1 else ''} (review_due)")
+
+
+@app.command("rereviews")
+@cli_command
+def rereviews(
+    ctx: typer.Context,
+    unit_code: str = typer.Argument(..., help="district, township or community code"),
+    as_of: Optional[str] = typer.Option(None, "--as-of", metavar="DATE", help="the day to judge by"),
+    role: str = ROLE_OPTION, unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
+) -> None:
+    """Cases past their re-review date (复核逾期), per township and community."""
+    from shared.reference import ReferenceData
+
+    config, client = _rpc(ctx, role, unit, user)
+    with client as rpc:
+        cases = rpc.review.overdue_rereviews(unit_code, parse_as_of(as_of))
+    divisions = ReferenceData.from_config(config).divisions
+    if not cases:
+        console.print(f"no case within {escape(unit_code)} is past its re-review date")
+        return
+    by_unit: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for case in cases:
+        by_unit[(case["township_code"], case["community_code"])].append(case)
+    console.print(f"[bold]{len(cases)} case{'s' if len(cases) != 1 else ''} past the re-review date[/bold]:")
+    for (township, community), rows in sorted(by_unit.items()):
+        table = Table(title=escape(f"{division_name(divisions, township)} › {division_name(divisions, community)} "
+                                   f"{community} — {len(rows)}"), box=box.SIMPLE_HEAD, title_justify="left")
+        table.add_column("case")
+        table.add_column("category")
+        table.add_column("re-review due", no_wrap=True)
+        table.add_column("monthly benefit", justify="right")
+        for case in rows:
+            table.add_row(escape(case["id"]), escape(category_text(case["category"])),
+                          f"[red]{escape(str(case['next_rereview_on']))}[/red]", escape(case["monthly_benefit"]))
+        console.print(table)
+
+
+@app.command("proposals")
+@cli_command
+def list_proposals(
+    ctx: typer.Context,
+    unit_code: str = typer.Argument(..., help="district, township or community code"),
+    status: Optional[str] = typer.Option("pending", "--status", help="pending | approved | rejected | applied | all"),
+    role: str = ROLE_OPTION, unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
+) -> None:
+    """Proposals to adjust or cancel cases: rule, fact, reason, approvals so far."""
+    _, client = _rpc(ctx, role, unit, user)
+    with client as rpc:
+        rows = rpc.review.list_proposals(unit_code, None if status == "all" else status)
+    if not rows:
+        console.print(f"no {escape(status or '')} proposal within {escape(unit_code)}")
+        return
+    console.print(f"[bold]{len(rows)} proposal{'s' if len(rows) != 1 else ''}[/bold] within {escape(unit_code)}:")
+    for p in rows:   # one block each: ids and Chinese reasons do not fit table cells on a terminal
+        approvals = ", ".join(f"{a['role']} {a['user']}" for a in p["approvals"]) or "none yet"
+        console.print(f"[bold]#{p['id']}[/bold] {escape(p['status'])}  {escape(rule_text(p['rule']))}  "
+                      f"→ {escape(p['action'] + (' (错保 wrongly included)' if p['wrongly_included'] else ''))}",
+                      soft_wrap=True)
+        console.print(f"    case {escape(p['case_id'])} ({escape(p['community_code'])}), fact {escape(p['fact'])}",
+                      soft_wrap=True)
+        console.print(f"    reason: {escape(p['reason'])}", soft_wrap=True)
+        console.print(f"    approvals: {escape(approvals)}", soft_wrap=True)
+
+
+@app.command("approve")
+@cli_command
+def approve(
+    ctx: typer.Context,
+    proposal_id: int = typer.Argument(...),
+    remarks: str = typer.Option("", "--remarks"),
+    role: str = ROLE_OPTION, unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
+) -> None:
+    """Approve a proposal in your role (the policy says who, in order); the last approval applies it."""
+    _, client = _rpc(ctx, role, unit, user)
+    with client as rpc:
+        p = rpc.review.approve_proposal({"proposal_id": proposal_id, "remarks": remarks})
+    console.print(f"proposal {p['id']} ({escape(rule_text(p['rule']))}): [bold]{escape(p['status'])}[/bold] — "
+                  f"approvals: {escape(', '.join(a['role'] for a in p['approvals']))}")
+
+
+@app.command("reject")
+@cli_command
+def reject(
+    ctx: typer.Context,
+    proposal_id: int = typer.Argument(...),
+    reason: str = typer.Option(..., "--reason", help="why (required)"),
+    role: str = ROLE_OPTION, unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
+) -> None:
+    """Reject a proposal, with the reason; the case stays as it is."""
+    _, client = _rpc(ctx, role, unit, user)
+    with client as rpc:
+        p = rpc.review.reject_proposal({"proposal_id": proposal_id, "reason": reason})
+    console.print(f"proposal {p['id']}: [bold]{escape(p['status'])}[/bold] ({escape(p['decision_reason'] or '')})")
+
+
+@app.command("category")
+@cli_command
+def category(
+    ctx: typer.Context,
+    case_id: str = typer.Argument(...),
+    new_category: str = typer.Argument(..., metavar="CATEGORY"),
+    reason: str = typer.Option("", "--reason", help="why (required by the service)"),
+    role: str = ROLE_OPTION, unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
+) -> None:
+    """Change a case's category (and so its re-review cadence), with the reason."""
+    _, client = _rpc(ctx, role, unit, user)
+    with client as rpc:
+        case = rpc.review.change_category({"case_id": case_id, "category": new_category, "reason": reason})
+    console.print(f"case {escape(case['id'])}: {escape(category_text(case['category']))}, next re-review "
+                  f"{escape(str(case['next_rereview_on']))}")
+
+
+@app.command("campaign-create")
+@cli_command
+def campaign_create(
+    ctx: typer.Context,
+    unit_code: str = typer.Argument(..., help="the unit whose active cases are inspected"),
+    starts_on: str = typer.Option(..., "--from", metavar="DATE"),
+    ends_on: str = typer.Option(..., "--to", metavar="DATE"),
+    teams: list[str] = typer.Option(..., "--team", help="an inspection team (repeat)"),
+    name: str = typer.Option("", "--name"),
+    role: str = ROLE_OPTION, unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
+) -> None:
+    """入户清查: every active case of the unit, assigned round-robin to the teams."""
+    _, client = _rpc(ctx, role, unit, user)
+    with client as rpc:
+        campaign = rpc.review.create_campaign({"unit_code": unit_code, "name": name, "starts_on": starts_on,
+                                               "ends_on": ends_on, "teams": teams})
+        progress = rpc.review.campaign_progress(campaign["id"])
+    console.print(f"campaign [bold]{escape(campaign['id'])}[/bold] {escape(campaign['name'])}: "
+                  f"{progress['cases']} cases over {len(teams)} team{'s' if len(teams) != 1 else ''}")
+
+
+@app.command("inspect")
+@cli_command
+def inspect(
+    ctx: typer.Context,
+    campaign_id: str = typer.Argument(...),
+    case_id: str = typer.Argument(...),
+    result: str = typer.Argument(..., help="kept | raised | lowered | cancelled | wrongly_included"),
+    verified_income: Optional[str] = typer.Option(None, "--income", help="verified monthly income (raised/lowered)"),
+    remarks: str = typer.Option("", "--remarks"),
+    role: str = ROLE_OPTION, unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
+) -> None:
+    """Record a campaign team's result for a case; a change becomes a proposal."""
+    _, client = _rpc(ctx, role, unit, user)
+    with client as rpc:
+        out = rpc.review.record_inspection({"campaign_id": campaign_id, "case_id": case_id, "result": result,
+                                            "verified_income": verified_income, "remarks": remarks})
+    proposal = out["proposal"]
+    console.print(f"{escape(case_id)}: {escape(result)} ({RESULT_LABEL.get(result, '')}) by {escape(out['team'])}"
+                  + (f"; proposal {proposal['id']} awaits approval" if proposal else ""))
+
+
+@app.command("campaign-progress")
+@cli_command
+def campaign_progress(
+    ctx: typer.Context,
+    campaign_id: str = typer.Argument(...),
+    role: str = ROLE_OPTION, unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
+) -> None:
+    """A campaign's progress per township and community."""
+    from shared.reference import ReferenceData
+
+    config, client = _rpc(ctx, role, unit, user)
+    with client as rpc:
+        progress = rpc.review.campaign_progress(campaign_id)
+    divisions = ReferenceData.from_config(config).divisions
+    table = Table(title=escape(f"{progress['name']} ({progress['starts_on']} – {progress['ends_on']}): "
+                               f"{progress['inspected']}/{progress['cases']} inspected"),
+                  box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("township › community")
+    table.add_column("cases", justify="right")
+    table.add_column("inspected", justify="right")
+    for result in RESULT_LABEL:
+        table.add_column(f"{result} {RESULT_LABEL[result]}", justify="right")
+    for u in progress["units"]:
+        table.add_row(escape(f"{division_name(divisions, u['township_code'])} › "
+                             f"{division_name(divisions, u['community_code'])}"),
+                      str(u["cases"]), str(u["inspected"]), *(str(u[r]) for r in RESULT_LABEL))
+    console.print(table)

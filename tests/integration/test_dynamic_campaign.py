@@ -141,3 +141,40 @@ def test_the_same_person_cannot_approve_twice_and_a_proposal_needs_the_policys_r
     [cancelled] = wait_event(config, "case_cancelled")
     assert cancelled["payload"]["rule"] == "manual" and cancelled["payload"]["reason"] == "户籍迁出本区"
     assert [p["status"] for p in proposals(config, case["id"])] == ["approved"]
+
+
+def test_cli_month_end_proposals_approval_and_campaign(container_factory, sqlite_config, tmp_path):
+    import json as _json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from shared.cli.root import app
+
+    config, clock = start(container_factory, sqlite_config, "jiangxia", tmp_path)
+    case = approved_case(config, clock, seed=79)
+    config_file = tmp_path / "dibao.yml"
+    config_file.write_text(yaml.safe_dump(_json.loads(_json.dumps(config)), allow_unicode=True), encoding="utf-8")
+
+    def dibao(*args):
+        result = CliRunner().invoke(app, ["--config", str(config_file), *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    clock.set(date(2027, 4, 2))
+    out = dibao("review", "month-end", "--as-of", "2027-03-31")
+    assert "month end of 2027-03" in out and "two_missed_checkins_in_a_row" in out
+    out = dibao("review", "proposals", DISTRICT)
+    assert case["id"] in out and "连续两月未续保登记" in out and "pending" in out
+    [proposal] = proposals(config, case["id"])
+    out = dibao("review", "approve", str(proposal["id"]), "--role", "township_officer", "--unit", TOWNSHIP,
+                "--user", "li.township")
+    assert "pending" in out and "township_officer" in out
+    out = dibao("review", "approve", str(proposal["id"]), "--role", "centre_director", "--user", "zhou.director")
+    assert "approved" in out
+    wait_event(config, "case_cancelled")
+    out = dibao("review", "rereviews", DISTRICT, "--as-of", "2028-01-01")
+    assert "no case" in out                                  # cancelled: no longer due
+    out = dibao("review", "campaign-create", TOWNSHIP, "--from", "2027-04-01", "--to", "2027-04-30",
+                "--team", "一组", "--name", "春季清查")
+    assert "0 cases" in out
