@@ -249,7 +249,8 @@ def cancel(case: Case, proposal: CaseProposal, today: date) -> None:
 
 
 def _case_facts(case: Case, proposal: CaseProposal, today: date, effective: str | None = None) -> dict:
-    return {"community_code": case.community_code, "township_code": case.township_code,
+    return {"case_id": case.id, "household_id": case.household_id,
+            "community_code": case.community_code, "township_code": case.township_code,
             "area_type": case.area_type, "household_size": case.household_size,
             "effective_month": effective or rules.add_months_to_month(rules.month_of(today), 1),
             "reason": proposal.reason, "rule": proposal.rule}
@@ -341,7 +342,7 @@ def create_campaign(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceDat
         sa.select(sa.literal(campaign.id), cases.c.id, cases.c.household_id, cases.c.community_code,
                   cases.c.township_code, team))).rowcount
     campaign.record(Event(SOURCE, "campaign_created", {"campaign_id": campaign.id}, {
-        "unit_code": unit.code, "starts_on": campaign.starts_on, "ends_on": campaign.ends_on, "cases": inserted}))
+        "campaign_id": campaign.id, "unit_code": unit.code, "starts_on": campaign.starts_on, "ends_on": campaign.ends_on, "cases": inserted}))
     uow.commit()
     return campaign
 

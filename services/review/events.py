@@ -94,6 +94,8 @@ class ApplicationRejected(Schema):
 # --- dynamic management (动态管理, the exit 出口) -------------------------------------
 
 class _CaseFacts(Schema):
+    case_id = fields.String(required=True, metadata={"doc": "also in the subject"})
+    household_id = fields.String(required=True, metadata={"doc": "also in the subject"})
     community_code = fields.String(required=True)
     township_code = fields.String(required=True)
     area_type = fields.String(required=True)
@@ -129,6 +131,8 @@ class CaseCancelled(_CaseFacts):
 class ReviewDue(Schema):
     """A case's re-review (复核) falls due soon: the community officer is reminded. Subject: household_id, case_id."""
 
+    case_id = fields.String(required=True)
+    household_id = fields.String(required=True)
     community_code = fields.String(required=True)
     township_code = fields.String(required=True)
     category = fields.String(required=True)
@@ -150,6 +154,7 @@ class CategoryChanged(Schema):
 class CampaignCreated(Schema):
     """A re-inspection campaign (入户清查) over a unit's active cases. Subject: campaign_id."""
 
+    campaign_id = fields.String(required=True)
     unit_code = fields.String(required=True)
     starts_on = fields.Date(required=True)
     ends_on = fields.Date(required=True)

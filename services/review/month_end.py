@@ -148,6 +148,7 @@ def reviews_due(uow: UnitOfWork, policy: Policy, as_of: date, today: date) -> in
                         [{"case_id": r.id, "due_on": r.next_rereview_on, "sent_on": today} for r in due])
     for r in due:
         uow.emit(Event(SOURCE, "review_due", {"household_id": r.household_id, "case_id": r.id}, {
+            "case_id": r.id, "household_id": r.household_id,
             "community_code": r.community_code, "township_code": r.township_code, "category": r.category,
             "due_on": r.next_rereview_on}))
     return len(due)

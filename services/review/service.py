@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from services.intake import events as _intake_events  # noqa: F401 - the contract we consume
 from services.notify import events as _notify_events  # noqa: F401
@@ -182,8 +183,19 @@ class ReviewService:
         """The month-end rules and re-review reminders, from stored facts: a run
         judges the month that has ended by today; a second run adds nothing."""
         today = self.ref.today()
-        with self.db() as uow:
-            month_end.run(uow, self.ref.policy, today, today)
+        self._month_end(today, today)
+
+    def _month_end(self, as_of, today) -> dict:
+        """One run; when another run (the timer, an operator, another replica)
+        committed the same proposals first, the unique constraints refuse
+        ours and a fresh run finds nothing left to add."""
+        for attempt in range(3):
+            try:
+                with self.db() as uow:
+                    return month_end.run(uow, self.ref.policy, as_of, today)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
 
     @rpc
     def run_month_end(self, as_of=None):
@@ -191,8 +203,7 @@ class ReviewService:
         data = load(schemas.MonthEndSchema, {"as_of": as_of} if as_of is not None else {})
         authorize(self.caller.actor, dynamic.MONTH_END_RUNNERS)
         today = self.ref.today()
-        with self.db() as uow:
-            return month_end.run(uow, self.ref.policy, data["as_of"] or today, today)
+        return self._month_end(data["as_of"] or today, today)
 
     @rpc
     def get_case(self, case_id):

@@ -36,6 +36,7 @@ def test_campaign_assigns_every_active_case_records_results_and_cancels_the_wron
                                                "teams": ["第一清查组", "第二清查组"]})
         progress = rpc.review.campaign_progress(campaign["id"])
     assert progress["cases"] == 3 and progress["inspected"] == 0
+    assert scalar(config, "SELECT count(*) FROM campaign") == 1      # the refused ones wrote nothing
     [created] = wait_event(config, "campaign_created")
     assert created["payload"]["cases"] == 3 and created["payload"]["unit_code"] == TOWNSHIP
     assert scalar(config, "SELECT count(DISTINCT team) FROM campaign_inspection") == 2   # round-robin
@@ -59,6 +60,7 @@ def test_campaign_assigns_every_active_case_records_results_and_cancels_the_wron
         bad = rpc.review.record_inspection({"campaign_id": campaign["id"], "case_id": wrong["id"],
                                             "result": "wrongly_included", "remarks": "家庭有商铺出租收入，不符合条件"})
     assert low["proposal"]["action"] == "adjust" and bad["proposal"]["wrongly_included"] is True
+    assert scalar(config, "SELECT count(*) FROM case_proposal") == 2     # nothing from the refused results
     assert scalar(config, "SELECT count(*) FROM campaign_inspection WHERE result IS NOT NULL") == 3
     assert len(events(config, "inspection_recorded")) == 3
     with district_officer(config) as rpc:

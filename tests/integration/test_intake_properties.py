@@ -69,6 +69,7 @@ EMITS: dict[str, list[str]] = {
     "file_report": [],
     "record_checkin": ["checkin_recorded"],
     "record_labour": ["labour_recorded"],
+    "record_death": ["member_died", "household_updated"],
 }
 
 ALL_FIELD_NAMES = sorted({name for schema in (
@@ -474,6 +475,8 @@ def test_every_rpc_succeeds_with_exactly_its_events_and_outsiders_are_refused(wo
          outsiders),
         ("officer", "record_labour", ({"household_id": labour_hid, "member_id": labour_mids[0], "labour_date": today,
                                        "activity": "清扫街道", "attendance": "attended"},), outsiders),
+        ("officer", "record_death", ({"household_id": labour_hid, "member_id": labour_mids[-1],
+                                      "died_on": today},), outsiders),
     ]
     assert {c[1] for c in calls} == set(public_rpcs()), "every RPC is called here"
     for actor, method, args, refused_by in calls:
@@ -486,7 +489,7 @@ def test_every_rpc_succeeds_with_exactly_its_events_and_outsiders_are_refused(wo
             else:
                 assert isinstance(answer, Forbidden), f"{outsider} {method}: {answer!r}"
     by_method = {c[1]: c[2] for c in calls}
-    for method in ("register_household", "submit_application", "record_checkin", "record_labour"):
+    for method in ("register_household", "submit_application", "record_checkin", "record_labour", "record_death"):
         answer = world.call("officer", method, *by_method[method])
         assert isinstance(answer, Conflict), f"a repeated {method} is a Conflict, not {answer!r}"
 
