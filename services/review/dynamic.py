@@ -15,6 +15,7 @@ from datetime import date
 from decimal import Decimal
 
 import sqlalchemy as sa
+from sqlalchemy.orm import object_session
 
 from services.review import rules
 from services.review.models import (Campaign, CampaignInspection, Case, CaseProposal, HouseholdCheckIn,
@@ -243,6 +244,13 @@ def apply(uow: UnitOfWork, proposal: CaseProposal, case: Case, policy: Policy, r
 def cancel(case: Case, proposal: CaseProposal, today: date) -> None:
     effective, until = rules.cancellation_months(today, proposal.gradual_exit_months or 0)
     case.status, case.ended_on, case.end_month, case.gradual_exit_until = "cancelled", today, effective, until
+    # the other proposals still pending for this case have nothing left to act on
+    object_session(case).execute(
+        sa.update(CaseProposal)
+        .where(CaseProposal.case_id == case.id, CaseProposal.status == "pending", CaseProposal.id != proposal.id)
+        .values(status="withdrawn", decided_on=today, decision_reason=f"the case was cancelled (proposal {proposal.id})",
+                version=CaseProposal.version + 1)
+        .execution_options(synchronize_session="fetch"))
     case.record(Event(SOURCE, "case_cancelled", case_subject(case), {
         **_case_facts(case, proposal, today, effective), "wrongly_included": proposal.wrongly_included,
         "gradual_exit_until": until}))

@@ -184,6 +184,7 @@ class CaseProposal(Base):
     gradual_exit_months: Mapped[int] = mapped_column(default=0)
     wrongly_included: Mapped[bool] = mapped_column(default=False)
     #: pending | approved | rejected | applied (a rule acting alone, e.g. bringing a re-review forward)
+    #: | withdrawn (the case was cancelled by another proposal meanwhile)
     status: Mapped[str] = mapped_column(sa.String(10), default="pending", index=True)
     proposed_on: Mapped[date] = mapped_column(sa.Date)
     proposed_by: Mapped[str] = mapped_column(sa.String(64))

@@ -157,7 +157,7 @@ class RejectProposalSchema(Schema):
 class ListProposalsSchema(Schema):
     unit_code = DivisionCode(required=True)
     status = fields.String(load_default=None, allow_none=True,
-                           validate=validate.OneOf(("pending", "approved", "rejected", "applied")))
+                           validate=validate.OneOf(("pending", "approved", "rejected", "applied", "withdrawn")))
 
 
 class CampaignSchema(Schema):

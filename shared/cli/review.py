@@ -410,7 +410,7 @@ def rereviews(
 def list_proposals(
     ctx: typer.Context,
     unit_code: str = typer.Argument(..., help="district, township or community code"),
-    status: Optional[str] = typer.Option("pending", "--status", help="pending | approved | rejected | applied | all"),
+    status: Optional[str] = typer.Option("pending", "--status", help="pending | approved | rejected | applied | withdrawn | all"),
     role: str = ROLE_OPTION, unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
 ) -> None:
     """Proposals to adjust or cancel cases: rule, fact, reason, approvals so far."""

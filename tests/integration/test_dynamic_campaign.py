@@ -130,6 +130,11 @@ def test_the_same_person_cannot_approve_twice_and_a_proposal_needs_the_policys_r
     case = approved_case(config, clock, seed=79)
     with township(config) as rpc:
         proposal = rpc.review.propose({"case_id": case["id"], "action": "cancel", "reason": "户籍迁出本区"})
+        with pytest.raises(ValidationFailed) as err:     # an adjustment states the verified income
+            rpc.review.propose({"case_id": case["id"], "action": "adjust", "reason": "收入增加"})
+        assert "verified_income" in err.value.fields
+        rpc.review.propose({"case_id": case["id"], "action": "adjust", "reason": "收入增加",
+                            "verified_income": "700.00"})
         with pytest.raises(Conflict):                    # the proposer does not approve their own proposal
             rpc.review.approve_proposal({"proposal_id": proposal["id"]})
     with rpc_as(config, Role.TOWNSHIP_OFFICER, TOWNSHIP, user="zhou.township") as rpc:
@@ -142,7 +147,9 @@ def test_the_same_person_cannot_approve_twice_and_a_proposal_needs_the_policys_r
     assert done["status"] == "approved"
     [cancelled] = wait_event(config, "case_cancelled")
     assert cancelled["payload"]["rule"] == "manual" and cancelled["payload"]["reason"] == "户籍迁出本区"
-    assert [p["status"] for p in proposals(config, case["id"])] == ["approved"]
+    # the adjustment still pending has nothing left to act on
+    assert [p["status"] for p in proposals(config, case["id"])] == ["approved", "withdrawn"]
+    assert events(config, "case_adjusted") == []
 
 
 def test_cli_month_end_proposals_approval_and_campaign(container_factory, sqlite_config, tmp_path):
