@@ -25,11 +25,12 @@ START = date(2027, 1, 11)
 STANDARD = 820  # the urban sample standard (shared/data/standards.csv) for COMMUNITY
 
 
-def start(container_factory, config, policy: str, tmp_path: Path, notify: bool = False, today: date = START):
+def start(container_factory, config, policy: str, tmp_path: Path, notify: bool = False, today: date = START,
+          month_end_seconds: float = 3600):
     """intake and review (and notify) under ``policy`` on a clock the test moves."""
     clock = FileClock(tmp_path / "clock")
     clock.set(today)
-    config = dict(config, POLICY=policy, CLOCK=f"file:{clock.path}", MONTH_END_CHECK_SECONDS=3600)
+    config = dict(config, POLICY=policy, CLOCK=f"file:{clock.path}", MONTH_END_CHECK_SECONDS=month_end_seconds)
     services = (IntakeService, ReviewService) + ((NotifyService,) if notify else ())
     for service in services:
         container_factory(service, config).start()

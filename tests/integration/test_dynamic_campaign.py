@@ -187,3 +187,17 @@ def test_cli_month_end_proposals_approval_and_campaign(container_factory, sqlite
     out = dibao("review", "campaign-create", TOWNSHIP, "--from", "2027-04-01", "--to", "2027-04-30",
                 "--team", "一组", "--name", "春季清查")
     assert "0 cases" in out
+
+
+def test_the_month_end_timer_acts_when_the_clock_moves_on(container_factory, sqlite_config, tmp_path):
+    """No operator: review's own timer runs the month end from stored facts
+    when the (file) clock reaches the next month, once."""
+    config, clock = start(container_factory, sqlite_config, "jiangxia", tmp_path, month_end_seconds=0.3)
+    case = approved_case(config, clock, seed=72)
+    clock.set(date(2027, 4, 1))              # February and March passed without a check-in; re-review due 04-11
+    wait_event(config, "review_due")
+    [proposal] = wait_for(lambda: proposals(config, case["id"]), timeout=20, message="the timer's proposal")
+    assert (proposal["rule"], proposal["fact"]) == ("two_missed_checkins_in_a_row", "checkins:2027-02..2027-03")
+    import eventlet
+    eventlet.sleep(1.5)                      # several more runs: still one of each
+    assert len(proposals(config, case["id"])) == 1 and len(events(config, "review_due")) == 1
