@@ -17,8 +17,9 @@ from shared.db import make_engine
 from shared.identity import Role
 from shared.policy import load_policy
 from shared.testing import rpc_as, wait_for
-from tests.helpers import COMMUNITY, DISTRICT, TOWNSHIP, household, investigation, officer, register_staff
-from tests.review_helpers import close_notice, committee, community, deputy, director, evaluation, review_state, township
+from tests.helpers import DISTRICT, household, investigation, officer, register_staff
+from tests.review_helpers import (close_notice, committee, community, deputy, director, evaluation, review_state,
+                                  township)
 
 #: the first day of the simulated time (a Monday); approved cases are paid from the next month
 START = date(2027, 1, 11)
@@ -142,8 +143,6 @@ def wait_event(config, kind: str, count: int = 1, service: str = "review") -> li
     return wait_for(lambda: (lambda found: found if len(found) >= count else None)(events(config, kind, service)),
                     timeout=20, message=f"{count} {kind}")
 
-
-__all__ = ["COMMUNITY", "DISTRICT", "TOWNSHIP", "officer", "community", "township", "director", "deputy"]
 
 
 def republish(config, envelope: dict, source: str) -> None:

@@ -248,8 +248,8 @@ def cancel(case: Case, proposal: CaseProposal, today: date) -> None:
     object_session(case).execute(
         sa.update(CaseProposal)
         .where(CaseProposal.case_id == case.id, CaseProposal.status == "pending", CaseProposal.id != proposal.id)
-        .values(status="withdrawn", decided_on=today, decision_reason=f"the case was cancelled (proposal {proposal.id})",
-                version=CaseProposal.version + 1)
+        .values(status="withdrawn", decided_on=today, version=CaseProposal.version + 1,
+                decision_reason=f"the case was cancelled (proposal {proposal.id})")
         .execution_options(synchronize_session="fetch"))
     case.record(Event(SOURCE, "case_cancelled", case_subject(case), {
         **_case_facts(case, proposal, today, effective), "wrongly_included": proposal.wrongly_included,
@@ -350,7 +350,8 @@ def create_campaign(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceDat
         sa.select(sa.literal(campaign.id), cases.c.id, cases.c.household_id, cases.c.community_code,
                   cases.c.township_code, team))).rowcount
     campaign.record(Event(SOURCE, "campaign_created", {"campaign_id": campaign.id}, {
-        "campaign_id": campaign.id, "unit_code": unit.code, "starts_on": campaign.starts_on, "ends_on": campaign.ends_on, "cases": inserted}))
+        "campaign_id": campaign.id, "unit_code": unit.code, "starts_on": campaign.starts_on,
+        "ends_on": campaign.ends_on, "cases": inserted}))
     uow.commit()
     return campaign
 
@@ -395,8 +396,8 @@ def _inspection_proposal(uow, actor, campaign, case, data, ref, today) -> CasePr
         direction = None if new is None or new == case.monthly_benefit else (
             "raised" if new > case.monthly_benefit else "lowered")
         rules.campaign_result_needs(result, data["verified_income"], direction)
-        return propose(uow, case, rules.RULE_CAMPAIGN, fact, data["remarks"] or f"入户清查：保障金{'提高' if result == 'raised' else '降低'}",
-                       "adjust", today, actor.user, proposed_income=data["verified_income"], proposed_size=size)
+        reason = data["remarks"] or f"入户清查：保障金{'提高' if result == 'raised' else '降低'}"
+        return propose(uow, case, rules.RULE_CAMPAIGN, fact, reason, "adjust", today, actor.user, proposed_income=data["verified_income"], proposed_size=size)
     wrongly = result == "wrongly_included"
     reason = data["remarks"] or ("入户清查：不符合条件而被纳入（错保）" if wrongly else "入户清查：不再符合保障条件")
     return propose(uow, case, rules.RULE_CAMPAIGN, fact, reason, "cancel", today, actor.user,

@@ -367,7 +367,8 @@ def month_end_command(
     console.print(f"month end of [bold]{escape(result['month'])}[/bold] (as of {escape(result['as_of'])}):")
     for rule, count in result["proposals"].items():
         console.print(f"  {count:>6} proposal{'s' if count != 1 else ''}  {escape(rule_text(rule))}")
-    console.print(f"  {result['review_due']:>6} re-review reminder{'s' if result['review_due'] != 1 else ''} (review_due)")
+    due = result["review_due"]
+    console.print(f"  {due:>6} re-review reminder{'s' if due != 1 else ''} (review_due)")
 
 
 @app.command("rereviews")
@@ -410,7 +411,8 @@ def rereviews(
 def list_proposals(
     ctx: typer.Context,
     unit_code: str = typer.Argument(..., help="district, township or community code"),
-    status: Optional[str] = typer.Option("pending", "--status", help="pending | approved | rejected | applied | withdrawn | all"),
+    status: Optional[str] = typer.Option("pending", "--status",
+                                         help="pending | approved | rejected | applied | withdrawn | all"),
     role: str = ROLE_OPTION, unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
 ) -> None:
     """Proposals to adjust or cancel cases: rule, fact, reason, approvals so far."""
