@@ -38,7 +38,8 @@ INSPECTORS = (Role.COMMUNITY_OFFICER, Role.TOWNSHIP_OFFICER, Role.DISTRICT_OFFIC
 
 
 def case_subject(case: Case, **more) -> dict:
-    return {"household_id": case.household_id, "case_id": case.id, **more}
+    """household, application and case: audit traces a cancellation back to the entry review by these."""
+    return {"household_id": case.household_id, "application_id": case.application_id, "case_id": case.id, **more}
 
 
 def load_case(uow: UnitOfWork, case_id, for_update: bool = False) -> Case:

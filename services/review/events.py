@@ -107,7 +107,7 @@ class _CaseFacts(Schema):
 
 @event_type(SOURCE, "case_adjusted")
 class CaseAdjusted(_CaseFacts):
-    """A case's benefit was raised or lowered after an approved proposal. Subject: household_id, case_id."""
+    """A case's benefit was raised or lowered (approved proposal). Subject: household_id, application_id, case_id."""
 
     old_benefit = Money(required=True)
     new_benefit = Money(required=True)
@@ -117,7 +117,7 @@ class CaseAdjusted(_CaseFacts):
 
 @event_type(SOURCE, "case_cancelled")
 class CaseCancelled(_CaseFacts):
-    """A case was cancelled after an approved proposal (never silently). Subject: household_id, case_id.
+    """A case was cancelled after an approved proposal (never silently). Subject: household_id, application_id, case_id.
 
     ``effective_month`` is the first month NOT paid."""
 
@@ -141,7 +141,7 @@ class ReviewDue(Schema):
 
 @event_type(SOURCE, "category_changed")
 class CategoryChanged(Schema):
-    """A case's category (and so its re-review cadence) was changed, with the reason. Subject: household_id, case_id."""
+    """A case's category (re-review cadence) changed, with its reason. Subject: household, application, case ids."""
 
     community_code = fields.String(required=True)
     old_category = fields.String(required=True)

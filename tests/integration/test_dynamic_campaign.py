@@ -76,7 +76,8 @@ def test_campaign_assigns_every_active_case_records_results_and_cancels_the_wron
     [cancelled] = wait_event(config, "case_cancelled")
     assert adjusted["payload"]["rule"] == "campaign_inspection" and adjusted["payload"]["direction"] == "lowered"
     assert cancelled["payload"]["wrongly_included"] is True
-    assert cancelled["subject"] == {"household_id": wrong["household_id"], "case_id": wrong["id"]}
+    assert cancelled["subject"] == {"household_id": wrong["household_id"], "case_id": wrong["id"],
+                                    "application_id": wrong["application_id"]}   # audit: who let them in
     wait_for(lambda: scalar(config, "SELECT count(*) FROM message WHERE kind IN ('case_adjusted', 'case_cancelled')",
                             "notify") == 2, timeout=30, message="households told")
 

@@ -144,3 +144,19 @@ def test_month_end_sql_agrees_with_the_pure_checkin_rules(tmp_path, seed):
             expected.add((case_id, rules.RULE_THREE_IN_A_YEAR))   # one cancellation pending per case
     assert made == expected and expected
     db.dispose()
+
+
+def test_the_household_is_told_what_changes_from_when_and_why():
+    from services.notify.rendering import decision_text, review_reminder_text
+
+    subject, text = decision_text("case_cancelled", {
+        "effective_month": "2027-10", "gradual_exit_until": "2027-09", "reason": "家庭人均收入超过当地低保标准"}, "张三")
+    assert subject == "低保待遇停止" and "2027年9月" in text and "2027年10月起停发" in text and "收入超过" in text
+    _, text = decision_text("case_cancelled", {"effective_month": "2027-04", "gradual_exit_until": None,
+                                                "reason": "连续2个月未续保登记"}, "张三")
+    assert "自2027年4月起停发保障金" in text and "申请复核" in text
+    _, text = decision_text("case_adjusted", {"effective_month": "2027-03", "direction": "lowered",
+                                              "new_benefit": Decimal("1140.00"), "old_benefit": Decimal("1319.50"),
+                                              "household_size": 2, "reason": "收入变化"}, "张三")
+    assert "自2027年3月起降低为1140.00元（原1319.50元）" in text
+    assert "2027年4月11日" in review_reminder_text({"category": "unstable", "due_on": date(2027, 4, 11)})
