@@ -106,6 +106,7 @@ class Verification:
 def verify(engine, batch: int = 20000, hash_at: int | None = None) -> tuple[Verification, str | None]:
     """Walk the whole log; the first finding, and (if asked) the stored hash at ``hash_at``."""
     prev_seq, prev_hash, count, found_hash = 0, GENESIS, 0, None
+    earlier_hash = None   # the hash of the record before the previous one
     pending = None   # a suspicious row waiting for the next one to tell what it is
     after = 0
     with engine.connect() as conn:
@@ -124,8 +125,13 @@ def verify(engine, batch: int = 20000, hash_at: int | None = None) -> tuple[Veri
                 intact = link(row["prev_hash"], row) == row["hash"]
                 linked = row["prev_hash"] == prev_hash and row["seq"] == prev_seq + 1
                 if intact and linked:
-                    prev_seq, prev_hash = row["seq"], row["hash"]
+                    earlier_hash, prev_seq, prev_hash = prev_hash, row["seq"], row["hash"]
                     continue
+                if intact and row["prev_hash"] == earlier_hash:
+                    # it links past the previous record: that one was slipped in (hash and all)
+                    finding = Finding("inserted", prev_seq,
+                                      f"not part of the chain: record {row['seq']} links to the record before it")
+                    return Verification(count, prev_seq, prev_hash, finding), found_hash
                 pending = (row, intact, linked, prev_seq, prev_hash)
         if pending is not None:
             return _finding(count, pending, None), found_hash
