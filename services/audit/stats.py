@@ -21,7 +21,7 @@ Business dates decide, not the time an event was recorded:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import sqlalchemy as sa
@@ -207,9 +207,10 @@ def scorecard(conn, d: date, unit: str = "") -> list[dict]:
     before D and no later inspection, adjustment, cancellation or next
     ``review_due`` for the case), check-in gaps (cases active at D whose
     household has no check-in for the month before D's), and cases found
-    wrongly included (cancelled as such, or so found by an inspection)."""
+    wrongly included (cancelled as such by D's month, or so found by an
+    inspection recorded by D — inspection_recorded carries no business date)."""
     today = d.isoformat()
-    prev_month = (d.replace(day=1) - __import__("datetime").timedelta(days=1)).strftime("%Y-%m")
+    prev_month = (d.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
     submitted = (sa.select(T.c.application_id, _s("community_code").label("community_code"),
                            _s("township_code").label("township_code"))
                  .where(_type("application_submitted", "intake"))).subquery("submitted")
@@ -242,9 +243,10 @@ def scorecard(conn, d: date, unit: str = "") -> list[dict]:
             .group_by(active.c.township_code, active.c.community_code))
     wrong = (sa.select(_s("township_code").label("township_code"), _s("community_code").label("community_code"),
                        sa.func.count(sa.distinct(T.c.case_id)).label("n"))
-             .where(sa.or_(sa.and_(_type("case_cancelled"), P["wrongly_included"].as_boolean().is_(True)),
-                           sa.and_(_type("inspection_recorded"), _s("result") == "wrongly_included")),
-                    T.c.occurred_at <= today + "T23:59:59.999999Z")
+             .where(sa.or_(sa.and_(_type("case_cancelled"), P["wrongly_included"].as_boolean().is_(True),
+                                   _s("effective_month") <= d.strftime("%Y-%m")),
+                           sa.and_(_type("inspection_recorded"), _s("result") == "wrongly_included",
+                                   T.c.occurred_at <= today + "T23:59:59.999999Z")))
              .group_by(_s("township_code"), _s("community_code")))
     board: dict[tuple, dict] = {}
     for column, query in (("overdue_steps", overdue), ("missed_rereviews", missed), ("checkin_gaps", gaps),
