@@ -159,8 +159,7 @@ class ChainIngest:
         conn = Connection(self.amqp_uri, heartbeat=0, connect_timeout=5)
         conn.connect()
         channel = conn.channel()
-        for service in ("audit",):
-            declare_producer_topology(channel, service)   # the queue and its bindings, if nobody has yet
+        declare_producer_topology(channel, "audit")   # the queue and its bindings, if nobody has yet
         channel.basic_qos(0, self.prefetch, False)
         channel.basic_consume(AUDIT_QUEUE, callback=self.buffer.append, no_ack=False)
         dlq = conn.channel()

@@ -80,13 +80,26 @@ def by_subject(conn, column: str, ident: str, limit: int = LIMIT) -> list[dict]:
     return _rows(conn, where, limit)
 
 
-def by_operator(conn, user: str, start: date | None, end: date | None, within: str, limit: int = LIMIT):
-    return _rows(conn, sa.and_(T.c.actor_user == user, T.c.actor_unit.startswith(within, autoescape=True),
-                               *_bounds(start, end)), limit)
+def within(column, prefix: str):
+    """``column`` starts with the division code ``prefix``, as a range the
+    index serves on any backend and collation (LIKE 'x%' is not, on a
+    PostgreSQL database with a non-C collation)."""
+    if not prefix:
+        return sa.true()
+    if not prefix.isdigit():
+        return column.startswith(prefix, autoescape=True)
+    upper = str(int(prefix) + 1).zfill(len(prefix))
+    if len(upper) > len(prefix):   # 999…: nothing sorts above it among codes of this length
+        return column >= prefix
+    return sa.and_(column >= prefix, column < upper)
+
+
+def by_operator(conn, user: str, start: date | None, end: date | None, inside: str, limit: int = LIMIT):
+    return _rows(conn, sa.and_(T.c.actor_user == user, within(T.c.actor_unit, inside), *_bounds(start, end)), limit)
 
 
 def by_unit(conn, unit: str, start: date | None, end: date | None, limit: int = LIMIT):
-    return _rows(conn, sa.and_(T.c.actor_unit.startswith(unit, autoescape=True), *_bounds(start, end)), limit)
+    return _rows(conn, sa.and_(within(T.c.actor_unit, unit), *_bounds(start, end)), limit)
 
 
 def _person(user, name, role, unit, part, when, **more) -> dict:
