@@ -63,6 +63,23 @@ def test_altered_record_is_named(log):
     assert (result.finding.kind, result.finding.seq) == ("altered", 7)
 
 
+def test_dibao_audit_verify_passes_then_names_the_altered_record(log, config, tmp_path):
+    from typer.testing import CliRunner
+
+    from shared.cli.root import app
+    from tests.integration.test_reliability import write_config
+    path = write_config(config, tmp_path / "cli.yml")
+    ok = CliRunner().invoke(app, ["--config", path, "audit", "verify"])
+    assert ok.exit_code == 0 and "chain verifies" in ok.output and "20 records" in ok.output
+    checkpoint = tmp_path / "cp.json"
+    assert CliRunner().invoke(app, ["--config", path, "audit", "checkpoint", "--out", str(checkpoint)]).exit_code == 0
+    execute(log, "UPDATE audit_records SET actor_unit = '420115' WHERE seq = 4")
+    bad = CliRunner().invoke(app, ["--config", path, "audit", "verify"])
+    assert bad.exit_code == 2 and "record 4 altered" in bad.output
+    bad = CliRunner().invoke(app, ["--config", path, "audit", "verify", "--checkpoint", str(checkpoint)])
+    assert bad.exit_code == 2 and "record 4 altered" in bad.output
+
+
 def test_altered_payload_is_named(log):
     execute(log, """UPDATE audit_records SET payload = '{"outcome": "forbidden"}' WHERE seq = 12""")
     result, _ = chain.verify(log.engine)
