@@ -52,7 +52,7 @@ def _database(config: dict):
 def trace_table(title: str, lines: list[dict]) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAVY)
     for column in ("#", "when (UTC)", "who", "role", "unit", "what", "outcome"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("when (UTC)", "what"))
     for line in lines:
         style = OUTCOME_STYLE.get(line["outcome"])
         outcome = escape(str(line["outcome"]))
@@ -220,7 +220,10 @@ def demo_section(config: dict, district: str, runs: list) -> None:
             if any(line["what"] == "review.case_approved" for line in lines) or time.monotonic() > deadline:
                 break
             time.sleep(0.3)
-        console.print(trace_table(f"trace of household {run.household_id}", lines))
+        people = [line for line in lines if line["role"] not in (None, "system")]
+        console.print(trace_table(f"trace of household {run.household_id}: what people did "
+                                  f"({len(lines) - len(people)} records by the services themselves not shown)",
+                                  people))
         console.print(escape(rpc.audit.statistics(date.today().isoformat())["paragraph"]))
     db = _database(config)
     try:

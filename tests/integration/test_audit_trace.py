@@ -45,6 +45,15 @@ def test_trace_shows_every_step_of_the_entry_with_names_and_roles(services):
         assert step in steps, step
     assert [line["seq"] for line in lines] == sorted(line["seq"] for line in lines)
     assert all(line["when"] for line in lines)
+    with auditor(config) as rpc:
+        readers = rpc.audit.file_readers(entry["household_id"])    # review read the file for its decision
+        township_work = rpc.audit.trace({"operator": "li.township", "from": "2020-01-01", "to": "2099-12-31"})
+        community_work = rpc.audit.trace({"unit_code": COMMUNITY})
+    assert readers and {r["what"] for r in readers} == {"intake.file_viewed"}
+    assert {line["user"] for line in township_work} == {"li.township"}
+    assert "review.township_reviewed" in {line["what"] for line in township_work}
+    assert {line["unit"] for line in community_work} == {COMMUNITY}
+    assert "intake.investigation_recorded" in {line["what"] for line in community_work}
     verification, _ = verify(make_engine(config["DB_URIS"]["audit"]))
     assert verification.ok and verification.records >= len(lines)
 
