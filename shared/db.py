@@ -24,6 +24,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
+from shared.commands import CommandRecorder
 from shared.crypto import FieldCipher, configure, key_from_config
 from shared.errors import NotFound
 from shared.events import Event, encode, envelope
@@ -161,8 +162,10 @@ class UnitOfWork:
     """One transaction: state plus the events it produced (the outbox)."""
 
     def __init__(self, session_factory, source: str, outbox: sa.Table, inbox: sa.Table,
-                 actor: dict | None, correlation_id: str, on_commit=None, read_only: bool = False):
+                 actor: dict | None, correlation_id: str, on_commit=None, read_only: bool = False,
+                 command=None):
         self._session_factory = session_factory
+        self._command = command  # shared.commands.CommandRecorder of the RPC call, if any
         self.read_only = read_only
         self._deferred = 0
         self.source = source
@@ -256,6 +259,8 @@ class UnitOfWork:
         if self._deferred:
             return
         events = self._collect()
+        if self._command is not None and not self._command.recorded:
+            events.append(self._command.pending_event(events))   # atomic with the state change
         now = utcnow()
         rows = []
         for ev in events:
@@ -271,6 +276,8 @@ class UnitOfWork:
         except IntegrityError:
             self.session.rollback()
             raise
+        if self._command is not None:
+            self._command.recorded = True
         if rows and self._on_commit:
             self._on_commit()
 
@@ -306,9 +313,17 @@ class ServiceDatabase:
         from shared.migrations import upgrade
         upgrade(self.engine, self.migrations, self.service)
 
-    def unit_of_work(self, actor: dict | None = None, correlation_id: str = "", on_commit=None) -> UnitOfWork:
+    def unit_of_work(self, actor: dict | None = None, correlation_id: str = "", on_commit=None,
+                     command=None) -> UnitOfWork:
         return UnitOfWork(self.session_factory, self.service, self.outbox, self.inbox,
-                          actor, correlation_id or "", on_commit)
+                          actor, correlation_id or "", on_commit, command=command)
+
+    def commit_event(self, event: Event, actor: dict | None = None, correlation_id: str = "",
+                     on_commit=None) -> None:
+        """One event in a small transaction of its own (a refused call's record)."""
+        with self.unit_of_work(actor, correlation_id, on_commit) as uow:
+            uow.emit(event)
+            uow.commit()
 
     def reader(self, actor: dict | None = None) -> UnitOfWork:
         """A read-only unit of work: queries only, no lock, no commit."""
@@ -327,14 +342,18 @@ class ServiceDatabase:
 class UnitOfWorkFactory:
     """What a worker gets: ``with self.db() as uow: ...; uow.commit()``."""
 
-    def __init__(self, database: ServiceDatabase, actor: dict | None, correlation_id: str, on_commit):
+    def __init__(self, database: ServiceDatabase, actor: dict | None, correlation_id: str, on_commit,
+                 command=None):
         self._db = database
         self._actor = actor
         self._correlation_id = correlation_id
         self._on_commit = on_commit
+        self._command = command
 
     def __call__(self) -> UnitOfWork:
-        return self._db.unit_of_work(self._actor, self._correlation_id, self._on_commit)
+        if self._command is not None:
+            self._command.wrote = True
+        return self._db.unit_of_work(self._actor, self._correlation_id, self._on_commit, self._command)
 
     def read(self) -> UnitOfWork:
         """A read-only unit of work (``with self.db.read() as uow``) for queries."""
@@ -388,4 +407,11 @@ class Database(DependencyProvider):
         actor = Caller(self.token_key, data.get(AUTH_TOKEN_KEY)).actor_or_none
         correlation_id = data.get("correlation_id") or (worker_ctx.call_id_stack or [worker_ctx.call_id])[0]
         on_commit = self.relay.wake if self.relay else None
-        return UnitOfWorkFactory(self.database, actor.to_dict() if actor else None, correlation_id, on_commit)
+        actor = actor.to_dict() if actor else None
+        command = None
+        if getattr(worker_ctx.entrypoint, "records_commands", False):   # an @rpc call: shared.commands
+            command = CommandRecorder(worker_ctx, worker_ctx.entrypoint.record_reads,
+                                      lambda event: self.database.commit_event(event, actor, correlation_id,
+                                                                               on_commit))
+            worker_ctx.dibao_command = command
+        return UnitOfWorkFactory(self.database, actor, correlation_id, on_commit, command)

@@ -190,10 +190,12 @@ class OutboxRelay:
 
 
 class RelayLease:
-    """On PostgreSQL, only the replica holding an advisory lock relays."""
+    """On PostgreSQL, only the replica holding an advisory lock relays
+    (``name``: another single-writer job, e.g. the audit chain, has its own)."""
 
-    def __init__(self, database: ServiceDatabase):
+    def __init__(self, database: ServiceDatabase, name: str | None = None):
         self.db = database
+        self.key = zlib.crc32((name or f"dibao-relay-{database.service}").encode())
         self.conn = None
         self._held = False
 
@@ -203,8 +205,7 @@ class RelayLease:
         if not self._held:
             if self.conn is None:
                 self.conn = self.db.engine.connect()
-            key = zlib.crc32(f"dibao-relay-{self.db.service}".encode())
-            self._held = bool(self.conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+            self._held = bool(self.conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar())
             self.conn.commit()
         return self._held
 
@@ -212,8 +213,7 @@ class RelayLease:
         if self.conn is not None:
             try:
                 if self._held:
-                    key = zlib.crc32(f"dibao-relay-{self.db.service}".encode())
-                    self.conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    self.conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
                     self.conn.commit()
                 self.conn.close()
             except Exception:  # noqa: BLE001 - a dead connection: drop it from the pool

@@ -16,6 +16,7 @@ from marshmallow import Schema, ValidationError
 from nameko.exceptions import deserialize_to_instance
 from nameko.rpc import Rpc
 
+from shared.commands import recorder_of
 from shared.errors import EXPECTED_ERRORS, DibaoError, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,25 @@ class InternalError(DibaoError):
 
 
 class DibaoRpc(Rpc):
-    def __init__(self, **kwargs):
+    """nameko's ``@rpc`` plus the error mapping and the command record
+    (:mod:`shared.commands`): ``@rpc(record_reads=True)`` records even a
+    successful call that wrote nothing (the audit service's queries)."""
+
+    records_commands = True
+
+    def __init__(self, record_reads: bool = False, **kwargs):
         kwargs.setdefault("expected_exceptions", EXPECTED_ERRORS + (InternalError,))
+        self.record_reads = record_reads
         super().__init__(**kwargs)
 
     def handle_result(self, message, worker_ctx, result, exc_info):
         if exc_info is not None:
             exc_info = self._public_error(worker_ctx, exc_info)
+        recorder = recorder_of(worker_ctx)
+        if recorder is not None:
+            exc = exc_info[1] if exc_info is not None else None
+            if recorder.needs_own_record(exc):
+                recorder.record_alone(exc)
         return super().handle_result(message, worker_ctx, result, exc_info)
 
     def _public_error(self, worker_ctx, exc_info):

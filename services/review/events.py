@@ -31,6 +31,8 @@ class CommunityEvaluated(Schema):
     votes_against = fields.Integer(required=True)
     abstentions = fields.Integer(required=True)
     skipped = fields.Boolean(required=True, metadata={"doc": "skipped as the policy allows (no objection)"})
+    signed_by = fields.List(fields.Dict(), load_default=list,
+                            metadata={"doc": "[{name, role}] of the participants who signed (accountable)"})
 
 
 @event_type(SOURCE, "township_reviewed")
@@ -42,6 +44,8 @@ class TownshipReviewed(Schema):
     passed = fields.Boolean(required=True)
     members = fields.Integer(required=True, metadata={"doc": "committee members whose opinion was recorded"})
     unanimous = fields.Boolean(required=True)
+    signed_by = fields.List(fields.Dict(), load_default=list,
+                            metadata={"doc": "[{name, department, opinion}] of the members who signed"})
 
 
 @event_type(SOURCE, "notice_requested")

@@ -170,7 +170,8 @@ def record_evaluation(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceD
     f.record(Event(SOURCE, "community_evaluated", subject(f), {
         "community_code": f.community_code, "meeting_date": data["meeting_date"], "passed": data["passed"],
         "participants": len(participants), "votes_for": data["votes_for"],
-        "votes_against": data["votes_against"], "abstentions": data["abstentions"], "skipped": False}))
+        "votes_against": data["votes_against"], "abstentions": data["abstentions"], "skipped": False,
+        "signed_by": [{"name": p["name"], "role": p.get("role")} for p in participants]}))
     if data["passed"]:
         advance(f, ref, today)
     else:
@@ -216,7 +217,9 @@ def record_township_review(uow: UnitOfWork, actor: Actor, data: dict, ref: Refer
                                    remarks=data["remarks"], recorded_by=actor.user, recorded_at=now()))
     f.record(Event(SOURCE, "township_reviewed", subject(f), {
         "township_code": f.township_code, "kind": step.kind, "passed": data["passed"],
-        "members": len(members), "unanimous": unanimous}))
+        "members": len(members), "unanimous": unanimous,
+        "signed_by": [{"name": m["name"], "department": m.get("department"), "opinion": m.get("opinion")}
+                      for m in members]}))
     if data["passed"]:
         advance(f, ref, today)
     else:

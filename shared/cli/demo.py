@@ -197,6 +197,8 @@ class Demo:
             self.review_all(stack, admin, district, officers)
             self.render_boards(district)
             self.print_tables(district)
+        from shared.cli.audit import demo_section
+        demo_section(self.config, self.district, self.runs)
 
     def register_staff(self, admin) -> None:
         people = (list(self.community_officer.values()) + list(self.township_officer.values())

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from shared.cli import demo, dlq, docs, importer, ops, review, up
+from shared.cli import audit, demo, dlq, docs, importer, ops, review, stats, up
 from shared.cli.common import State
 
 app = typer.Typer(
@@ -37,3 +37,5 @@ app.add_typer(importer.app, name="import")
 app.add_typer(review.app, name="review")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(docs.app, name="docs")
+app.add_typer(audit.app, name="audit")
+stats.register(app)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import uuid
 from collections import Counter, defaultdict
 from contextlib import ExitStack
@@ -71,6 +72,9 @@ EMITS: dict[str, list[str]] = {
     "record_labour": ["labour_recorded"],
     "record_death": ["member_died", "household_updated"],
 }
+
+#: The RPCs that write nothing when they succeed: not recorded as commands (shared.commands).
+PURE_READS = {"ping", "get_application", "list_applications", "file_report"}
 
 ALL_FIELD_NAMES = sorted({name for schema in (
     schemas.HouseholdSchema, schemas.MemberSchema, schemas.IncomeSchema, schemas.AssetSchema, schemas.StaffSchema,
@@ -129,8 +133,9 @@ class World:
         state = {}
         with self.engine.connect() as conn:
             for table in Base.metadata.sorted_tables:
-                if table is outbox:
-                    state[table.name] = conn.scalar(sa.select(sa.func.count()).select_from(table))
+                if table is outbox:   # the record of the call itself (shared.commands) is no change of state
+                    state[table.name] = conn.scalar(sa.select(sa.func.count()).select_from(table)
+                                                    .where(table.c.routing_key != "command_recorded"))
                 else:
                     rows = sorted(repr(tuple(r)) for r in conn.execute(sa.select(table)))
                     state[table.name] = (len(rows), hashlib.sha1("\n".join(rows).encode()).hexdigest()[:12])
@@ -140,8 +145,16 @@ class World:
     def new_events(self, after: int) -> list[str]:
         outbox = Base.metadata.tables["outbox"]
         with self.engine.connect() as conn:
-            return list(conn.scalars(sa.select(outbox.c.routing_key).where(outbox.c.id > after)
-                                     .order_by(outbox.c.id)))
+            return list(conn.scalars(sa.select(outbox.c.routing_key).where(
+                outbox.c.id > after, outbox.c.routing_key != "command_recorded").order_by(outbox.c.id)))
+
+    def new_commands(self, after: int) -> list[str]:
+        """The outcomes of the command records (shared.commands) written since ``after``."""
+        outbox = Base.metadata.tables["outbox"]
+        with self.engine.connect() as conn:
+            bodies = conn.scalars(sa.select(outbox.c.body).where(outbox.c.id > after,
+                                                                 outbox.c.routing_key == "command_recorded"))
+            return [json.loads(b)["payload"]["outcome"] for b in bodies]
 
     def call(self, actor: str, method: str, *args, **kwargs):
         """Call one RPC and check the properties; return the result or the typed error."""
@@ -158,12 +171,17 @@ class World:
                 assert exc.fields, f"ValidationFailed names no field: {exc!r}"
             changed = {t: (before[t], after[t]) for t in before if before[t] != after[t]}
             assert not changed, f"{method} was refused ({exc!r}) yet changed rows: {changed}"
+            # ...but it was recorded, with its outcome (a call nameko refused before any worker ran is not)
+            expected = [] if isinstance(exc, IncorrectSignature) else [exc.code]
+            assert self.new_commands(last) == expected, f"{method} refused ({exc!r}): command records"
             return exc
         # anything else (InternalError, RemoteError, RpcTimeout...) propagates: the property fails
         after, _ = self.snapshot()
         self.outcomes[method]["ok"] += 1
         event(f"{method}: ok")
         emitted = self.new_events(last)
+        # a command is recorded with its outcome; a pure read (no write at all) is not
+        assert self.new_commands(last) == ([] if method in PURE_READS else ["ok"]), f"{method}: command records"
         expected = EMITS[method]
         if method == "import_households":
             expected = ["household_registered"] * sum(1 for r in result if "household_id" in r)

@@ -94,7 +94,7 @@ def rows(config: dict, sql: str) -> list:
 
 
 def outbox(config: dict) -> list[str]:
-    return [r[0] for r in rows(config, "SELECT routing_key FROM outbox ORDER BY id")]
+    return [r[0] for r in rows(config, "SELECT routing_key FROM outbox WHERE routing_key != 'command_recorded' ORDER BY id")]
 
 
 def admin(config):

@@ -55,7 +55,7 @@ def evaluated(config, seed):
 def review_events(config) -> list[str]:
     engine = make_engine(config["DB_URIS"]["review"])
     with engine.connect() as conn:
-        kinds = [r[0] for r in conn.execute(sa.text("SELECT routing_key FROM outbox ORDER BY id"))]
+        kinds = [r[0] for r in conn.execute(sa.text("SELECT routing_key FROM outbox WHERE routing_key != 'command_recorded' ORDER BY id"))]
     engine.dispose()
     return kinds
 

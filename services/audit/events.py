@@ -1,0 +1,54 @@
+"""Audit's events, and the contracts the audit ingest accepts.
+
+The audit service records every event of every service. It knows a type by
+its registered schema (each ``services/<name>/events.py``, loaded by
+:func:`load_contracts`), or — for types other branches of the project are
+building against CONTRACTS.md and that are not in this code yet — by name
+and version in :data:`CONTRACT_TYPES` (the payload is then stored as sent).
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from marshmallow import Schema, fields
+
+import shared.commands  # noqa: F401 - registers <service>.command_recorded for every service
+from shared.events import event_type
+
+SOURCE = "audit"
+
+#: (source, type) → highest version known, for contract types without a schema here yet
+CONTRACT_TYPES = {
+    ("review", "case_adjusted"): 1,
+    ("review", "case_cancelled"): 1,
+    ("review", "review_due"): 1,
+    ("review", "campaign_created"): 1,
+    ("review", "inspection_recorded"): 1,
+    ("payments", "standard_changed"): 1,
+    ("payments", "benefit_changed"): 1,
+    ("payments", "payment_run_approved"): 1,
+    ("payments", "payment_disbursed"): 1,
+    ("payments", "payment_failed"): 1,
+}
+
+
+@event_type(SOURCE, "query_recorded")
+class QueryRecorded(Schema):
+    """Someone queried the audit record (traces, statistics): what they asked. Subject: the ids asked about."""
+
+    kind = fields.String(required=True, metadata={"doc": "trace | who_let_them_in | statistics | scorecard | verify"})
+    criteria = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True), required=True,
+                           metadata={"doc": "the query's parameters (ids, user, unit code, dates)"})
+    results = fields.Integer(required=True, metadata={"doc": "how many entries were returned"})
+
+
+def load_contracts() -> None:
+    """Register every service's event schemas (the audit accepts all of them)."""
+    services = Path(__file__).resolve().parent.parent
+    for folder in sorted(p for p in services.iterdir() if p.is_dir()):
+        if (folder / "events.py").is_file():
+            importlib.import_module(f"services.{folder.name}.events")
+
+
+load_contracts()
