@@ -25,4 +25,10 @@ def JiangxiaPolicy() -> Policy:
         ),
         evaluation_min_representative_share=None,
         committee_unanimous=True,
+        # --- payments (issue 5): rural benefits paid quarterly (季发放); the
+        # monthly check-in (续保登记) comes before each month's benefit
+        rural_payout_months=3,
+        benefit_formula="gap",
+        checkin_required_for_payment=True,
+        # --- end payments
     )

@@ -30,4 +30,13 @@ def National2021Policy() -> Policy:
         # 2021: yearly for stable households, half-yearly for those able to work
         rereview_months=(("stable", 12), ("able_to_work", 6)),
         category_map=(("long_term", "stable"), ("stable", "stable"), ("unstable", "able_to_work")),
+        # --- payments (issue 5): monthly for everyone, from the month after
+        # approval; per-capita gap with 分类施保 extras for vulnerable members
+        # and a minimum payment (illustrative figures); no check-in hold-back
+        rural_payout_months=1,
+        benefit_formula="gap",
+        vulnerable_member_extra=Decimal("50.00"),
+        minimum_benefit=Decimal("30.00"),
+        checkin_required_for_payment=False,
+        # --- end payments
     )
