@@ -70,13 +70,18 @@ def publish(config, env: dict) -> dict:
 
 def case_approved(case_id: str, start_month: str, benefit: str, size: int = 2, area_type: str = "urban",
                   community: str = COMMUNITY, gap: str | None = None, standard: str | None = "820.00",
-                  vulnerable: int = 0, household_id: str | None = None) -> dict:
+                  vulnerable: int = 0, household_id: str | None = None, basis: bool = True) -> dict:
+    """review.case_approved; ``basis=False``: as emitted before review sent the
+    benefit basis (no standard_amount, benefit_gap, vulnerable_members)."""
     household_id = household_id or f"hh-{case_id}"
     payload = {"community_code": community, "township_code": community[:9], "area_type": area_type,
                "household_size": size, "monthly_benefit": benefit, "category": "stable",
                "start_month": start_month, "next_rereview_on": "2030-01-01", "approved_on": "2026-01-01",
                "policy": "jiangxia", "standard_amount": standard, "benefit_gap": gap if gap is not None else benefit,
                "vulnerable_members": vulnerable, "benefit_overridden": False}
+    if not basis:
+        for key in ("standard_amount", "benefit_gap", "vulnerable_members", "benefit_overridden"):
+            payload.pop(key)
     return envelope("review", "case_approved", {"household_id": household_id, "application_id": f"app-{case_id}",
                                                  "case_id": case_id}, payload)
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from services.payments import rules
 from services.payments.bank_formats import ExportLine, ReturnFileError, load_format, summary_sheet
 from services.payments.events import SOURCE, write_bulk
-from services.payments.models import (BenefitAdjustment, CheckIn, HoldBack, LedgerCase, PaymentLine, PaymentRun,
+from services.payments.models import (BenefitAdjustment, BenefitPeriod, CheckIn, HoldBack, LedgerCase, PaymentLine, PaymentRun,
                                       Standard, StandardChange, from_fen)
 from services.payments.schemas import CaseAdjustedIn, CaseCancelledIn
 from shared.db import UnitOfWork
@@ -49,6 +49,7 @@ H = HoldBack.__table__
 A = BenefitAdjustment.__table__
 S = Standard.__table__
 C = CheckIn.__table__
+B = BenefitPeriod.__table__
 
 
 def now() -> datetime:
@@ -91,10 +92,11 @@ def case_approved(uow: UnitOfWork, env: dict) -> None:
     uow.session.add(LedgerCase(
         case_id=case_id, household_id=env["subject"]["household_id"], community_code=p["community_code"],
         township_code=p["township_code"], area_type=p["area_type"], household_size=p["household_size"],
-        monthly_benefit=p["monthly_benefit"], benefit_from_month=p["start_month"], previous_benefit=None,
+        monthly_benefit=p["monthly_benefit"], benefit_from_month=p["start_month"],
         standard_amount=p.get("standard_amount"), benefit_gap=p.get("benefit_gap"),
         vulnerable_members=p.get("vulnerable_members") or 0, start_month=p["start_month"], stop_month=None,
         status="active", approved_on=p["approved_on"], updated_at=now()))
+    uow.session.add(BenefitPeriod(case_id=case_id, from_month=p["start_month"], amount=p["monthly_benefit"]))
 
 
 def _ledger_case(uow: UnitOfWork, case_id: str) -> LedgerCase:
@@ -109,8 +111,12 @@ def case_adjusted(uow: UnitOfWork, env: dict) -> None:
     p = load(CaseAdjustedIn, {**env["payload"], "case_id": env["payload"].get("case_id") or env["subject"].get("case_id")})
     case = _ledger_case(uow, p["case_id"])
     old = case.monthly_benefit
-    case.previous_benefit, case.monthly_benefit = old, p["new_benefit"]
-    case.benefit_from_month = p["effective_month"]
+    case.monthly_benefit, case.benefit_from_month = p["new_benefit"], p["effective_month"]
+    period = uow.session.get(BenefitPeriod, (case.case_id, p["effective_month"]))
+    if period is None:
+        uow.session.add(BenefitPeriod(case_id=case.case_id, from_month=p["effective_month"], amount=p["new_benefit"]))
+    else:
+        period.amount = p["new_benefit"]
     case.household_size = p["household_size"]
     case.benefit_gap = p["benefit_gap"]          # None: the basis is unknown until review sends one
     if case.hold_reason == "benefit_basis_missing" and p["benefit_gap"] is not None:
@@ -138,17 +144,21 @@ def checkin_recorded(uow: UnitOfWork, env: dict) -> None:
         uow.session.add(CheckIn(household_id=household_id, month=p["month"]))
 
 
-def set_payee(uow: UnitOfWork, actor: Actor, data: dict) -> LedgerCase:
-    """Where the case is paid. The account number is encrypted at rest; runs
-    snapshot it; lists show it masked."""
-    case = uow.get(LedgerCase, data["case_id"], "case", "case_id")
-    authorize(actor, PAYEE_SETTERS, case.community_code)
-    case.payee_name, case.payee_name_masked = data["payee_name"], mask_name(data["payee_name"])
-    case.account_number, case.account_masked = data["account_number"], mask_bank_account(data["account_number"])
-    case.bank_name = data["bank_name"]
-    case.updated_at = now()
+def set_payees(uow: UnitOfWork, actor: Actor, items: list[dict]) -> list[LedgerCase]:
+    """Where each case is paid (one, or a list from the bank's account
+    register, all or nothing). The account number and the name are encrypted
+    at rest; runs snapshot them; lists show them masked."""
+    cases = []
+    for n, data in enumerate(items):
+        case = uow.get(LedgerCase, data["case_id"], "case in the payments ledger", f"{n}.case_id")
+        authorize(actor, PAYEE_SETTERS, case.community_code)
+        case.payee_name, case.payee_name_masked = data["payee_name"], mask_name(data["payee_name"])
+        case.account_number, case.account_masked = data["account_number"], mask_bank_account(data["account_number"])
+        case.bank_name = data["bank_name"]
+        case.updated_at = now()
+        cases.append(case)
     uow.commit()
-    return case
+    return cases
 
 
 # --- standards (低保标准) and their changes (提标/降标) ----------------------------
@@ -265,13 +275,18 @@ def recalculate(uow: UnitOfWork, policy: Policy, standard: Standard, old_amount,
                   sa.case((computed > current, "raised"), else_="lowered"), sa.literal(month), sa.literal(reason[:200]))
         .where(in_scope, has_basis, changed)))
     in_basis = uow.session.execute(L.update().where(in_scope, has_basis).values({
-        L.c.previous_benefit: sa.case((changed, current), else_=raw(L.c.previous_benefit)),
         L.c.benefit_from_month: sa.case((changed, month), else_=L.c.benefit_from_month),
         L.c.monthly_benefit: computed,
         L.c.benefit_gap: new_gap,
         L.c.standard_amount: num(new_fen),
         L.c.updated_at: now(),
     })).rowcount
+    # each changed case's benefit from the effective month on (replacing one set for that month before)
+    moved = sa.select(A.c.case_id).where(A.c.change_id == change.id, A.c.direction.in_(("raised", "lowered")))
+    uow.session.execute(B.delete().where(B.c.from_month == month, B.c.case_id.in_(moved)))
+    uow.session.execute(B.insert().from_select(["case_id", "from_month", "amount"], sa.select(
+        A.c.case_id, sa.literal(month), A.c.new_benefit).where(A.c.change_id == change.id,
+                                                                A.c.direction.in_(("raised", "lowered")))))
     counts = dict(uow.session.execute(sa.select(A.c.direction, sa.func.count()).where(A.c.change_id == change.id)
                                       .group_by(A.c.direction)).all())
     change.cases_raised, change.cases_lowered = counts.get("raised", 0), counts.get("lowered", 0)
@@ -344,9 +359,8 @@ def create_run(uow: UnitOfWork, actor: Actor, data: dict, policy: Policy, today:
 def fill_run(uow: UnitOfWork, run: PaymentRun, months: list[str], policy: Policy) -> None:
     """Three INSERT … SELECTs: payable lines, hold-backs with reasons, carried lines."""
     due = {m: rules.month_due(m, L.c.start_month, L.c.stop_month) for m in months}
-    benefit = {m: sa.case((L.c.benefit_from_month <= m, raw(L.c.monthly_benefit)),
-                          else_=sa.func.coalesce(raw(L.c.previous_benefit), raw(L.c.monthly_benefit)))
-               for m in months}
+    benefit = {m: sa.select(raw(B.c.amount)).where(B.c.case_id == L.c.case_id, B.c.from_month <= m)
+               .order_by(B.c.from_month.desc()).limit(1).scalar_subquery() for m in months}
     amount = sum((sa.case((due[m], benefit[m]), else_=num(0)) for m in months), num(0))
     months_due = sum((sa.case((due[m], 1), else_=0) for m in months), sa.literal(0))
     in_area = sa.and_(L.c.area_type == run.area_type, L.c.community_code.startswith(run.division_code, autoescape=True))

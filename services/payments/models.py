@@ -88,10 +88,9 @@ class LedgerCase(Base):
     township_code: Mapped[str] = mapped_column(sa.String(9))
     area_type: Mapped[str] = mapped_column(sa.String(5))
     household_size: Mapped[int] = mapped_column()
-    #: the benefit in force from ``benefit_from_month``; ``previous_benefit`` before it
+    #: the latest benefit, in force from ``benefit_from_month`` (BenefitPeriod has them all)
     monthly_benefit: Mapped[Decimal] = mapped_column(Fen)
     benefit_from_month: Mapped[str] = mapped_column(sa.String(7))
-    previous_benefit: Mapped[Decimal | None] = mapped_column(Fen, nullable=True)
     standard_amount: Mapped[Decimal | None] = mapped_column(Fen, nullable=True)
     benefit_gap: Mapped[Decimal | None] = mapped_column(Fen, nullable=True)
     vulnerable_members: Mapped[int] = mapped_column(default=0)
@@ -110,6 +109,16 @@ class LedgerCase(Base):
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
     __table_args__ = (sa.Index("ix_ledger_area", "area_type", "community_code"),)
+
+
+class BenefitPeriod(Base):
+    """The monthly benefit of a case from a month on (until its next row):
+    a run pays each month what was in force for that month."""
+
+    __tablename__ = "benefit_period"
+    case_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    from_month: Mapped[str] = mapped_column(sa.String(7), primary_key=True)
+    amount: Mapped[Decimal] = mapped_column(Fen)
 
 
 class CheckIn(Base):

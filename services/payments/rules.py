@@ -84,7 +84,7 @@ def standard_does_not_overlap(existing: list, effective_from: date, effective_to
         s_to = s.effective_to or date.max
         n_to = effective_to or date.max
         if s.effective_from <= n_to and effective_from <= s_to:
-            if s.effective_to is None and s.effective_from < effective_from:
+            if s.effective_to is None and effective_to is None and s.effective_from < effective_from:
                 superseded = s
                 continue
             raise ValidationFailed.field(

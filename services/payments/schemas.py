@@ -144,7 +144,6 @@ class LedgerOut(Schema):
     household_size = fields.Integer()
     monthly_benefit = Money()
     benefit_from_month = fields.String()
-    previous_benefit = Money(allow_none=True)
     standard_amount = Money(allow_none=True)
     benefit_gap = Money(allow_none=True)
     vulnerable_members = fields.Integer()

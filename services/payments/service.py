@@ -19,6 +19,7 @@ from services.payments.models import Base
 from services.review import events as _review_events  # noqa: F401
 from shared.config import repo_path
 from shared.db import Database
+from shared.errors import ValidationFailed
 from shared.events import parse
 from shared.identity import Identity
 from shared.inbox import consume_event
@@ -111,7 +112,16 @@ class PaymentsService:
         """Where a case's benefit is paid (account encrypted at rest, shown masked)."""
         data = load(schemas.SetPayeeSchema, data)
         with self.db() as uow:
-            return LEDGER_OUT.dump(handlers.set_payee(uow, self.caller.actor, data))
+            return LEDGER_OUT.dump(handlers.set_payees(uow, self.caller.actor, [data])[0])
+
+    @rpc
+    def set_payees(self, items):
+        """Many accounts at once (e.g. the bank's register): all or nothing."""
+        if not isinstance(items, list):
+            raise ValidationFailed.field("_schema", "expected a list")
+        data = load(schemas.SetPayeeSchema, items, many=True)
+        with self.db() as uow:
+            return {"cases": len(handlers.set_payees(uow, self.caller.actor, data))}
 
     @rpc
     def get_case(self, case_id):

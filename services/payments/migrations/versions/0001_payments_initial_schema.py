@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 19:42:58.564831
+Create Date: 2026-11-28 19:45:57.239021
 
 """
 from typing import Sequence, Union
@@ -39,6 +39,12 @@ def upgrade() -> None:
         batch_op.create_index('ix_adjustment_change', ['change_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_benefit_adjustment_case_id'), ['case_id'], unique=False)
 
+    op.create_table('benefit_period',
+    sa.Column('case_id', sa.String(length=36), nullable=False),
+    sa.Column('from_month', sa.String(length=7), nullable=False),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('case_id', 'from_month')
+    )
     op.create_table('checkin',
     sa.Column('household_id', sa.String(length=36), nullable=False),
     sa.Column('month', sa.String(length=7), nullable=False),
@@ -53,7 +59,6 @@ def upgrade() -> None:
     sa.Column('household_size', sa.Integer(), nullable=False),
     sa.Column('monthly_benefit', sa.BigInteger(), nullable=False),
     sa.Column('benefit_from_month', sa.String(length=7), nullable=False),
-    sa.Column('previous_benefit', sa.BigInteger(), nullable=True),
     sa.Column('standard_amount', sa.BigInteger(), nullable=True),
     sa.Column('benefit_gap', sa.BigInteger(), nullable=True),
     sa.Column('vulnerable_members', sa.Integer(), nullable=False),
@@ -193,6 +198,7 @@ def downgrade() -> None:
 
     op.drop_table('ledger_case')
     op.drop_table('checkin')
+    op.drop_table('benefit_period')
     with op.batch_alter_table('benefit_adjustment', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_benefit_adjustment_case_id'))
         batch_op.drop_index('ix_adjustment_change')
