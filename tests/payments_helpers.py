@@ -3,6 +3,8 @@ those services publish them (real bus), the finance people, months."""
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import uuid
 from datetime import date
 from decimal import Decimal
@@ -126,6 +128,12 @@ def import_return(config, run_id: str, content: bytes, fmt: str = "csv") -> dict
     with maker(config) as rpc:
         return rpc.payments.import_return({"run_id": run_id, "format": fmt,
                                            "content": base64.b64encode(content).decode()})
+
+
+def bank_lines(content: bytes) -> list[dict]:
+    """The detail rows of a CSV bank file."""
+    rows = list(csv.DictReader(io.StringIO(content.decode("utf-8"))))
+    return [r for r in rows if r["line_id"] != "TOTAL"]
 
 
 def outbox_types(config) -> list[str]:

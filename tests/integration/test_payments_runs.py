@@ -2,8 +2,6 @@
 checker, freeze, export, reconciliation and carry-forward, exactly once."""
 from __future__ import annotations
 
-import csv
-import io
 from decimal import Decimal
 
 import eventlet
@@ -14,7 +12,7 @@ from services.payments.bank_formats import ReturnLine, load_format
 from services.payments.service import PaymentsService
 from shared.errors import Conflict, Forbidden, ValidationFailed
 from shared.testing import wait_for
-from tests.payments_helpers import (COMMUNITY, DISTRICT, VILLAGE, admin, approve_cases, case_approved, checker,
+from tests.payments_helpers import (COMMUNITY, DISTRICT, VILLAGE, admin, approve_cases, bank_lines, case_approved, checker,
                                     checkin, envelope, export, import_return, ledger_case, maker, month,
                                     outbox_types, publish, quarter, query)
 
@@ -25,11 +23,6 @@ def start(container_factory, config, policy):
     config = dict(config, POLICY=policy)
     container_factory(PaymentsService, config).start()
     return config
-
-
-def bank_lines(content: bytes) -> list[dict]:
-    rows = list(csv.DictReader(io.StringIO(content.decode("utf-8"))))
-    return [r for r in rows if r["line_id"] != "TOTAL"]
 
 
 def test_monthly_run_maker_checker_export_reconcile_carry_forward(container_factory, config):
