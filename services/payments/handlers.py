@@ -111,7 +111,8 @@ def case_adjusted(uow: UnitOfWork, env: dict) -> None:
     p = load(CaseAdjustedIn, {**env["payload"], "case_id": env["payload"].get("case_id") or env["subject"].get("case_id")})
     case = _ledger_case(uow, p["case_id"])
     old = case.monthly_benefit
-    case.monthly_benefit, case.benefit_from_month = p["new_benefit"], p["effective_month"]
+    if p["effective_month"] >= case.benefit_from_month:     # the ledger shows the latest benefit period
+        case.monthly_benefit, case.benefit_from_month = p["new_benefit"], p["effective_month"]
     period = uow.session.get(BenefitPeriod, (case.case_id, p["effective_month"]))
     if period is None:
         uow.session.add(BenefitPeriod(case_id=case.case_id, from_month=p["effective_month"], amount=p["new_benefit"]))
@@ -259,6 +260,8 @@ def recalculate(uow: UnitOfWork, policy: Policy, standard: Standard, old_amount,
     computed = rules.benefit_sql(policy, new_gap, size, L.c.vulnerable_members)
     current = raw(L.c.monthly_benefit)
     changed = computed != current
+    # a case whose latest benefit starts later than the change (approved for next month) changes from then
+    effective = sa.case((L.c.benefit_from_month > month, L.c.benefit_from_month), else_=month)
 
     # never a guessed amount: no basis → held back with the reason, listed
     reason = f"standard {standard.division_code} {standard.area_type} {change.new_amount} from {standard.effective_from}"
@@ -272,21 +275,22 @@ def recalculate(uow: UnitOfWork, policy: Policy, standard: Standard, old_amount,
     uow.session.execute(A.insert().from_select(
         ["change_id", "case_id", "old_benefit", "new_benefit", "direction", "effective_month", "reason"],
         sa.select(sa.literal(change.id), L.c.case_id, current, computed,
-                  sa.case((computed > current, "raised"), else_="lowered"), sa.literal(month), sa.literal(reason[:200]))
+                  sa.case((computed > current, "raised"), else_="lowered"), effective, sa.literal(reason[:200]))
         .where(in_scope, has_basis, changed)))
     in_basis = uow.session.execute(L.update().where(in_scope, has_basis).values({
-        L.c.benefit_from_month: sa.case((changed, month), else_=L.c.benefit_from_month),
+        L.c.benefit_from_month: sa.case((changed, effective), else_=L.c.benefit_from_month),
         L.c.monthly_benefit: computed,
         L.c.benefit_gap: new_gap,
         L.c.standard_amount: num(new_fen),
         L.c.updated_at: now(),
     })).rowcount
     # each changed case's benefit from the effective month on (replacing one set for that month before)
-    moved = sa.select(A.c.case_id).where(A.c.change_id == change.id, A.c.direction.in_(("raised", "lowered")))
-    uow.session.execute(B.delete().where(B.c.from_month == month, B.c.case_id.in_(moved)))
+    moved = sa.select(A.c.case_id, A.c.effective_month).where(A.c.change_id == change.id,
+                                                              A.c.direction.in_(("raised", "lowered")))
+    uow.session.execute(B.delete().where(sa.tuple_(B.c.case_id, B.c.from_month).in_(moved)))
     uow.session.execute(B.insert().from_select(["case_id", "from_month", "amount"], sa.select(
-        A.c.case_id, sa.literal(month), A.c.new_benefit).where(A.c.change_id == change.id,
-                                                                A.c.direction.in_(("raised", "lowered")))))
+        A.c.case_id, A.c.effective_month, A.c.new_benefit).where(A.c.change_id == change.id,
+                                                                  A.c.direction.in_(("raised", "lowered")))))
     counts = dict(uow.session.execute(sa.select(A.c.direction, sa.func.count()).where(A.c.change_id == change.id)
                                       .group_by(A.c.direction)).all())
     change.cases_raised, change.cases_lowered = counts.get("raised", 0), counts.get("lowered", 0)
@@ -296,18 +300,18 @@ def recalculate(uow: UnitOfWork, policy: Policy, standard: Standard, old_amount,
         "change_id": change.id, "division_code": change.division_code, "area_type": change.area_type,
         "effective_from": change.effective_from, "old_amount": old_amount, "new_amount": change.new_amount,
         "cases_raised": change.cases_raised, "cases_lowered": change.cases_lowered, "cases_held": held}))
-    write_bulk(uow, "benefit_changed", _benefit_changes(uow, change.id, month))
+    write_bulk(uow, "benefit_changed", _benefit_changes(uow, change.id))
     uow.commit()
     return change
 
 
-def _benefit_changes(uow: UnitOfWork, change_id: str, month: str):
+def _benefit_changes(uow: UnitOfWork, change_id: str):
     rows = uow.session.execute(
         sa.select(A.c.case_id, L.c.household_id, L.c.community_code, L.c.township_code, L.c.area_type,
-                  L.c.household_size, raw(A.c.old_benefit), raw(A.c.new_benefit), A.c.direction)
+                  L.c.household_size, raw(A.c.old_benefit), raw(A.c.new_benefit), A.c.direction, A.c.effective_month)
         .join(L, L.c.case_id == A.c.case_id)
         .where(A.c.change_id == change_id, A.c.direction.in_(("raised", "lowered"))))
-    for case_id, household_id, community, township, area, size, old, new, direction in rows:
+    for case_id, household_id, community, township, area, size, old, new, direction, month in rows:
         yield ({"household_id": household_id, "case_id": case_id, "change_id": change_id},
                {"case_id": case_id, "household_id": household_id, "community_code": community,
                 "township_code": township, "area_type": area, "household_size": size, "old_benefit": yuan(old),
@@ -359,8 +363,9 @@ def create_run(uow: UnitOfWork, actor: Actor, data: dict, policy: Policy, today:
 def fill_run(uow: UnitOfWork, run: PaymentRun, months: list[str], policy: Policy) -> None:
     """Three INSERT … SELECTs: payable lines, hold-backs with reasons, carried lines."""
     due = {m: rules.month_due(m, L.c.start_month, L.c.stop_month) for m in months}
-    benefit = {m: sa.select(raw(B.c.amount)).where(B.c.case_id == L.c.case_id, B.c.from_month <= m)
-               .order_by(B.c.from_month.desc()).limit(1).scalar_subquery() for m in months}
+    benefit = {m: sa.case((L.c.benefit_from_month <= m, raw(L.c.monthly_benefit)), else_=sa.select(raw(B.c.amount))
+                          .where(B.c.case_id == L.c.case_id, B.c.from_month <= m)
+                          .order_by(B.c.from_month.desc()).limit(1).scalar_subquery()) for m in months}
     amount = sum((sa.case((due[m], benefit[m]), else_=num(0)) for m in months), num(0))
     months_due = sum((sa.case((due[m], 1), else_=0) for m in months), sa.literal(0))
     in_area = sa.and_(L.c.area_type == run.area_type, L.c.community_code.startswith(run.division_code, autoescape=True))
@@ -385,11 +390,11 @@ def fill_run(uow: UnitOfWork, run: PaymentRun, months: list[str], policy: Policy
         .where(in_area, any_due, not_yet_paid, payable)))
     reason = sa.case((L.c.hold_reason.isnot(None), L.c.hold_reason), (~has_account, "no_payee_account"),
                      (~checked_in, "no_checkin"), (amount <= 0, "zero_benefit"), else_="not_payable")
-    in_this_run = sa.select(P.c.id).where(P.c.run_id == run.id, P.c.case_id == L.c.case_id).exists()
+    # every case due and still unpaid after the lines above is held back, with its reason
     uow.session.execute(H.insert().from_select(
         ["run_id", "case_id", "household_id", "community_code", "reason"],
         sa.select(sa.literal(run.id), L.c.case_id, L.c.household_id, L.c.community_code, reason)
-        .where(in_area, any_due, not_yet_paid, ~in_this_run)))
+        .where(in_area, any_due, ~payable, not_yet_paid)))
     carry_forward(uow, run)
     lines, total = uow.session.execute(
         sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(raw(P.c.amount)), 0)).where(P.c.run_id == run.id)).one()

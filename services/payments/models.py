@@ -167,7 +167,11 @@ class PaymentLine(Base):
         sa.Index("uq_payable_case_period", "case_id", "period", unique=True,
                  sqlite_where=sa.text("status != 'failed'"), postgresql_where=sa.text("status != 'failed'")),
         sa.Index("ix_line_run", "run_id", "id"),
-        sa.Index("ix_line_failed", "status", "area_type"),
+        sa.Index("ix_line_failed", "area_type", "community_code",
+                 sqlite_where=sa.text("status = 'failed'"), postgresql_where=sa.text("status = 'failed'")),
+        sa.Index("uq_line_carried_from", "carried_from", unique=True,
+                 sqlite_where=sa.text("carried_from IS NOT NULL"),
+                 postgresql_where=sa.text("carried_from IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(sa.ForeignKey("payment_run.id"))
@@ -188,7 +192,7 @@ class PaymentLine(Base):
     status: Mapped[str] = mapped_column(sa.String(8), default="pending")
     failure_reason: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     paid_on: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
-    carried_from: Mapped[int | None] = mapped_column(sa.Integer, nullable=True, unique=True)
+    carried_from: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
 
 
 class HoldBack(Base):

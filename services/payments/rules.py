@@ -9,6 +9,7 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 
 from shared.errors import Conflict, Forbidden, ValidationFailed
+from shared.money import to_money
 from shared.policy.base import Policy
 
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -100,7 +101,8 @@ def day_before(day: date) -> date:
 # --- the benefit rule as SQL (amounts in fen) ------------------------------------
 
 def fen(amount) -> int:
-    return int(amount * 100)
+    """Yuan (Decimal, int or str, exact to the fen) → integer fen."""
+    return int(to_money(amount) * 100)
 
 
 def benefit_sql(policy: Policy, gap, size, vulnerable):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 19:45:57.239021
+Create Date: 2026-11-28 19:52:01.953115
 
 """
 from typing import Sequence, Union
@@ -146,12 +146,12 @@ def upgrade() -> None:
     sa.Column('paid_on', sa.Date(), nullable=True),
     sa.Column('carried_from', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['run_id'], ['payment_run.id'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('carried_from')
+    sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('payment_line', schema=None) as batch_op:
-        batch_op.create_index('ix_line_failed', ['status', 'area_type'], unique=False)
+        batch_op.create_index('ix_line_failed', ['area_type', 'community_code'], unique=False, sqlite_where=sa.text("status = 'failed'"), postgresql_where=sa.text("status = 'failed'"))
         batch_op.create_index('ix_line_run', ['run_id', 'id'], unique=False)
+        batch_op.create_index('uq_line_carried_from', ['carried_from'], unique=True, sqlite_where=sa.text('carried_from IS NOT NULL'), postgresql_where=sa.text('carried_from IS NOT NULL'))
         batch_op.create_index('uq_payable_case_period', ['case_id', 'period'], unique=True, sqlite_where=sa.text("status != 'failed'"), postgresql_where=sa.text("status != 'failed'"))
 
     op.create_table('standard_change',
@@ -180,8 +180,9 @@ def downgrade() -> None:
     op.drop_table('standard_change')
     with op.batch_alter_table('payment_line', schema=None) as batch_op:
         batch_op.drop_index('uq_payable_case_period', sqlite_where=sa.text("status != 'failed'"), postgresql_where=sa.text("status != 'failed'"))
+        batch_op.drop_index('uq_line_carried_from', sqlite_where=sa.text('carried_from IS NOT NULL'), postgresql_where=sa.text('carried_from IS NOT NULL'))
         batch_op.drop_index('ix_line_run')
-        batch_op.drop_index('ix_line_failed')
+        batch_op.drop_index('ix_line_failed', sqlite_where=sa.text("status = 'failed'"), postgresql_where=sa.text("status = 'failed'"))
 
     op.drop_table('payment_line')
     op.drop_table('hold_back')
