@@ -285,9 +285,9 @@ def recalculate(uow: UnitOfWork, policy: Policy, standard: Standard, old_amount,
         L.c.updated_at: now(),
     })).rowcount
     # each changed case's benefit from the effective month on (replacing one set for that month before)
-    moved = sa.select(A.c.case_id, A.c.effective_month).where(A.c.change_id == change.id,
-                                                              A.c.direction.in_(("raised", "lowered")))
-    uow.session.execute(B.delete().where(sa.tuple_(B.c.case_id, B.c.from_month).in_(moved)))
+    replaced = sa.select(A.c.id).where(A.c.change_id == change.id, A.c.direction.in_(("raised", "lowered")),
+                                       A.c.case_id == B.c.case_id, A.c.effective_month == B.c.from_month).exists()
+    uow.session.execute(B.delete().where(replaced))
     uow.session.execute(B.insert().from_select(["case_id", "from_month", "amount"], sa.select(
         A.c.case_id, A.c.effective_month, A.c.new_benefit).where(A.c.change_id == change.id,
                                                                   A.c.direction.in_(("raised", "lowered")))))

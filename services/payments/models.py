@@ -83,8 +83,8 @@ class LedgerCase(Base):
 
     __tablename__ = "ledger_case"
     case_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
-    household_id: Mapped[str] = mapped_column(sa.String(36), index=True)
-    community_code: Mapped[str] = mapped_column(sa.String(12), index=True)
+    household_id: Mapped[str] = mapped_column(sa.String(36))
+    community_code: Mapped[str] = mapped_column(sa.String(12))
     township_code: Mapped[str] = mapped_column(sa.String(9))
     area_type: Mapped[str] = mapped_column(sa.String(5))
     household_size: Mapped[int] = mapped_column()
@@ -233,7 +233,7 @@ class BenefitAdjustment(Base):
     __table_args__ = (sa.Index("ix_adjustment_change", "change_id"),)
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     change_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
-    case_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    case_id: Mapped[str] = mapped_column(sa.String(36))
     old_benefit: Mapped[Decimal | None] = mapped_column(Fen, nullable=True)
     new_benefit: Mapped[Decimal | None] = mapped_column(Fen, nullable=True)
     #: raised | lowered | held

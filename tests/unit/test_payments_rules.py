@@ -136,3 +136,22 @@ def test_unknown_bank_format_is_a_validation_error():
     with pytest.raises(ValidationFailed) as err:
         load_format("mt940")
     assert "format" in err.value.fields
+
+
+def test_bulk_event_bodies_are_the_envelopes_shared_events_would_write():
+    import json
+
+    from services.payments.events import bulk_outbox_rows
+    from shared.events import encode, parse
+    subject = {"household_id": "h1", "case_id": "c1", "change_id": "x"}
+    payload = {"case_id": "c1", "household_id": "h1", "community_code": "420115001001", "township_code": "420115001",
+               "area_type": "urban", "household_size": 2, "old_benefit": "500.00", "new_benefit": "554.74",
+               "direction": "raised", "effective_month": "2026-11", "change_id": "x"}
+    actor = {"user": "zhou", "name": "周主任", "role": "centre_director", "unit": "420115"}
+    (row,) = bulk_outbox_rows("benefit_changed", [(subject, payload)], actor, "corr-1")
+    env = json.loads(row["body"])
+    assert row["body"] == encode(env)                      # byte-identical to the one encoder
+    assert parse(row["body"])["payload"] == payload and env["actor"] == actor and env["version"] == 1
+    assert row["event_id"] == env["event_id"] and row["routing_key"] == "benefit_changed"
+    with pytest.raises(ValueError):
+        list(bulk_outbox_rows("benefit_changed", [(subject, {**payload, "old_benefit": 5.5})], actor, "c"))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 19:52:01.953115
+Create Date: 2026-11-28 19:54:52.695626
 
 """
 from typing import Sequence, Union
@@ -37,7 +37,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('benefit_adjustment', schema=None) as batch_op:
         batch_op.create_index('ix_adjustment_change', ['change_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_benefit_adjustment_case_id'), ['case_id'], unique=False)
 
     op.create_table('benefit_period',
     sa.Column('case_id', sa.String(length=36), nullable=False),
@@ -77,8 +76,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('ledger_case', schema=None) as batch_op:
         batch_op.create_index('ix_ledger_area', ['area_type', 'community_code'], unique=False)
-        batch_op.create_index(batch_op.f('ix_ledger_case_community_code'), ['community_code'], unique=False)
-        batch_op.create_index(batch_op.f('ix_ledger_case_household_id'), ['household_id'], unique=False)
 
 
     op.create_table('payment_run',
@@ -193,15 +190,12 @@ def downgrade() -> None:
     op.drop_table('payment_run')
 
     with op.batch_alter_table('ledger_case', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_ledger_case_household_id'))
-        batch_op.drop_index(batch_op.f('ix_ledger_case_community_code'))
         batch_op.drop_index('ix_ledger_area')
 
     op.drop_table('ledger_case')
     op.drop_table('checkin')
     op.drop_table('benefit_period')
     with op.batch_alter_table('benefit_adjustment', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_benefit_adjustment_case_id'))
         batch_op.drop_index('ix_adjustment_change')
 
     op.drop_table('benefit_adjustment')
