@@ -567,3 +567,21 @@ def ledger_case(uow: UnitOfWork, actor: Actor, case_id) -> LedgerCase:
     case = uow.get(LedgerCase, case_id, "case", "case_id")
     authorize(actor, READERS, case.community_code)
     return case
+
+
+def list_cases(uow: UnitOfWork, actor: Actor, data: dict) -> list[LedgerCase]:
+    unit = data["division_code"] or actor.unit
+    authorize(actor, READERS, unit)
+    stmt = sa.select(LedgerCase).where(LedgerCase.community_code.startswith(unit, autoescape=True)) \
+        .order_by(LedgerCase.community_code, LedgerCase.case_id).limit(data["limit"])
+    if data["area_type"]:
+        stmt = stmt.where(LedgerCase.area_type == data["area_type"])
+    return list(uow.session.scalars(stmt))
+
+
+def checkins_by_month(uow: UnitOfWork, actor: Actor, months: list[str]) -> dict:
+    """How many households' check-ins (续保登记) payments has seen for each month."""
+    authorize(actor, READERS)
+    rows = uow.session.execute(sa.select(C.c.month, sa.func.count()).where(C.c.month.in_(months))
+                               .group_by(C.c.month)).all()
+    return {m: dict(rows).get(m, 0) for m in months}

@@ -93,6 +93,16 @@ class ListRunsSchema(Schema):
     period = fields.String(load_default=None, allow_none=True, validate=PERIOD)
 
 
+class ListCasesSchema(Schema):
+    division_code = fields.String(load_default=None, allow_none=True, validate=DIVISION)
+    area_type = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(AREA_TYPES))
+    limit = fields.Integer(load_default=1000, validate=validate.Range(1, 10_000))
+
+
+class MonthsSchema(Schema):
+    months = fields.List(fields.String(validate=MONTH), required=True, validate=validate.Length(1, 24))
+
+
 class RunOut(Schema):
     id = fields.String()
     period = fields.String()

@@ -36,6 +36,7 @@ STANDARD_OUT = schemas.StandardOut()
 STANDARDS_OUT = schemas.StandardOut(many=True)
 CHANGE_OUT = schemas.StandardChangeOut()
 LEDGER_OUT = schemas.LedgerOut()
+LEDGERS_OUT = schemas.LedgerOut(many=True)
 
 
 class PaymentsDatabase(Database):
@@ -129,6 +130,19 @@ class PaymentsService:
             return LEDGER_OUT.dump(handlers.ledger_case(uow, self.caller.actor, case_id))
 
     @rpc
+    def list_cases(self, query=None):
+        """The ledger: cases payments pays, within the caller's unit (masked payees)."""
+        data = load(schemas.ListCasesSchema, query or {})
+        with self.db.read() as uow:
+            return LEDGERS_OUT.dump(handlers.list_cases(uow, self.caller.actor, data))
+
+    @rpc
+    def checkins(self, months):
+        data = load(schemas.MonthsSchema, {"months": months})
+        with self.db.read() as uow:
+            return handlers.checkins_by_month(uow, self.caller.actor, data["months"])
+
+    @rpc
     def create_run(self, data):
         """Prepare the run for a period and an area (idempotent: the same run again)."""
         data = load(schemas.CreateRunSchema, data)
@@ -163,9 +177,10 @@ class PaymentsService:
     @rpc
     def get_run(self, run_id, limit=200):
         data = load(schemas.RunIdSchema, {"run_id": run_id})
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 100_000:
+            raise ValidationFailed.field("limit", "a whole number from 0 to 100000")
         with self.db.read() as uow:
-            run, lines, held, by_status = handlers.run_detail(uow, self.caller.actor, data["run_id"],
-                                                              max(0, min(int(limit), 100_000)))
+            run, lines, held, by_status = handlers.run_detail(uow, self.caller.actor, data["run_id"], limit)
             out = RUN_OUT.dump(run)
             out.update(lines_shown=LINES_OUT.dump(lines), held_back=HELD_OUT.dump(held), line_status=by_status)
             return out
