@@ -154,12 +154,14 @@ def run_approve(ctx: typer.Context, run_id: str, role: str = _role("centre_direc
 @run_app.command("export")
 @cli_command
 def run_export(ctx: typer.Context, run_id: str,
-               fmt: str = typer.Option("csv", "--format", help="bank format (entry points dibao.bank_formats)"),
+               fmt: Optional[str] = typer.Option(None, "--format", help="bank format (entry points "
+                                                 "dibao.bank_formats; default: config PAYMENTS_BANK_FORMAT)"),
                out: Path = typer.Option(Path("."), "--out", help="directory for the bank file and summary"),
                role: str = _role("finance_officer"), unit: Optional[str] = UNIT_OPTION,
                user: Optional[str] = USER_OPTION) -> None:
     """Write the bank file and the summary sheet (汇总表, total in 大写)."""
     config = get_config(ctx)
+    fmt = fmt or config.get("PAYMENTS_BANK_FORMAT") or "csv"
     result = call(config, role, unit, user, "exporting the bank file", "export_run", run_id, fmt)
     out.mkdir(parents=True, exist_ok=True)
     bank_file = out / result["filename"]
