@@ -83,6 +83,13 @@ class CaseApproved(Schema):
     next_rereview_on = fields.Date(required=True)
     approved_on = fields.Date(required=True)
     policy = fields.String(required=True)
+    # added for payments (issue 5); absent from events emitted before
+    standard_amount = Money(allow_none=True, metadata={"doc": "the guarantee standard (yuan per person per month) used"})
+    benefit_gap = Money(allow_none=True, metadata={
+        "doc": "standard × household size − verified income, unclamped (may be negative); the basis payments "
+               "recalculates from on a standard change"})
+    vulnerable_members = fields.Integer(allow_none=True, metadata={"doc": "members counted for 分类施保 extras"})
+    benefit_overridden = fields.Boolean(allow_none=True, metadata={"doc": "the joint review set the benefit by hand"})
 
 
 @event_type(SOURCE, "application_rejected")

@@ -294,7 +294,10 @@ def approve(uow: UnitOfWork, f: ReviewFile, signatures: list, ref: ReferenceData
         "community_code": f.community_code, "township_code": f.township_code, "area_type": f.area_type,
         "household_size": f.household_size, "monthly_benefit": benefit, "category": category,
         "start_month": case.start_month, "next_rereview_on": next_rereview, "approved_on": today,
-        "policy": policy.name}))
+        "policy": policy.name, "standard_amount": standard.monthly_amount,
+        "benefit_gap": standard.monthly_amount * f.household_size - verified_income,
+        "vulnerable_members": sum(1 for m in members if policy.vulnerable(m, today)),
+        "benefit_overridden": override is not None}))
     case.record(Event(SOURCE, "notice_requested", subject(f, case_id=case.id), {
         "stage": "result", "unit_code": f.community_code, "days": policy.result_notice_days,
         "household_size": f.household_size, "monthly_benefit": benefit, "blocking": False}))

@@ -133,6 +133,55 @@ class Policy:
         gap = standard * household_size - monthly_income
         return max(gap, Decimal("0.00")).quantize(Decimal("0.01"))
 
+    # --- payments (支付): cadence, benefit formula, hold-backs — issue 5 ------------
+    #: months one rural payment covers: 1 = monthly, 3 = quarterly (季发放); urban is always monthly
+    rural_payout_months: int = 1
+    #: 补差 formula: "gap" (standard × size − income, never below zero) or
+    #: "banded" (分档: the per-capita gap falls in a band paying a fixed amount per person)
+    benefit_formula: str = "gap"
+    #: for "banded": ((per-capita gap up to, yuan per person), ...) ascending; a
+    #: per-capita gap above the last bound is paid in full (the gap itself)
+    benefit_bands: tuple[tuple[Decimal, Decimal], ...] = ()
+    #: 分类施保: extra yuan per month for each vulnerable member of an eligible household
+    vulnerable_member_extra: Decimal = Decimal("0.00")
+    #: an eligible household's benefit is never below this (None: no minimum)
+    minimum_benefit: Decimal | None = None
+    #: a month's payment waits for that month's renewal check-in (续保登记)
+    checkin_required_for_payment: bool = False
+    #: a member counts as vulnerable (elderly, severely disabled, seriously ill) for 分类施保
+    vulnerable_min_age: int = 60
+
+    def payout_months(self, area_type: str) -> int:
+        """How many months one payment period covers for this area type."""
+        return self.rural_payout_months if area_type == "rural" else 1
+
+    def benefit_from_gap(self, gap: Decimal, household_size: int, vulnerable_members: int = 0) -> Decimal:
+        """The monthly benefit from the unclamped gap (standard × size − income):
+        the formula, then 分类施保 extras, then the minimum. Zero when the gap is
+        not positive. services/payments/rules.py builds the same rule as SQL."""
+        zero = Decimal("0.00")
+        if gap <= 0:
+            return zero
+        base = gap
+        if self.benefit_formula == "banded":
+            for bound, per_person in self.benefit_bands:
+                if gap <= bound * household_size:
+                    base = per_person * household_size
+                    break
+        amount = base + self.vulnerable_member_extra * vulnerable_members
+        if self.minimum_benefit is not None and amount < self.minimum_benefit:
+            amount = self.minimum_benefit
+        return amount.quantize(Decimal("0.01"))
+
+    def vulnerable(self, member: dict, on: date) -> bool:
+        """分类施保: elderly, severely disabled (grade 1–2) or without labour capacity through illness."""
+        born = date.fromisoformat(member["birth_date"]) if isinstance(member["birth_date"], str) \
+            else member["birth_date"]
+        age = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+        return (age >= self.vulnerable_min_age or member.get("disability") in ("grade1", "grade2")
+                or member.get("illness") == "serious")
+    # --- end payments -------------------------------------------------------------
+
     def investigation_deadline(self, accepted_on: date, calendar: WorkdayCalendar) -> date | None:
         """Last day the home investigation may start (working-day calendar)."""
         if self.investigation_start_workdays is None:

@@ -34,4 +34,10 @@ def JiangxiaPolicy() -> Policy:
         gradual_exit_months=0,                 # income above the standard: cancelled
         death_review_months=None,
         proposal_approvals=("township_officer", "centre_director"),  # 乡镇街审核, 区低保中心审批
+        # --- payments (issue 5): rural benefits paid quarterly (季发放); the
+        # monthly check-in (续保登记) comes before each month's benefit
+        rural_payout_months=3,
+        benefit_formula="gap",
+        checkin_required_for_payment=True,
+        # --- end payments
     )

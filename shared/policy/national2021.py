@@ -39,4 +39,13 @@ def National2021Policy() -> Policy:
         gradual_exit_months=6,                 # 渐退期 up to 6 months after finding work
         death_review_months=3,                 # review within 3 months after a member's death
         proposal_approvals=("township_officer", "district_officer"),  # township proposes, county confirms
+        # --- payments (issue 5): monthly for everyone, from the month after
+        # approval; per-capita gap with 分类施保 extras for vulnerable members
+        # and a minimum payment (illustrative figures); no check-in hold-back
+        rural_payout_months=1,
+        benefit_formula="gap",
+        vulnerable_member_extra=Decimal("50.00"),
+        minimum_benefit=Decimal("30.00"),
+        checkin_required_for_payment=False,
+        # --- end payments
     )

@@ -1,0 +1,103 @@
+"""``dibao payments …`` through typer's CliRunner, and the demo's payments
+part (``demo_payments``) against the real intake and payments services."""
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+from rich.console import Console
+from typer.testing import CliRunner
+
+from services.intake.service import IntakeService
+from services.payments.bank_formats import ReturnLine, load_format
+from services.payments.service import PaymentsService
+from shared.cli.payments import demo_payments
+from shared.cli.root import app
+from tests.helpers import household, officer
+from tests.payments_helpers import (DISTRICT, approve_cases, case_approved, month, publish, query, quarter)
+
+pytestmark = pytest.mark.integration
+runner = CliRunner()
+
+
+def dibao(config_file: str, *args: str):
+    return runner.invoke(app, ["--config", config_file, *args], catch_exceptions=False, env={"COLUMNS": "200"})
+
+
+def write_config(path: Path, config: dict) -> str:
+    path.write_text(yaml.safe_dump(json.loads(json.dumps(config)), allow_unicode=True), encoding="utf-8")
+    return str(path)
+
+
+def test_operator_commands_standard_run_export_return(container_factory, sqlite_config, tmp_path):
+    config = dict(sqlite_config, POLICY="national2021")
+    container_factory(PaymentsService, config).start()
+    approve_cases(config, [case_approved("x1", month(-1), "812.50"), case_approved("x2", month(-1), "120.05")])
+    cfg = write_config(tmp_path / "dibao.yml", config)
+
+    result = dibao(cfg, "payments", "standard", "set", DISTRICT, "urban", "0", "--from", f"{month(0)}-01")
+    assert result.exit_code != 0 and "monthly_amount" in result.output
+    result = dibao(cfg, "payments", "standard", "list", "--division", DISTRICT)
+    assert result.exit_code == 0 and "820.00" in result.output and "620.00" in result.output
+
+    result = dibao(cfg, "payments", "run", "create", month(-1), "urban", "--user", "qian.finance")
+    assert result.exit_code == 0, result.output
+    run_id = query(config, "SELECT id FROM payment_run")[0][0]
+    result = dibao(cfg, "payments", "run", "approve", run_id, "--role", "finance_officer", "--user", "qian.finance")
+    assert result.exit_code != 0 and "maker" in result.output                 # maker ≠ checker, one red line
+    assert dibao(cfg, "payments", "run", "approve", run_id, "--user", "zhou.director").exit_code == 0
+    result = dibao(cfg, "payments", "run", "export", run_id, "--format", "fixed", "--out", str(tmp_path / "bank"))
+    assert result.exit_code == 0, result.output
+    (bank_file,) = [p for p in (tmp_path / "bank").iterdir() if not p.name.endswith(".summary.txt")]
+    summary = bank_file.with_suffix(".summary.txt").read_text(encoding="utf-8")
+    assert "玖佰叁拾贰元伍角伍分" in summary and "932.55" in summary
+    assert "张三丰".encode("gbk") in bank_file.read_bytes()
+
+    fmt = load_format("fixed")
+    ids = [r[0] for r in query(config, "SELECT id FROM payment_line ORDER BY id")]
+    returned = tmp_path / "return.txt"
+    returned.write_bytes(fmt.write_return([ReturnLine(ids[0], Decimal("812.50"), True),
+                                           ReturnLine(ids[1], Decimal("120.05"), False, "户名不符")]))
+    result = dibao(cfg, "payments", "import-return", run_id, str(returned), "--format", "fixed")
+    assert result.exit_code == 0 and "1 paid" in result.output and "1 failed" in result.output
+    result = dibao(cfg, "payments", "run", "show", run_id)
+    assert result.exit_code == 0 and "failed (户名不符)" in result.output and "张*丰" in result.output
+    assert "************0000" in result.output
+    assert "6222020000000000" not in result.output                             # accounts only masked
+    result = dibao(cfg, "payments", "run", "list")
+    assert result.exit_code == 0 and "reconciled" in result.output
+
+
+@pytest.mark.parametrize("policy", ["jiangxia", "national2021"])
+def test_demo_pays_two_months_and_a_rural_quarter_with_a_failed_line_carried(container_factory, sqlite_config,
+                                                                             policy):
+    config = dict(sqlite_config, POLICY=policy)
+    container_factory(IntakeService, config).start()
+    container_factory(PaymentsService, config).start()
+    period, months = quarter(-1)
+    cases = []                                       # real households in intake (check-ins go through intake)
+    for n, community in enumerate(["420115001001", "420115001001", "420115002001", "420115002001"]):
+        with officer(config, unit=community, user=f"officer-{community}") as rpc:
+            cases.append((rpc.intake.register_household(household(seed=300 + n, community=community))["household_id"],
+                          community))
+    area = {"420115001001": "urban", "420115002001": "rural"}
+    for n, (hid, community) in enumerate(cases):
+        publish(config, case_approved(f"demo{n}", months[0], f"{300 + n}.50", area_type=area[community],
+                                      community=community, household_id=hid))
+    out = Console(record=True, width=160)
+    summary = demo_payments(config, DISTRICT, out=out)
+    runs = {(r["period"], r["area_type"]): r for r in summary["runs"]}
+    rural = [(period, "rural")] if policy == "jiangxia" else [(m, "rural") for m in months]
+    assert set(runs) == {(months[0], "urban"), (months[1], "urban"), *rural}
+    first, second = runs[(months[0], "urban")], runs[(months[1], "urban")]
+    assert (first["lines"], first["paid"], first["failed"]) == (2, 1, 1)
+    assert (second["lines"], second["carried"], second["paid"]) == (3, 1, 3)      # two + the carried line
+    if policy == "jiangxia":
+        assert runs[(period, "rural")]["lines"] == 2 and runs[(period, "rural")]["total"] == "1818.00"
+    assert summary["carried"] in {"demo0", "demo1"}
+    assert query(config, "SELECT count(*) FROM payment_line WHERE status = 'paid'")[0][0] == sum(
+        r["paid"] for r in summary["runs"])
+    assert "人民币" in out.export_text()
