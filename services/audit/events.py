@@ -2,9 +2,8 @@
 
 The audit service records every event of every service. It knows a type by
 its registered schema (each ``services/<name>/events.py``, loaded by
-:func:`load_contracts`), or — for types other branches of the project are
-building against CONTRACTS.md and that are not in this code yet — by name
-and version in :data:`CONTRACT_TYPES` (the payload is then stored as sent).
+:func:`load_contracts`); any other type is parked on the dead-letter queue
+until a deployment that knows it replays it.
 """
 from __future__ import annotations
 
@@ -17,20 +16,6 @@ import shared.commands  # noqa: F401 - registers <service>.command_recorded for 
 from shared.events import event_type
 
 SOURCE = "audit"
-
-#: (source, type) → highest version known, for contract types without a schema here yet
-CONTRACT_TYPES = {
-    ("review", "case_adjusted"): 1,
-    ("review", "case_cancelled"): 1,
-    ("review", "review_due"): 1,
-    ("review", "campaign_created"): 1,
-    ("review", "inspection_recorded"): 1,
-    ("payments", "standard_changed"): 1,
-    ("payments", "benefit_changed"): 1,
-    ("payments", "payment_run_approved"): 1,
-    ("payments", "payment_disbursed"): 1,
-    ("payments", "payment_failed"): 1,
-}
 
 
 @event_type(SOURCE, "query_recorded")

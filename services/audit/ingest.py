@@ -38,7 +38,6 @@ from shared.db import Database, ServiceDatabase
 from shared.events import CATALOGUE
 from shared.outbox import RelayLease
 from services.audit import chain
-from services.audit.events import CONTRACT_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +75,10 @@ def to_record(body, recorded_at: str) -> dict:
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise Unrecordable("malformed envelope: version")
     spec = CATALOGUE.get((source, kind))
-    known = spec.version if spec is not None else CONTRACT_TYPES.get((source, kind))
-    if known is None:
+    if spec is None:
         raise Unrecordable(f"unknown event type {source}.{kind}")
-    if version > known:
-        raise Unrecordable(f"unknown version {version} of {source}.{kind} (this deployment knows {known})")
+    if version > spec.version:
+        raise Unrecordable(f"unknown version {version} of {source}.{kind} (this deployment knows {spec.version})")
     try:
         occurred_at = utc_text(datetime.fromisoformat(env["occurred_at"]))
     except (KeyError, TypeError, ValueError):
@@ -96,7 +94,7 @@ def to_record(body, recorded_at: str) -> dict:
     correlation_id = env.get("correlation_id")
     if not isinstance(correlation_id, str) or len(correlation_id) > 64:
         raise Unrecordable("malformed envelope: correlation_id")
-    if spec is not None and version == spec.version:
+    if version == spec.version:
         missing = _required(spec) - payload.keys()
         if missing:
             raise Unrecordable(f"malformed {source}.{kind} payload: missing {sorted(missing)}")

@@ -24,14 +24,12 @@ from services.payments.bank_formats import ExportLine, ReturnFileError, load_for
 from services.payments.events import SOURCE, write_bulk
 from services.payments.models import (BenefitAdjustment, BenefitPeriod, CheckIn, HoldBack, LedgerCase, PaymentLine, PaymentRun,
                                       Standard, StandardChange, from_fen)
-from services.payments.schemas import CaseAdjustedIn, CaseCancelledIn
 from shared.db import UnitOfWork
 from shared.errors import Conflict, Forbidden, ValidationFailed
 from shared.events import Event, load_payload
 from shared.identity import Actor, Role, authorize
 from shared.masking import mask_bank_account, mask_name
 from shared.policy.base import Policy
-from shared.rpc import load
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +106,7 @@ def _ledger_case(uow: UnitOfWork, case_id: str) -> LedgerCase:
 
 def case_adjusted(uow: UnitOfWork, env: dict) -> None:
     """review.case_adjusted: the benefit changes from ``effective_month``."""
-    p = load(CaseAdjustedIn, {**env["payload"], "case_id": env["payload"].get("case_id") or env["subject"].get("case_id")})
+    p = load_payload(env)
     case = _ledger_case(uow, p["case_id"])
     old = case.monthly_benefit
     if p["effective_month"] >= case.benefit_from_month:     # the ledger shows the latest benefit period
@@ -131,7 +129,7 @@ def case_adjusted(uow: UnitOfWork, env: dict) -> None:
 
 def case_cancelled(uow: UnitOfWork, env: dict) -> None:
     """review.case_cancelled: paid through the gradual exit, if any, then stops."""
-    p = load(CaseCancelledIn, {**env["payload"], "case_id": env["payload"].get("case_id") or env["subject"].get("case_id")})
+    p = load_payload(env)
     case = _ledger_case(uow, p["case_id"])
     case.status = "cancelled"
     case.stop_month = rules.next_month(p["gradual_exit_until"]) if p["gradual_exit_until"] else p["effective_month"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from shared.money import Money
 
@@ -163,39 +163,3 @@ class LedgerOut(Schema):
     hold_reason = fields.String(allow_none=True)
     payee_name_masked = fields.String(allow_none=True)
     account_masked = fields.String(allow_none=True)
-
-
-# --- review's events this service consumes (contract: briefs/CONTRACTS.md) -------
-
-class _ReviewCase(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    case_id = fields.String(required=True)
-    household_id = fields.String(required=True)
-    community_code = fields.String(required=True)
-    township_code = fields.String(required=True)
-    area_type = fields.String(required=True, validate=validate.OneOf(AREA_TYPES))
-    household_size = fields.Integer(required=True)
-
-
-class CaseAdjustedIn(_ReviewCase):
-    """review.case_adjusted v1"""
-
-    old_benefit = Money(required=True)
-    new_benefit = Money(required=True)
-    direction = fields.String(required=True)
-    effective_month = fields.String(required=True, validate=MONTH)
-    reason = fields.String(required=True)
-    rule = fields.String(required=True)
-    benefit_gap = Money(load_default=None, allow_none=True)
-
-
-class CaseCancelledIn(_ReviewCase):
-    """review.case_cancelled v1"""
-
-    effective_month = fields.String(required=True, validate=MONTH)
-    reason = fields.String(required=True)
-    rule = fields.String(required=True)
-    wrongly_included = fields.Boolean(required=True)
-    gradual_exit_until = fields.String(load_default=None, allow_none=True, validate=MONTH)
