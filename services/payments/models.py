@@ -230,7 +230,7 @@ class BenefitAdjustment(Base):
     or held because it could not be computed."""
 
     __tablename__ = "benefit_adjustment"
-    __table_args__ = (sa.Index("ix_adjustment_change", "change_id"),)
+    __table_args__ = (sa.Index("ix_adjustment_change", "change_id", "case_id"),)
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     change_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
     case_id: Mapped[str] = mapped_column(sa.String(36))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 19:54:52.695626
+Create Date: 2026-11-28 20:31:42.284122
 
 """
 from typing import Sequence, Union
@@ -36,7 +36,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('benefit_adjustment', schema=None) as batch_op:
-        batch_op.create_index('ix_adjustment_change', ['change_id'], unique=False)
+        batch_op.create_index('ix_adjustment_change', ['change_id', 'case_id'], unique=False)
 
     op.create_table('benefit_period',
     sa.Column('case_id', sa.String(length=36), nullable=False),
