@@ -37,8 +37,12 @@ def test_monthly_run_maker_checker_export_reconcile_carry_forward(container_fact
         with pytest.raises(ValidationFailed) as err:                     # national: rural is monthly too
             rpc.payments.create_run({"period": quarter(-1)[0], "area_type": "rural", "division_code": DISTRICT})
         assert "period" in err.value.fields
+        with pytest.raises(Forbidden):                                   # only an administrator moves the clock
+            rpc.payments.create_run({"period": month(1), "area_type": "urban", "division_code": DISTRICT,
+                                     "as_of": f"{month(1)}-01"})
         run = rpc.payments.create_run({"period": month(-1), "area_type": "urban", "division_code": DISTRICT})
     assert (run["lines"], run["total"], run["held"]) == (2, "1145.83", 1)
+    assert query(config, "SELECT count(*) FROM payment_run")[0][0] == 1     # the refused ones wrote nothing
     with maker(config) as rpc:
         detail = rpc.payments.get_run(run["id"])
         assert [(h["case_id"], h["reason"]) for h in detail["held_back"]] == [("c3", "no_payee_account")]
