@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 20:31:42.284122
+Create Date: 2026-11-28 20:40:23.067153
 
 """
 from typing import Sequence, Union
@@ -65,6 +65,7 @@ def upgrade() -> None:
     sa.Column('stop_month', sa.String(length=7), nullable=True),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('hold_reason', sa.String(length=40), nullable=True),
+    sa.Column('hold_from_month', sa.String(length=7), nullable=True),
     sa.Column('payee_name', sa.Text(), nullable=True),
     sa.Column('payee_name_masked', sa.String(length=40), nullable=True),
     sa.Column('account_number', sa.Text(), nullable=True),
