@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
-import logging
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -32,8 +31,6 @@ from shared.identity import Actor, Role, authorize
 from shared.masking import mask_bank_account, mask_name
 from shared.policy.base import Policy
 from shared.rpc import load
-
-log = logging.getLogger(__name__)
 
 STANDARD_SETTERS = (Role.CENTRE_DIRECTOR, Role.DEPUTY_DIRECTOR)
 RUN_MAKERS = (Role.FINANCE_OFFICER, Role.DISTRICT_OFFICER)
