@@ -341,18 +341,32 @@ def create_run(uow: UnitOfWork, actor: Actor, data: dict, policy: Policy, today:
     existing = _find_run(uow, *key)
     if existing is not None:
         rules.period_is_open(existing.status, existing.period)
-        return existing
+        return prepare_again(uow, actor, existing, months, policy, today)
     run = PaymentRun(period=data["period"], area_type=data["area_type"], division_code=data["division_code"],
                      status="prepared", prepared_by=actor.user, prepared_on=today, created_at=now(),
                      total=Decimal("0.00"))
     uow.session.add(run)
     try:
         uow.session.flush()
-    except IntegrityError:           # another replica created it at the same moment
+    except IntegrityError:           # another replica created it at the same moment: that one stands
         uow.rollback()
         existing = _find_run(uow, *key)
         rules.period_is_open(existing.status, existing.period)
         return existing
+    fill_run(uow, run, months, policy)
+    uow.commit()
+    return run
+
+
+def prepare_again(uow: UnitOfWork, actor: Actor, run: PaymentRun, months: list[str], policy: Policy,
+                  today: date) -> PaymentRun:
+    """A run not yet approved is prepared afresh from the ledger as it is now
+    (a case approved late, a corrected account); approval freezes it."""
+    run = load_run(uow, run.id, for_update=True)
+    rules.period_is_open(run.status, run.period)
+    uow.session.execute(H.delete().where(H.c.run_id == run.id))
+    uow.session.execute(P.delete().where(P.c.run_id == run.id))
+    run.prepared_by, run.prepared_on = actor.user, today
     fill_run(uow, run, months, policy)
     uow.commit()
     return run
