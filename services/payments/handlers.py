@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
-import logging
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -30,8 +29,6 @@ from shared.events import Event, load_payload
 from shared.identity import Actor, Role, authorize
 from shared.masking import mask_bank_account, mask_name
 from shared.policy.base import Policy
-
-log = logging.getLogger(__name__)
 
 STANDARD_SETTERS = (Role.CENTRE_DIRECTOR, Role.DEPUTY_DIRECTOR)
 RUN_MAKERS = (Role.FINANCE_OFFICER, Role.DISTRICT_OFFICER)
@@ -119,7 +116,7 @@ def case_adjusted(uow: UnitOfWork, env: dict) -> None:
     case.household_size = p["household_size"]
     case.benefit_gap = p["benefit_gap"]          # None: the basis is unknown until review sends one
     if case.hold_reason == "benefit_basis_missing" and p["benefit_gap"] is not None:
-        case.hold_reason = None
+        case.hold_reason = case.hold_from_month = None
     case.updated_at = now()
     uow.session.add(BenefitAdjustment(
         change_id=None, case_id=case.case_id, old_benefit=old, new_benefit=p["new_benefit"],
@@ -269,7 +266,8 @@ def recalculate(uow: UnitOfWork, policy: Policy, standard: Standard, old_amount,
                   sa.literal(("no benefit basis (gap) to recalculate from: " + reason)[:200]))
         .where(in_scope, ~has_basis)))
     held = uow.session.execute(L.update().where(in_scope, ~has_basis).values(
-        hold_reason="benefit_basis_missing", updated_at=now())).rowcount
+        hold_reason="benefit_basis_missing", updated_at=now(),     # held from the earliest change it missed
+        hold_from_month=sa.case((L.c.hold_from_month < month, L.c.hold_from_month), else_=month))).rowcount
     uow.session.execute(A.insert().from_select(
         ["change_id", "case_id", "old_benefit", "new_benefit", "direction", "effective_month", "reason"],
         sa.select(sa.literal(change.id), L.c.case_id, current, computed,
@@ -341,18 +339,32 @@ def create_run(uow: UnitOfWork, actor: Actor, data: dict, policy: Policy, today:
     existing = _find_run(uow, *key)
     if existing is not None:
         rules.period_is_open(existing.status, existing.period)
-        return existing
+        return prepare_again(uow, actor, existing, months, policy, today)
     run = PaymentRun(period=data["period"], area_type=data["area_type"], division_code=data["division_code"],
                      status="prepared", prepared_by=actor.user, prepared_on=today, created_at=now(),
                      total=Decimal("0.00"))
     uow.session.add(run)
     try:
         uow.session.flush()
-    except IntegrityError:           # another replica created it at the same moment
+    except IntegrityError:           # another replica created it at the same moment: that one stands
         uow.rollback()
         existing = _find_run(uow, *key)
         rules.period_is_open(existing.status, existing.period)
         return existing
+    fill_run(uow, run, months, policy)
+    uow.commit()
+    return run
+
+
+def prepare_again(uow: UnitOfWork, actor: Actor, run: PaymentRun, months: list[str], policy: Policy,
+                  today: date) -> PaymentRun:
+    """A run not yet approved is prepared afresh from the ledger as it is now
+    (a case approved late, a corrected account); approval freezes it."""
+    run = load_run(uow, run.id, for_update=True)
+    rules.period_is_open(run.status, run.period)
+    uow.session.execute(H.delete().where(H.c.run_id == run.id))
+    uow.session.execute(P.delete().where(P.c.run_id == run.id))
+    run.prepared_by, run.prepared_on = actor.user, today
     fill_run(uow, run, months, policy)
     uow.commit()
     return run
@@ -376,7 +388,8 @@ def fill_run(uow: UnitOfWork, run: PaymentRun, months: list[str], policy: Policy
     else:
         checked_in = sa.true()
     has_account = L.c.account_number.isnot(None)
-    no_hold = L.c.hold_reason.is_(None)
+    # a hold applies from its month on: earlier periods pay what was in force then
+    no_hold = sa.or_(L.c.hold_reason.is_(None), L.c.hold_from_month > months[-1])
     payable = sa.and_(no_hold, has_account, checked_in, amount > 0)
     columns = ["run_id", "case_id", "household_id", "period", "community_code", "township_code", "area_type",
                "household_size", "months", "amount", "payee_name", "payee_name_masked", "account_number",
@@ -386,7 +399,7 @@ def fill_run(uow: UnitOfWork, run: PaymentRun, months: list[str], policy: Policy
         L.c.township_code, L.c.area_type, L.c.household_size, months_due, amount, L.c.payee_name,
         L.c.payee_name_masked, L.c.account_number, L.c.account_masked, sa.literal("pending"))
         .where(in_area, any_due, not_yet_paid, payable)))
-    reason = sa.case((L.c.hold_reason.isnot(None), L.c.hold_reason), (~has_account, "no_payee_account"),
+    reason = sa.case((~no_hold, L.c.hold_reason), (~has_account, "no_payee_account"),
                      (~checked_in, "no_checkin"), (amount <= 0, "zero_benefit"), else_="not_payable")
     # every case due and still unpaid after the lines above is held back, with its reason
     uow.session.execute(H.insert().from_select(

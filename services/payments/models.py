@@ -98,8 +98,10 @@ class LedgerCase(Base):
     start_month: Mapped[str] = mapped_column(sa.String(7))
     stop_month: Mapped[str | None] = mapped_column(sa.String(7), nullable=True)
     status: Mapped[str] = mapped_column(sa.String(10), default="active")   # active | cancelled
-    #: why no payment can be made until someone acts (e.g. benefit_basis_missing)
+    #: why no payment can be made, from ``hold_from_month`` on, until someone
+    #: acts (e.g. benefit_basis_missing after a standard change)
     hold_reason: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+    hold_from_month: Mapped[str | None] = mapped_column(sa.String(7), nullable=True)
     payee_name: Mapped[str | None] = mapped_column(EncryptedString, nullable=True)
     payee_name_masked: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
     account_number: Mapped[str | None] = mapped_column(EncryptedString, nullable=True)
@@ -230,7 +232,7 @@ class BenefitAdjustment(Base):
     or held because it could not be computed."""
 
     __tablename__ = "benefit_adjustment"
-    __table_args__ = (sa.Index("ix_adjustment_change", "change_id"),)
+    __table_args__ = (sa.Index("ix_adjustment_change", "change_id", "case_id"),)
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     change_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
     case_id: Mapped[str] = mapped_column(sa.String(36))

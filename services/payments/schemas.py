@@ -161,5 +161,6 @@ class LedgerOut(Schema):
     stop_month = fields.String(allow_none=True)
     status = fields.String()
     hold_reason = fields.String(allow_none=True)
+    hold_from_month = fields.String(allow_none=True)
     payee_name_masked = fields.String(allow_none=True)
     account_masked = fields.String(allow_none=True)

@@ -144,7 +144,7 @@ class PaymentsService:
 
     @rpc
     def create_run(self, data):
-        """Prepare the run for a period and an area (idempotent: the same run again)."""
+        """Prepare the run for a period and an area; again (before approval) prepares the same run afresh."""
         data = load(schemas.CreateRunSchema, data)
         with self.db() as uow:
             return RUN_OUT.dump(handlers.create_run(uow, self.caller.actor, data, self.ref.policy, self.ref.today()))

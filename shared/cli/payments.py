@@ -134,7 +134,7 @@ def run_create(ctx: typer.Context, period: str = typer.Argument(..., help="YYYY-
                division: Optional[str] = typer.Option(None, "--division", help="area code (default: the district)"),
                role: str = _role("finance_officer"), unit: Optional[str] = UNIT_OPTION,
                user: Optional[str] = USER_OPTION) -> None:
-    """Prepare the run for a period and an area (the same request again gives the same run)."""
+    """Prepare the run for a period and an area (again, before approval: the same run prepared afresh)."""
     config = get_config(ctx)
     division = division or home_district(config)
     run = call(config, role, unit, user, f"preparing the {period} {area} run", "create_run",

@@ -2,7 +2,7 @@
 past date: the figures match a hand count of this test's own inputs.
 
 The cases of 2025 are published as their producers would (review and
-payments events per CONTRACTS.md — the audit service's input contract); one
+payments events per docs/events.md — the audit service's input contract); one
 case of today goes through the real intake → review entry. Every expected
 figure below was counted by hand from the table of cases, not computed by
 the code under test."""

@@ -3,6 +3,7 @@ part (``demo_payments``) against the real intake and payments services."""
 from __future__ import annotations
 
 import json
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -71,13 +72,18 @@ def test_operator_commands_standard_run_export_return(container_factory, sqlite_
     assert result.exit_code == 0 and "reconciled" in result.output
 
 
-@pytest.mark.parametrize("policy", ["jiangxia", "national2021"])
+@pytest.mark.parametrize(("policy", "ahead"), [("jiangxia", False), ("national2021", False), ("national2021", True)])
 def test_demo_pays_two_months_and_a_rural_quarter_with_a_failed_line_carried(container_factory, sqlite_config,
-                                                                             policy):
+                                                                             policy, ahead):
+    """``ahead``: as in ``dibao demo``, the cases were approved today and start next month — the
+    administrator prepares the runs as of each period's first day (the demo's clock)."""
     config = dict(sqlite_config, POLICY=policy)
     container_factory(IntakeService, config).start()
     container_factory(PaymentsService, config).start()
     period, months = quarter(-1)
+    if ahead:
+        months = [month(1), month(2)]
+        period = quarter(0, date.fromisoformat(f"{month(1)}-01"))[0]
     cases = []                                       # real households in intake (check-ins go through intake)
     for n, community in enumerate(["420115001001", "420115001001", "420115002001", "420115002001"]):
         with officer(config, unit=community, user=f"officer-{community}") as rpc:
@@ -90,8 +96,12 @@ def test_demo_pays_two_months_and_a_rural_quarter_with_a_failed_line_carried(con
     out = Console(record=True, width=160)
     summary = demo_payments(config, DISTRICT, out=out)
     runs = {(r["period"], r["area_type"]): r for r in summary["runs"]}
-    rural = [(period, "rural")] if policy == "jiangxia" else [(m, "rural") for m in months]
+    quarter_months = quarter(0, date.fromisoformat(f"{months[0]}-01"))[1]
+    rural = [(period, "rural")] if policy == "jiangxia" else [(m, "rural") for m in quarter_months]
     assert set(runs) == {(months[0], "urban"), (months[1], "urban"), *rural}
+    if policy == "national2021":                    # monthly rural: both rural cases from their first month
+        assert [runs[(m, "rural")]["lines"] for m in quarter_months] == [2 if m >= months[0] else 0
+                                                                          for m in quarter_months]
     first, second = runs[(months[0], "urban")], runs[(months[1], "urban")]
     assert (first["lines"], first["paid"], first["failed"]) == (2, 1, 1)
     assert (second["lines"], second["carried"], second["paid"]) == (3, 1, 3)      # two + the carried line

@@ -37,8 +37,12 @@ def test_monthly_run_maker_checker_export_reconcile_carry_forward(container_fact
         with pytest.raises(ValidationFailed) as err:                     # national: rural is monthly too
             rpc.payments.create_run({"period": quarter(-1)[0], "area_type": "rural", "division_code": DISTRICT})
         assert "period" in err.value.fields
+        with pytest.raises(Forbidden):                                   # only an administrator moves the clock
+            rpc.payments.create_run({"period": month(1), "area_type": "urban", "division_code": DISTRICT,
+                                     "as_of": f"{month(1)}-01"})
         run = rpc.payments.create_run({"period": month(-1), "area_type": "urban", "division_code": DISTRICT})
     assert (run["lines"], run["total"], run["held"]) == (2, "1145.83", 1)
+    assert query(config, "SELECT count(*) FROM payment_run")[0][0] == 1     # the refused ones wrote nothing
     with maker(config) as rpc:
         detail = rpc.payments.get_run(run["id"])
         assert [(h["case_id"], h["reason"]) for h in detail["held_back"]] == [("c3", "no_payee_account")]
@@ -216,3 +220,32 @@ def test_two_replicas_creating_the_same_run_concurrently_make_one_run(container_
     assert query(config, "SELECT count(*) FROM payment_run")[0][0] == 1
     assert query(config, "SELECT count(*), count(DISTINCT case_id) FROM payment_line")[0] == (20, 20)
     assert len(Tally.served) == 2, f"both replicas should have served create_run: {Tally.served}"
+
+
+def test_killed_service_loses_nothing_and_pays_once(container_factory, sqlite_config):
+    """Approvals published while payments is down wait in its queue; a run
+    prepared before the kill is the same run after the restart, prepared
+    afresh (not yet approved) with the case approved meanwhile."""
+    config = dict(sqlite_config, POLICY="national2021")
+    first = container_factory(PaymentsService, config)
+    first.start()
+    approve_cases(config, [case_approved("s1", month(-1), "400.00")])
+    with maker(config) as rpc:
+        run = rpc.payments.create_run({"period": month(-1), "area_type": "urban", "division_code": DISTRICT})
+    first.kill()                                                         # no graceful stop
+    late = case_approved("s2", month(-1), "300.00")
+    publish(config, late)
+    publish(config, late)                                                # and delivered twice
+    second = container_factory(PaymentsService, config)
+    second.start()
+    ledger_case(config, "s2")
+    with admin(config) as rpc:
+        rpc.payments.set_payee({"case_id": "s2", "payee_name": "周七", "account_number": "6222020000333344"})
+    with maker(config) as rpc:
+        again = rpc.payments.create_run({"period": month(-1), "area_type": "urban", "division_code": DISTRICT})
+        current = rpc.payments.create_run({"period": month(0), "area_type": "urban", "division_code": DISTRICT})
+    assert again["id"] == run["id"] and again["lines"] == 2             # the same run, now with s2 too
+    assert current["lines"] == 2
+    assert query(config, "SELECT count(*) FROM ledger_case")[0][0] == 2
+    assert query(config, "SELECT count(*) FROM payment_run")[0][0] == 2
+    assert query(config, "SELECT count(*) FROM payment_line WHERE case_id = 's1'")[0][0] == 2   # two periods, once each

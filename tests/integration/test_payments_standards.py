@@ -69,7 +69,8 @@ def test_standard_change_recalculates_every_affected_case(container_factory, con
         case = ledger_case(config, case_id)
         assert (Decimal(case["monthly_benefit"]), case["benefit_from_month"], case["standard_amount"]) == (
             amount, month(0), "870.00")
-    assert ledger_case(config, "d")["hold_reason"] == "benefit_basis_missing"
+    held = ledger_case(config, "d")
+    assert (held["hold_reason"], held["hold_from_month"]) == ("benefit_basis_missing", month(0))
     assert ledger_case(config, "e")["monthly_benefit"] == "200.00"     # rural: another standard
     assert ledger_case(config, "f")["standard_amount"] == "900.00"     # its township's own standard
     kinds = outbox_types(config)
@@ -92,10 +93,11 @@ def test_standard_change_recalculates_every_affected_case(container_factory, con
             {"period": month(-1), "area_type": "urban", "division_code": DISTRICT})["id"])
         now_ = rpc.payments.get_run(rpc.payments.create_run(
             {"period": month(0), "area_type": "urban", "division_code": DISTRICT})["id"])
-    # f: its township's 900.00 from last month raised its gap by (900 − 820) × 2
-    assert {ln["case_id"]: ln["amount"] for ln in before["lines_shown"]} == {"a": "500.00", "c": "80.00", "f": "460.00"}
-    assert {h["case_id"]: h["reason"] for h in before["held_back"]} == {"b": "zero_benefit",
-                                                                        "d": "benefit_basis_missing"}
+    # f: its township's 900.00 from last month raised its gap by (900 − 820) × 2; d is held only from
+    # the change's month: last month it is paid what was in force then
+    assert {ln["case_id"]: ln["amount"] for ln in before["lines_shown"]} == {"a": "500.00", "c": "80.00", "f": "460.00",
+                                                                             "d": "200.00"}
+    assert {h["case_id"]: h["reason"] for h in before["held_back"]} == {"b": "zero_benefit"}
     assert {ln["case_id"]: ln["amount"] for ln in now_["lines_shown"]} == {"a": "600.00", "b": "50.00", "c": "130.00",
                                                                            "f": "460.00"}
     assert [(h["case_id"], h["reason"]) for h in now_["held_back"]] == [("d", "benefit_basis_missing")]

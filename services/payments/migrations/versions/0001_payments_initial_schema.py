@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 19:54:52.695626
+Create Date: 2026-11-28 20:40:23.067153
 
 """
 from typing import Sequence, Union
@@ -36,7 +36,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('benefit_adjustment', schema=None) as batch_op:
-        batch_op.create_index('ix_adjustment_change', ['change_id'], unique=False)
+        batch_op.create_index('ix_adjustment_change', ['change_id', 'case_id'], unique=False)
 
     op.create_table('benefit_period',
     sa.Column('case_id', sa.String(length=36), nullable=False),
@@ -65,6 +65,7 @@ def upgrade() -> None:
     sa.Column('stop_month', sa.String(length=7), nullable=True),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('hold_reason', sa.String(length=40), nullable=True),
+    sa.Column('hold_from_month', sa.String(length=7), nullable=True),
     sa.Column('payee_name', sa.Text(), nullable=True),
     sa.Column('payee_name_masked', sa.String(length=40), nullable=True),
     sa.Column('account_number', sa.Text(), nullable=True),
