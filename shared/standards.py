@@ -3,8 +3,9 @@
 
 Read from ``STANDARDS_FILE`` (CSV: division_code, area_type, effective_from,
 monthly_amount). The payments service will own standards and their changes
-(提标/降标); until then the review service reads this table to fix a
-benefit at the joint review. The sample figures are illustrative.
+(提标/降标): it takes this table over on its first start, and review fixes
+benefits with this table overlaid by the changes payments announces
+(``payments.standard_changed``). The sample figures are illustrative.
 """
 from __future__ import annotations
 
@@ -37,6 +38,12 @@ class StandardsTable:
         return cls([Standard(r["division_code"].strip(), r["area_type"].strip(),
                              date.fromisoformat(r["effective_from"].strip()), to_money(r["monthly_amount"].strip()))
                     for r in rows])
+
+    def overlaid(self, standards: list[Standard]) -> "StandardsTable":
+        """This table with ``standards`` replacing any of the same area, type and date."""
+        keys = {(s.division_code, s.area_type, s.effective_from) for s in standards}
+        return StandardsTable([s for s in self.standards
+                               if (s.division_code, s.area_type, s.effective_from) not in keys] + list(standards))
 
     def standard_for(self, division_code: str, area_type: str, on: date) -> Standard | None:
         """The most specific area's standard in force on ``on``."""

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import object_session
 
 from services.review import rules
+from services.review.handlers import standard_for
 from services.review.models import (Campaign, CampaignInspection, Case, CaseProposal, HouseholdCheckIn,
                                     LabourFact)
 from shared.db import UnitOfWork
@@ -51,7 +52,8 @@ def active_case_of(uow: UnitOfWork, household_id: str) -> Case | None:
 
 
 def standard_of(case: Case, ref: ReferenceData, today: date) -> Decimal:
-    standard = ref.standards.standard_for(case.community_code, case.area_type, today)
+    """The standard in force for the case today (as payments last set it), else the one it was fixed with."""
+    standard = standard_for(object_session(case), ref, case.community_code, case.area_type, today)
     return standard.monthly_amount if standard is not None else case.standard
 
 
@@ -114,7 +116,7 @@ def household_facts(uow: UnitOfWork, case: Case, facts: HouseholdFacts, ref: Ref
     The fact is the household record's version: each version is judged once."""
     policy = load_policy(case.policy)
     found = rules.income_rule(policy, standard_of(case, ref, today), facts.size, facts.income,
-                              case.monthly_benefit, facts.works)
+                              case.monthly_benefit, facts.works, case.vulnerable_members)
     if found is None:
         return None
     rule, action, gradual = found
@@ -230,7 +232,7 @@ def apply(uow: UnitOfWork, proposal: CaseProposal, case: Case, policy: Policy, r
         size = case.household_size - 1
     if size <= 0 or rules.benefit_gap(standard, size, income) <= 0:
         return cancel(case, proposal, today)
-    new = policy.benefit(standard, size, income)
+    new = policy.benefit(standard, size, income, case.vulnerable_members)
     old = case.monthly_benefit
     case.verified_income, case.household_size, case.standard = income, size, standard
     if new == old:
@@ -393,7 +395,7 @@ def _inspection_proposal(uow, actor, campaign, case, data, ref, today) -> CasePr
         size = data["household_size"] or case.household_size
         policy = load_policy(case.policy)
         new = None if data["verified_income"] is None else policy.benefit(
-            standard_of(case, ref, today), size, data["verified_income"])
+            standard_of(case, ref, today), size, data["verified_income"], case.vulnerable_members)
         direction = None if new is None or new == case.monthly_benefit else (
             "raised" if new > case.monthly_benefit else "lowered")
         rules.campaign_result_needs(result, data["verified_income"], direction)

@@ -16,15 +16,17 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from services.review import rules
-from services.review.models import Case, CommunityEvaluation, JointReviewSignature, ReviewFile, TownshipReview
+from services.review.models import (Case, CommunityEvaluation, GuaranteeStandard, JointReviewSignature, ReviewFile,
+                                    TownshipReview)
 from shared.db import UnitOfWork
 from shared.errors import Conflict, ValidationFailed
-from shared.events import Event
+from shared.events import Event, load_payload
 from shared.identity import Actor, Role, authorize
 from shared.money import round_fen
 from shared.policy import load_policy
 from shared.policy.base import Policy, ReviewStep
 from shared.reference import ReferenceData
+from shared.standards import Standard
 
 SOURCE = "review"
 LEVEL_ROLES = {
@@ -268,14 +270,42 @@ def sign_joint_review(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceD
     return f, case
 
 
+def standard_for(session, ref: ReferenceData, division_code: str, area_type: str, on: date) -> Standard | None:
+    """低保标准 in force: the configured table overlaid by what payments set (standard_changed)."""
+    local = [Standard(s.division_code, s.area_type, s.effective_from, s.monthly_amount)
+             for s in session.scalars(sa.select(GuaranteeStandard).where(GuaranteeStandard.area_type == area_type))]
+    table = ref.standards.overlaid(local) if local else ref.standards
+    return table.standard_for(division_code, area_type, on)
+
+
+def standard_changed(uow: UnitOfWork, env: dict, ref: ReferenceData) -> None:
+    """payments.standard_changed: later approvals and adjustments use the new standard."""
+    p = load_payload(env)
+    row = uow.session.get(GuaranteeStandard, (p["division_code"], p["area_type"], p["effective_from"]))
+    if row is None:
+        uow.session.add(GuaranteeStandard(division_code=p["division_code"], area_type=p["area_type"],
+                                          effective_from=p["effective_from"], monthly_amount=p["new_amount"]))
+    else:
+        row.monthly_amount = p["new_amount"]
+
+
+def benefit_changed(uow: UnitOfWork, env: dict, ref: ReferenceData) -> None:
+    """payments.benefit_changed: the case shows the benefit payments recalculated (提标/降标)."""
+    p = load_payload(env)
+    case = uow.session.get(Case, p["case_id"])
+    if case is not None and case.status == "active":
+        case.monthly_benefit = p["new_benefit"]
+
+
 def approve(uow: UnitOfWork, f: ReviewFile, signatures: list, ref: ReferenceData, today: date,
             verified_income: Decimal, members: list[dict]) -> Case:
     policy = policy_of(f)
-    standard = ref.standards.standard_for(f.community_code, f.area_type, today)
+    standard = standard_for(uow.session, ref, f.community_code, f.area_type, today)
     if standard is None:
         raise Conflict(f"no guarantee standard for {f.community_code} ({f.area_type}) on {today}",
                        {"community_code": f.community_code})
-    computed = policy.benefit(standard.monthly_amount, f.household_size, verified_income)
+    vulnerable = sum(1 for m in members if policy.vulnerable(m, today))
+    computed = policy.benefit(standard.monthly_amount, f.household_size, verified_income, vulnerable)
     override = next((s for s in signatures if s.benefit_override is not None), None)
     benefit = round_fen(override.benefit_override) if override else computed
     category = policy.categorize(members, today)
@@ -286,7 +316,7 @@ def approve(uow: UnitOfWork, f: ReviewFile, signatures: list, ref: ReferenceData
                 standard=standard.monthly_amount, verified_income=verified_income, monthly_benefit=benefit,
                 benefit_override_reason=override.override_reason if override else None, category=category,
                 start_month=first_of_next.strftime("%Y-%m"), next_rereview_on=next_rereview, approved_on=today,
-                policy=policy.name)
+                policy=policy.name, vulnerable_members=vulnerable)
     uow.session.add(case)
     uow.session.flush()
     f.status, f.decided_on, f.step_due_on = "approved", today, None
@@ -296,7 +326,7 @@ def approve(uow: UnitOfWork, f: ReviewFile, signatures: list, ref: ReferenceData
         "start_month": case.start_month, "next_rereview_on": next_rereview, "approved_on": today,
         "policy": policy.name, "standard_amount": standard.monthly_amount,
         "benefit_gap": standard.monthly_amount * f.household_size - verified_income,
-        "vulnerable_members": sum(1 for m in members if policy.vulnerable(m, today)),
+        "vulnerable_members": vulnerable,
         "benefit_overridden": override is not None}))
     case.record(Event(SOURCE, "notice_requested", subject(f, case_id=case.id), {
         "stage": "result", "unit_code": f.community_code, "days": policy.result_notice_days,

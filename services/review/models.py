@@ -132,10 +132,23 @@ class Case(RecordsEvents, Base):
     #: first month NOT paid once cancelled; with a gradual exit, paid through ``gradual_exit_until``
     end_month: Mapped[str | None] = mapped_column(sa.String(7), nullable=True)
     gradual_exit_until: Mapped[str | None] = mapped_column(sa.String(7), nullable=True)
+    #: 分类施保: members the policy counts as vulnerable at approval (extras per member)
+    vulnerable_members: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 #: the month-end job reads active cases by their re-review date
 sa.Index("ix_case_status_rereview", Case.status, Case.next_rereview_on)
+
+
+class GuaranteeStandard(Base):
+    """低保标准 as payments set it (payments.standard_changed): the standards
+    review fixes benefits with, over the configured STANDARDS_FILE."""
+
+    __tablename__ = "guarantee_standard"
+    division_code: Mapped[str] = mapped_column(sa.String(12), primary_key=True)
+    area_type: Mapped[str] = mapped_column(sa.String(5), primary_key=True)
+    effective_from: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    monthly_amount: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2))
 
 
 # --- dynamic management (动态管理, the exit 出口) -----------------------------------

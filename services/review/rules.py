@@ -197,7 +197,7 @@ def benefit_gap(standard: Decimal, size: int, income: Decimal) -> Decimal:
 
 
 def income_rule(policy: Policy, standard: Decimal, size: int, income: Decimal, current_benefit: Decimal,
-                works: bool) -> tuple[str, str, int] | None:
+                works: bool, vulnerable_members: int = 0) -> tuple[str, str, int] | None:
     """What a changed income (or a re-review) calls for: (rule, action, gradual exit months) or None.
 
     - income at or above the standard (the household's gap is gone):
@@ -207,7 +207,7 @@ def income_rule(policy: Policy, standard: Decimal, size: int, income: Decimal, c
       raise or lower from the next month."""
     if size <= 0 or benefit_gap(standard, size, income) <= 0:
         return RULE_INCOME_ABOVE, "cancel", policy.gradual_exit_months if works else 0
-    if policy.benefit(standard, size, income) != current_benefit:
+    if policy.benefit(standard, size, income, vulnerable_members) != current_benefit:
         return RULE_INCOME_CHANGED, "adjust", 0
     return None
 

@@ -98,6 +98,7 @@ class CaseOut(Schema):
     household_size = fields.Integer()
     standard = Money()
     monthly_benefit = Money()
+    vulnerable_members = fields.Integer(metadata={"doc": "分类施保: members counted vulnerable at approval"})
     benefit_override_reason = fields.String(allow_none=True)
     category = fields.String()
     start_month = fields.String()

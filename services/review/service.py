@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.intake import events as _intake_events  # noqa: F401 - the contract we consume
 from services.notify import events as _notify_events  # noqa: F401
+from services.payments import events as _payments_events  # noqa: F401
 from services.review import events  # noqa: F401 - registers review's event contract
 from services.review import dynamic, handlers, month_end, schemas
 from services.review.models import Base, Case
@@ -72,6 +73,14 @@ class ReviewService:
     @consume_event("notify", "objection_filed")
     def on_objection_filed(self, body):
         self._consume(body, "on_objection_filed", handlers.objection_filed)
+
+    @consume_event("payments", "standard_changed")
+    def on_standard_changed(self, body):
+        self._consume(body, "on_standard_changed", handlers.standard_changed)
+
+    @consume_event("payments", "benefit_changed")
+    def on_benefit_changed(self, body):
+        self._consume(body, "on_benefit_changed", handlers.benefit_changed)
 
     # --- operators ----------------------------------------------------------------
     @rpc

@@ -128,10 +128,12 @@ class Policy:
         index = 0 if name is None else names.index(name) + 1
         return self.review_steps[index] if index < len(self.review_steps) else None
 
-    def benefit(self, standard: Decimal, household_size: int, monthly_income: Decimal) -> Decimal:
-        """补差: standard × household size − household income, never below zero."""
-        gap = standard * household_size - monthly_income
-        return max(gap, Decimal("0.00")).quantize(Decimal("0.01"))
+    def benefit(self, standard: Decimal, household_size: int, monthly_income: Decimal,
+                vulnerable_members: int = 0) -> Decimal:
+        """补差: from the gap standard × household size − household income
+        (:meth:`benefit_from_gap`: the formula, 分类施保 extras, the minimum)."""
+        return self.benefit_from_gap(standard * household_size - monthly_income, household_size,
+                                     vulnerable_members).quantize(Decimal("0.01"))
 
     # --- payments (支付): cadence, benefit formula, hold-backs — issue 5 ------------
     #: months one rural payment covers: 1 = monthly, 3 = quarterly (季发放); urban is always monthly
