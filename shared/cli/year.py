@@ -419,7 +419,8 @@ class Year:
         for c in in_scope:
             self.log.changed.append({"case_id": c.case_id, "area_type": c.area_type, "size": c.size,
                                      "direction": "raised", "decided_on": day.isoformat(),
-                                     "effective_month": max(month, c.start_month), "source": "standard"})
+                                     "effective_month": max(month, c.start_month), "source": "standard",
+                                     "rule": "standard_raise"})
         self.log.standard_raise = {"month": month, "old": f"{old:.2f}", "new": f"{new:.2f}",
                                    "cases_in_scope": len(in_scope), "cases_raised": change.get("cases_raised"),
                                    "cases_held": change.get("cases_held")}
@@ -440,7 +441,8 @@ class Year:
         campaign = organiser.review.create_campaign({
             "unit_code": township, "name": f"{month[:4]}年入户清查", "starts_on": day.isoformat(),
             "ends_on": (day + timedelta(days=20)).isoformat(), "teams": ["第一清查组", "第二清查组"]})
-        wrong = self.pick(cases, "a wrongly included finding")
+        # (an urban one where there is one: the year's paragraph counts urban cancellations)
+        wrong = self.pick([c for c in cases if c.area_type == "urban"] or cases, "a wrongly included finding")
         results: dict[str, int] = {}
         for c in sorted(cases, key=lambda c: c.case_id):
             result = "wrongly_included" if c is wrong else "kept"
