@@ -311,7 +311,7 @@ class Year:
         if not free:
             console.print(f"   (no case left for {what})")
             return None
-        chosen = self.rng.choice(sorted(free, key=lambda c: c.case_id))
+        chosen = self.rng.choice(free)
         self.reserved.add(chosen.case_id)
         return chosen
 
@@ -323,7 +323,7 @@ class Year:
         if i == 1 and self.months >= 3 and self.policy.checkin_missed_in_a_row:
             self.miss_twice = self.pick([c for c in due if c.start_month == month], "two missed check-ins")
         recorded, missed = 0, []
-        for c in sorted(due, key=lambda c: c.case_id):
+        for c in due:
             planned = c is self.miss_twice and len(c.missed) < self.policy.checkin_missed_in_a_row
             by_chance = (c is not self.miss_twice and not c.missed and c.case_id not in self.reserved
                          and self.rng.random() < MISS_RATE)
@@ -387,7 +387,7 @@ class Year:
                     {"member": 0, "source": "wages", "monthly_amount": f"{NEW_WAGE:.2f}"}]
                 self.officers[changed.community_code].intake.update_household(changed.household_id, data)
                 changed.run.data = data
-        for c in sorted(due, key=lambda c: c.case_id):
+        for c in due:
             out = self.officers[c.community_code].review.record_rereview(
                 {"case_id": c.case_id, "reviewed_on": day.isoformat(), "remarks": "年度复核"})
             c.next_rereview_on = out["case"]["next_rereview_on"]
@@ -444,7 +444,7 @@ class Year:
         # (an urban one where there is one: the year's paragraph counts urban cancellations)
         wrong = self.pick([c for c in cases if c.area_type == "urban"] or cases, "a wrongly included finding")
         results: dict[str, int] = {}
-        for c in sorted(cases, key=lambda c: c.case_id):
+        for c in cases:
             result = "wrongly_included" if c is wrong else "kept"
             # the teams' findings, recorded by the community's officer (the township, which
             # organised the campaign, then decides on what they propose: proposer ≠ approver)
