@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_cli import dibao, write_config
+from tests.integration.test_cli import dibao, households_in_db, start_review, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -113,3 +113,14 @@ def test_a_shortened_year_agrees_with_a_hand_count(tmp_path, sqlite_config, logg
     assert {key: stats[key] for key in expected} == expected
     assert expected["cancelled"]["households"] >= 1 and expected["raised"]["households"] >= 1
     assert elapsed < 90
+
+
+def test_months_are_refused_when_running_services_keep_their_own_clock(container_factory, sqlite_config, tmp_path):
+    """Services already running on the system clock cannot be moved through the months: the demo
+    says how to run them, and does nothing."""
+    config, config_file = start_review(container_factory, sqlite_config, "jiangxia", tmp_path, notify=True)
+    result = dibao(config_file, "demo", "--months", "2", "--households", "2")
+    assert result.exit_code == 1
+    out = " ".join(result.output.split())
+    assert "DIBAO_CLOCK=file:" in out and "cannot move" in out and "Traceback" not in out
+    assert households_in_db(config) == 0
