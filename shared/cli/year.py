@@ -595,7 +595,8 @@ class Year:
         case = self.district_rpc.review.get_case(c.case_id)
         effective = add_months(end.strftime("%Y-%m"), 1)        # "from the next month"
         old = Decimal(proposal["monthly_benefit"])
-        entry = {"case_id": c.case_id, "area_type": c.area_type, "decided_on": end.isoformat(),
+        entry = {"case_id": c.case_id, "household_id": c.household_id, "area_type": c.area_type,
+                 "decided_on": end.isoformat(),
                  "effective_month": effective, "rule": proposal["rule"]}
         if case["status"] == "cancelled":
             c.end_month = case["end_month"]
@@ -632,19 +633,27 @@ class Year:
         console.print(f"[bold]statistics for {last}[/bold] (`dibao stats --date {last}`, from the audit record):")
         console.print(escape(figures["paragraph"]))
 
-    def settle(self, auditor, quiet_seconds: float = 1.5, timeout: float = 60.0) -> None:
-        """Until the audit record stops growing (every service's outbox relayed, every event taken in)."""
+    def settle(self, auditor, timeout: float = 60.0) -> None:
+        """Until the audit record stops growing with nothing left in its queue (every
+        service's outbox relayed — it polls every OUTBOX_POLL_SECONDS — every event taken in)."""
         import eventlet
+        from kombu import Connection
 
+        from shared.bus import AUDIT_QUEUE
+
+        quiet = 2 * float(self.config.get("OUTBOX_POLL_SECONDS", 1.0)) + 0.5
         deadline = time.monotonic() + timeout
         last, since = -1, time.monotonic()
-        while time.monotonic() < deadline:
-            recorded = auditor.audit.ping()["recorded"]
-            if recorded != last:
-                last, since = recorded, time.monotonic()
-            elif time.monotonic() - since >= quiet_seconds:
-                return
-            eventlet.sleep(0.3)
+        with Connection(self.config["AMQP_URI"]) as conn:
+            channel = conn.channel()
+            while time.monotonic() < deadline:
+                recorded = auditor.audit.ping()["recorded"]
+                waiting = channel.queue_declare(queue=AUDIT_QUEUE, passive=True).message_count
+                if recorded != last or waiting:
+                    last, since = recorded, time.monotonic()
+                elif time.monotonic() - since >= quiet:
+                    return
+                eventlet.sleep(0.3)
 
     def print_table(self) -> None:
         table = Table(title=f"month by month (policy {self.policy.name})", box=box.SIMPLE_HEAVY)

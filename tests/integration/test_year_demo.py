@@ -96,6 +96,10 @@ def test_a_shortened_year_agrees_with_a_hand_count(tmp_path, sqlite_config, logg
     assert raised and raised["cases_raised"] == raised["cases_in_scope"] > 0
     wrong = log["campaign"]["wrongly_included"]
     assert [c["wrongly_included"] for c in log["cancelled"] if c["case_id"] == wrong] == [True]
+    # every household whose case was cancelled was told (notify's file channel)
+    outbox = Path(config["DATA_DIR"]) / "demo" / "messages" / "outbox.jsonl"
+    told = {(m["household_id"], m["kind"]) for m in map(json.loads, outbox.read_text(encoding="utf-8").splitlines())}
+    assert all((c["household_id"], "case_cancelled") in told for c in log["cancelled"])
     assert "who let them in" in out and "investigator" in out and "joint review" in out
     assert "month by month" in out and "截止" in out
     if policy == "jiangxia":                                    # checked in monthly, rural paid by the quarter
