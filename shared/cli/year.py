@@ -379,7 +379,11 @@ class Year:
             return
         changed = None
         if self.income_changed is None:
-            changed = self.pick([c for c in due if c.run and c.run.data], "an income change")
+            # not the household whose objection added an income the household record does not list
+            # (its record and the verified income differ already)
+            objected = (self.demo.objection or {}).get("run")
+            changed = self.pick([c for c in due if c.run and c.run.data and c.run is not objected],
+                                "an income change")
             if changed is not None:
                 self.income_changed = changed
                 data = dict(changed.run.data)
