@@ -57,6 +57,8 @@ FAILED_REASON = "账号有误 wrong account number"
 #: what the first re-review finds (yuan per month, earned by the head)
 NEW_WAGE = Decimal("300.00")
 MISS_RATE = 0.08
+#: seconds to wait for an event to cross services (generous: a loaded 2-core machine)
+YEAR_WAIT = 90.0
 
 
 def add_months(month: str, n: int) -> str:
@@ -398,7 +400,7 @@ class Year:
         if changed is not None:          # review proposes on intake's household_updated, or on the re-review
             self.demo.wait(lambda: (any(p["status"] == "pending" for p in
                                         self.district_rpc.review.get_case(changed.case_id)["proposals"]),
-                                    "no proposal yet"), "review to propose the income change")
+                                    "no proposal yet"), "review to propose the income change", YEAR_WAIT)
         console.print(f"   re-reviews (复核): {len(due)} recorded"
                       + (f"; one finds a new wage of {NEW_WAGE} yuan/month → adjustment proposed" if changed else ""))
 
@@ -480,7 +482,7 @@ class Year:
         def traced():
             lines = auditor.audit.trace({"case_id": case_id})
             return any(line["what"] == "review.case_cancelled" for line in lines), "case_cancelled not recorded"
-        self.demo.wait(traced, "audit to record the cancellation")
+        self.demo.wait(traced, "audit to record the cancellation", YEAR_WAIT)
         answer = auditor.audit.who_let_them_in(case_id)
         self.who_let_them_in = answer
         console.print(f"   wrongly included → cancelled; `dibao audit trace --who-let-them-in {case_id}`:")
@@ -503,7 +505,7 @@ class Year:
         if self.has_checkins and self.log.checkins.get(month):
             needed = self.log.checkins[month]
             self.demo.wait(lambda: (finance.payments.checkins([month]).get(month, 0) >= needed,
-                                    "check-ins not in payments yet"), "payments to take in the check-ins")
+                                    "check-ins not in payments yet"), "payments to take in the check-ins", YEAR_WAIT)
         fmt = load_format("csv")
         shown = []
         for period, area in periods:
@@ -552,7 +554,7 @@ class Year:
             cases = finance.payments.list_cases({"division_code": self.district})
             missing = expected - {c["case_id"] for c in cases}
             return (not missing and cases), f"{len(missing)} case(s) not in payments' ledger yet"
-        cases = self.demo.wait(check, "payments to take in the approved cases")
+        cases = self.demo.wait(check, "payments to take in the approved cases", YEAR_WAIT)
         without = [c for c in cases if not c["account_masked"]]
         if without:
             finance.payments.set_payees([
@@ -658,6 +660,8 @@ class Year:
                 elif time.monotonic() - since >= quiet:
                     return
                 eventlet.sleep(0.3)
+        fail(f"the audit record did not settle within {timeout:.0f} s ({last} records, {waiting} waiting in "
+             f"{AUDIT_QUEUE}): the statistics would miss events")
 
     def print_table(self) -> None:
         table = Table(title=f"month by month (policy {self.policy.name})", box=box.SIMPLE_HEAVY)

@@ -116,7 +116,7 @@ def test_a_shortened_year_agrees_with_a_hand_count(tmp_path, sqlite_config, logg
     expected = hand_count(log)
     assert {key: stats[key] for key in expected} == expected
     assert expected["cancelled"]["households"] >= 1 and expected["raised"]["households"] >= 1
-    assert elapsed < 90
+    assert elapsed < 180                 # ≈ 12 s alone on the 2-core machine; slack for a loaded one
 
 
 def test_months_are_refused_when_running_services_keep_their_own_clock(container_factory, sqlite_config, tmp_path):
