@@ -16,7 +16,8 @@ Business dates decide, not the time an event was recorded:
   M when there are any (``expenditure_source = "disbursed"``), else the sum
   of the active urban cases' benefits (``"benefits"``); the rural quarter's
   payout likewise from disbursements for ``YYYY-Qn``, else three months of
-  the active rural cases' benefits.
+  the active rural cases' benefits. Where rural benefits are paid monthly
+  (national 2021), the quarter's payout is the sum of its months' disbursements.
 """
 from __future__ import annotations
 
@@ -54,6 +55,11 @@ def yuan(fen: int | None) -> Decimal:
 
 def quarter_of(d: date) -> str:
     return f"{d.year}-Q{(d.month - 1) // 3 + 1}"
+
+
+def months_of_quarter(d: date) -> list[str]:
+    first = 3 * ((d.month - 1) // 3) + 1
+    return [f"{d.year}-{m:02d}" for m in range(first, first + 3)]
 
 
 def active_cases(d: date):
@@ -166,15 +172,16 @@ def statistics(conn, d: date, non_agricultural_population: int | None) -> Statis
     u_h, u_p, u_b = (int(urban.households), int(urban.persons), int(urban.benefit)) if urban else (0, 0, 0)
     r_h, r_p, r_b = (int(rural.households), int(rural.persons), int(rural.benefit)) if rural else (0, 0, 0)
 
-    def disbursed(period: str, area: str):
+    def disbursed(periods: list[str], area: str):
         return conn.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(_fen(_s("amount"))), 0))
-                            .where(_type("payment_disbursed", "payments"), _s("period") == period,
+                            .where(_type("payment_disbursed", "payments"), _s("period").in_(periods),
                                    _s("area_type") == area)).one()
 
-    n, paid = disbursed(month, "urban")
+    n, paid = disbursed([month], "urban")
     expenditure, source = (int(paid), "disbursed") if n else (u_b, "benefits")
     quarter = quarter_of(d)
-    n, paid = disbursed(quarter, "rural")
+    # the quarter's rural payout: paid for the quarter (季发放), or month by month where the policy pays monthly
+    n, paid = disbursed([quarter, *months_of_quarter(d)], "rural")
     rural_payout, rural_source = (int(paid), "disbursed") if n else (3 * r_b, "benefits")
     average = (yuan(expenditure) / u_p).quantize(Decimal("0.01"), ROUND_HALF_UP) if u_p else Decimal("0.00")
     share = None

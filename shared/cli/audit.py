@@ -224,7 +224,10 @@ def demo_section(config: dict, district: str, runs: list) -> None:
         console.print(trace_table(f"trace of household {run.household_id}: what people did "
                                   f"({len(lines) - len(people)} records by the services themselves not shown)",
                                   people))
-        console.print(escape(rpc.audit.statistics(date.today().isoformat())["paragraph"]))
+        from shared.clock import clock_from_config
+
+        today = clock_from_config(config).today()     # the services' day (the demo's clock when it moves one)
+        console.print(escape(rpc.audit.statistics(today.isoformat())["paragraph"]))
     db = _database(config)
     try:
         from services.audit import chain

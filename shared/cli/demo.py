@@ -81,6 +81,9 @@ class HouseholdRun:
     head_id: str
     size: int
     application_id: str | None = None
+    #: what the officer registered (intake's household schema) and intake's member ids, for later updates
+    data: dict | None = None
+    member_ids: list[str] = field(default_factory=list)
     checked_in: bool = False
     documents: list[str] = field(default_factory=list)
     investigation: dict | None = None       # what the demo sent to intake.record_investigation
@@ -168,6 +171,8 @@ class Demo:
         self.objection: dict | None = None
         self.boards: list[dict] = []
         self.closings: list[dict] = []
+        #: plan one rejection and one objection (the entry part); the year's monthly intake goes straight through
+        self.with_exceptions = True
 
     # --- proxies -----------------------------------------------------------------
 
@@ -249,7 +254,8 @@ class Demo:
                 self.counts["skipped"] += 1
                 continue
             head = data["members"][0]
-            run = HouseholdRun(c, created["household_id"], head["name"], head["resident_id"], len(data["members"]))
+            run = HouseholdRun(c, created["household_id"], head["name"], head["resident_id"], len(data["members"]),
+                               data=data, member_ids=list(created["member_ids"]))
             self.runs.append(run)
             self.counts["households"] += 1
             hid, member_ids = created["household_id"], created["member_ids"]
@@ -402,6 +408,9 @@ class Demo:
     def plan(self, runs: list[HouseholdRun]) -> None:
         """Who is voted down (the household closest to the standard) and who
         draws an objection (the one furthest below it, in another community)."""
+        if not self.with_exceptions:
+            self.rejection_target = self.objection_target = None
+            return
         def gap(r: HouseholdRun):
             standard = self.ref.standards.standard_for(r.community.code, r.community.area_type or "urban",
                                                        self.today)
@@ -811,14 +820,22 @@ def short_date(iso: str) -> str:
     return iso[5:] if iso else "—"
 
 
-def start_demo_services(config: dict):
+def demo_dir_of(config: dict) -> Path:
+    from shared.config import data_dir
+
+    return (data_dir(config) / "demo").resolve()
+
+
+def start_demo_services(config: dict, movable_clock: bool = False):
     """Every existing service (as ``dibao up`` finds them: intake, review,
-    notify, …) in this process, on fresh SQLite files in <DATA_DIR>/demo."""
+    notify, …) in this process, on fresh SQLite files in <DATA_DIR>/demo;
+    with ``movable_clock``, on the clock of the file <DATA_DIR>/demo/clock
+    (``CLOCK: file:…``) that ``dibao demo --months`` moves."""
     import eventlet
 
-    from shared.config import SERVICES, data_dir
+    from shared.config import SERVICES
 
-    demo_dir = (data_dir(config) / "demo").resolve()
+    demo_dir = demo_dir_of(config)
     demo_dir.mkdir(parents=True, exist_ok=True)
     services = discover_services()
     missing = [name for name in REQUIRED_SERVICES if name not in services]
@@ -834,6 +851,10 @@ def start_demo_services(config: dict):
         stale.unlink(missing_ok=True)
     demo_config = dict(config, DATA_DIR=str(demo_dir),
                        DB_URIS={name: f"sqlite:///{demo_dir / (name + '.db')}" for name in names})
+    if movable_clock:
+        (demo_dir / "clock").unlink(missing_ok=True)
+        (demo_dir / "year.json").unlink(missing_ok=True)
+        demo_config["CLOCK"] = f"file:{demo_dir / 'clock'}"
     configure_logging(demo_config, quiet=True)
     console.print(f"no service answers ping on {hide_password(config['AMQP_URI'])} within 2 s: "
                   f"starting {', '.join(services)} in this process (fresh SQLite files in {demo_dir})")
@@ -852,6 +873,24 @@ def start_demo_services(config: dict):
     return runner, demo_config
 
 
+def movable_clock(config: dict):
+    """The clock ``--months`` moves: the services' ``CLOCK: file:PATH`` (shared with this
+    configuration); any other clock cannot be moved from here."""
+    from shared.clock import FileClock, clock_from_config
+
+    try:
+        clock = clock_from_config(config)
+    except ValueError as exc:
+        fail(str(exc))
+    if not isinstance(clock, FileClock):
+        fail(f"--months moves the services' clock, but the services answering on "
+             f"{hide_password(config['AMQP_URI'])} run on the clock {config.get('CLOCK') or 'system'!r}, which the "
+             f"demo cannot move: start them with DIBAO_CLOCK=file:/path/to/clock (e.g. "
+             f"`DIBAO_CLOCK=file:var/clock dibao up`) and run the demo with the same DIBAO_CLOCK — or stop them, "
+             f"and the demo runs its own services on a clock of its own")
+    return clock
+
+
 def running_services(config: dict) -> tuple[dict, list[str]]:
     """(answers of the services that answer ping within 2 s, names of those that do not)."""
     answers, missing = {}, []
@@ -868,25 +907,42 @@ def demo(
     ctx: typer.Context,
     households: int = typer.Option(36, "--households", "-n", min=1, max=2000, help="households to register"),
     seed: int = typer.Option(2024, "--seed", help="random seed of the sample district"),
+    months: int = typer.Option(0, "--months", min=0, max=36,
+                               help="then simulate this many months, month by month (a year in the life: "
+                                    "check-ins, labour, re-reviews, a standard raise, a campaign, payment runs)"),
 ) -> None:
     """Drive a sample district through intake and the review to approval; show the result."""
     started = time.monotonic()
     config = get_config(ctx)
     ensure_broker(config)
     runner = None
+    clock = None
     answers, missing = running_services(config)
     if not missing:
         console.print(f"services answer on {hide_password(config['AMQP_URI'])} "
                       f"({', '.join(answers)}; policy {answers['review'].get('policy')}): using them")
+        if months:
+            clock = movable_clock(config)
     elif len(missing) == len(REQUIRED_SERVICES):
-        runner, config = start_demo_services(config)
+        runner, config = start_demo_services(config, movable_clock=months > 0)
+        if months:
+            clock = movable_clock(config)
     else:
         fail(f"{', '.join(answers)} answer(s) on {hide_password(config['AMQP_URI'])} but {', '.join(missing)} "
              f"do(es) not: the demo needs {', '.join(REQUIRED_SERVICES)} together — start the others "
              f"(`dibao up`), or stop these so that the demo runs its own")
     try:
+        if clock is not None:
+            from shared.cli.year import start_day
+            from shared.reference import ReferenceData
+
+            clock.set(start_day(ReferenceData.from_config(config).calendar, date.today(), months))
         run = Demo(config, households, seed)
         run.run()
+        if clock is not None:
+            from shared.cli.year import run_year
+
+            run_year(run, months, clock, seed)
     finally:
         if runner is not None:
             with console.status("stopping the demo's services…"):

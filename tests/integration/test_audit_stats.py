@@ -181,3 +181,26 @@ def test_todays_figures_include_a_case_from_the_real_entry_review(audit, contain
     assert today["cancelled"] == {"households": 0, "persons": 0}
     with auditor(config, role=Role.PARTNER_BUREAU, user="cz.finance", name="财政局") as rpc:
         assert rpc.audit.statistics(date.today().isoformat())["urban_households"] == 6
+
+
+def test_a_rural_quarter_paid_month_by_month_is_the_sum_of_its_months(audit):
+    """Where the policy pays rural benefits monthly (national 2021), the quarter's payout
+    (季发放低保金) is what its months paid, not three months of benefits."""
+    config = audit
+    case_id, household_id = str(uuid.uuid4()), str(uuid.uuid4())
+    facts = {"case_id": case_id, "household_id": household_id, "community_code": RURAL,
+             "township_code": RURAL[:9], "area_type": "rural", "household_size": 2}
+    subject = {"household_id": household_id, "case_id": case_id}
+    publish(config, "review", "case_approved", subject, {
+        "community_code": RURAL, "township_code": RURAL[:9], "area_type": "rural", "household_size": 2,
+        "monthly_benefit": "400.00", "category": "stable", "start_month": "2025-04",
+        "next_rereview_on": "2026-03-01", "approved_on": "2025-03-20", "policy": "national2021"}, actor=OFFICER)
+    for period, amount in (("2025-03", "999.00"), ("2025-04", "400.00"), ("2025-05", "380.50")):
+        publish(config, "payments", "payment_disbursed", subject, {
+            **facts, "run_id": str(uuid.uuid4()), "line_id": str(uuid.uuid4()), "period": period,
+            "amount": amount, "paid_on": f"{period}-10"})
+    wait_for(lambda: count(config) >= 4, timeout=30, message="the history recorded")
+    with auditor(config) as rpc:
+        may = rpc.audit.statistics("2025-05-31")
+    assert (may["rural_quarter"], may["rural_quarter_payout"], may["rural_payout_source"]) == (
+        "2025-Q2", "780.50", "disbursed")                                 # April + May; March is Q1's
