@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, object_session, sessionmaker
 from shared.commands import CommandRecorder
 from shared.crypto import FieldCipher, configure, key_from_config
 from shared.errors import NotFound
-from shared.events import Event, encode, envelope
+from shared.events import Event, encode, envelope, parse
 from shared.identity import AUTH_TOKEN_KEY, Caller
 
 log = logging.getLogger(__name__)
@@ -354,6 +354,17 @@ class UnitOfWorkFactory:
         if self._command is not None:
             self._command.wrote = True
         return self._db.unit_of_work(self._actor, self._correlation_id, self._on_commit, self._command)
+
+    def consume(self, body, consumer: str, handler, *args) -> None:
+        """An event from another service, taken in once (the inbox): parse it,
+        note it as processed by ``<service>.<consumer>``, run ``handler(uow,
+        event, *args)`` and commit, in one transaction. A redelivery raises
+        AlreadyConsumed, which :func:`shared.inbox.consume_event` acks."""
+        event = parse(body)
+        with self() as uow:
+            uow.consume(event, f"{self._db.service}.{consumer}")
+            handler(uow, event, *args)
+            uow.commit()
 
     def read(self) -> UnitOfWork:
         """A read-only unit of work (``with self.db.read() as uow``) for queries."""

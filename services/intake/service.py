@@ -15,7 +15,6 @@ from services.intake import handlers, schemas
 from services.review import events as _review_events  # noqa: F401 - the review events intake consumes
 from services.intake.models import Application, Base
 from shared.db import Database
-from shared.events import parse
 from shared.inbox import consume_event
 from shared.errors import EXPECTED_ERRORS, ValidationFailed
 from shared.identity import Identity, authorize
@@ -179,17 +178,10 @@ class IntakeService:
                     "died_on": member.deceased_on.isoformat()}
 
     # --- what intake knows of cases (check-ins are refused once one is cancelled) ----
-    def _consume(self, body, consumer: str, handler):
-        event = parse(body)
-        with self.db() as uow:
-            uow.consume(event, f"intake.{consumer}")
-            handler(uow, event)
-            uow.commit()
-
     @consume_event("review", "case_approved")
     def on_case_approved(self, body):
-        self._consume(body, "on_case_approved", handlers.case_approved)
+        self.db.consume(body, "on_case_approved", handlers.case_approved)
 
     @consume_event("review", "case_cancelled")
     def on_case_cancelled(self, body):
-        self._consume(body, "on_case_cancelled", handlers.case_cancelled)
+        self.db.consume(body, "on_case_cancelled", handlers.case_cancelled)

@@ -20,7 +20,6 @@ from services.review import events as _review_events  # noqa: F401
 from shared.config import repo_path
 from shared.db import Database
 from shared.errors import ValidationFailed
-from shared.events import parse
 from shared.identity import Identity
 from shared.inbox import consume_event
 from shared.reference import Reference
@@ -57,28 +56,21 @@ class PaymentsService:
     ref = Reference()
 
     # --- facts from other services (inbox: each event has one effect) ----------
-    def _consume(self, body, consumer: str, handler):
-        event = parse(body)
-        with self.db() as uow:
-            uow.consume(event, f"payments.{consumer}")
-            handler(uow, event)
-            uow.commit()
-
     @consume_event("review", "case_approved")
     def on_case_approved(self, body):
-        self._consume(body, "on_case_approved", handlers.case_approved)
+        self.db.consume(body, "on_case_approved", handlers.case_approved)
 
     @consume_event("review", "case_adjusted")
     def on_case_adjusted(self, body):
-        self._consume(body, "on_case_adjusted", handlers.case_adjusted)
+        self.db.consume(body, "on_case_adjusted", handlers.case_adjusted)
 
     @consume_event("review", "case_cancelled")
     def on_case_cancelled(self, body):
-        self._consume(body, "on_case_cancelled", handlers.case_cancelled)
+        self.db.consume(body, "on_case_cancelled", handlers.case_cancelled)
 
     @consume_event("intake", "checkin_recorded")
     def on_checkin_recorded(self, body):
-        self._consume(body, "on_checkin_recorded", handlers.checkin_recorded)
+        self.db.consume(body, "on_checkin_recorded", handlers.checkin_recorded)
 
     # --- operators ----------------------------------------------------------------
     @rpc

@@ -47,40 +47,34 @@ class ReviewService:
     remote = ServiceRpc()
 
     # --- facts from other services (inbox: each event has one effect) ----------
-    def _consume(self, body, consumer: str, handler, *args):
-        event = parse(body)
-        with self.db() as uow:
-            uow.consume(event, f"review.{consumer}")
-            handler(uow, event, self.ref, *args)
-            uow.commit()
-
     @consume_event("intake", "application_submitted")
     def on_application_submitted(self, body):
-        self._consume(body, "on_application_submitted", handlers.application_submitted)
+        self.db.consume(body, "on_application_submitted", handlers.application_submitted, self.ref)
 
     @consume_event("intake", "investigation_recorded")
     def on_investigation_recorded(self, body):
-        self._consume(body, "on_investigation_recorded", handlers.investigation_recorded, self.ref.today())
+        self.db.consume(body, "on_investigation_recorded", handlers.investigation_recorded, self.ref,
+                        self.ref.today())
 
     @consume_event("notify", "notice_closed")
     def on_notice_closed(self, body):
-        self._consume(body, "on_notice_closed", handlers.notice_closed, self.ref.today())
+        self.db.consume(body, "on_notice_closed", handlers.notice_closed, self.ref, self.ref.today())
 
     @consume_event("notify", "notice_posted")
     def on_notice_posted(self, body):
-        self._consume(body, "on_notice_posted", handlers.notice_posted)
+        self.db.consume(body, "on_notice_posted", handlers.notice_posted, self.ref)
 
     @consume_event("notify", "objection_filed")
     def on_objection_filed(self, body):
-        self._consume(body, "on_objection_filed", handlers.objection_filed)
+        self.db.consume(body, "on_objection_filed", handlers.objection_filed, self.ref)
 
     @consume_event("payments", "standard_changed")
     def on_standard_changed(self, body):
-        self._consume(body, "on_standard_changed", handlers.standard_changed)
+        self.db.consume(body, "on_standard_changed", handlers.standard_changed, self.ref)
 
     @consume_event("payments", "benefit_changed")
     def on_benefit_changed(self, body):
-        self._consume(body, "on_benefit_changed", handlers.benefit_changed)
+        self.db.consume(body, "on_benefit_changed", handlers.benefit_changed, self.ref)
 
     # --- operators ----------------------------------------------------------------
     @rpc
@@ -157,15 +151,15 @@ class ReviewService:
     # --- dynamic management (动态管理, the exit 出口) ----------------------------------
     @consume_event("intake", "checkin_recorded")
     def on_checkin_recorded(self, body):
-        self._consume(body, "on_checkin_recorded", lambda uow, event, ref: dynamic.checkin_recorded(uow, event))
+        self.db.consume(body, "on_checkin_recorded", dynamic.checkin_recorded)
 
     @consume_event("intake", "labour_recorded")
     def on_labour_recorded(self, body):
-        self._consume(body, "on_labour_recorded", lambda uow, event, ref: dynamic.labour_recorded(uow, event))
+        self.db.consume(body, "on_labour_recorded", dynamic.labour_recorded)
 
     @consume_event("intake", "member_died")
     def on_member_died(self, body):
-        self._consume(body, "on_member_died", dynamic.member_died, self.ref.today())
+        self.db.consume(body, "on_member_died", dynamic.member_died, self.ref, self.ref.today())
 
     @consume_event("intake", "household_updated")
     def on_household_updated(self, body):
