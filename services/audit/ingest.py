@@ -145,6 +145,7 @@ class ChainIngest:
         self.dlq_channel = None
         self.buffer: list = []
         self._running = False
+        self._finished = None    # set while run() goes on
         self.recorded = 0
         self.parked = 0
 
@@ -174,11 +175,18 @@ class ChainIngest:
                 pass
         self.conn = self.channel = self.dlq_channel = None
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 5.0) -> None:
+        """Ask the loop to finish its batch and return (a batch is at most
+        AUDIT_BATCH_SECONDS of waiting plus one transaction), rather than being
+        killed in the middle of a database or broker call."""
         self._running = False
+        if self._finished is not None:
+            with eventlet.Timeout(wait, False):
+                self._finished.wait()
 
     def run(self) -> None:
         self._running = True
+        self._finished = eventlet.event.Event()
         lease = RelayLease(self.db, name="dibao-audit-chain")
         backoff = 0.5
         try:
@@ -200,6 +208,7 @@ class ChainIngest:
         finally:
             self.close()
             lease.release()
+            self._finished.send(True)
 
     def ingest_once(self) -> int:
         """Collect one batch (or what came within the time limit) and store it."""
