@@ -12,7 +12,8 @@ from services.review.service import ReviewService
 from shared.db import make_engine
 from shared.errors import Forbidden, ValidationFailed
 from shared.identity import Role
-from tests.audit_helpers import approved_case, auditor, publish, recorded
+from shared.testing import wait_for
+from tests.audit_helpers import approved_case, auditor, publish, recorded, records
 from tests.helpers import COMMUNITY, OTHER_COMMUNITY, household, officer, register_staff
 
 pytestmark = pytest.mark.integration
@@ -46,7 +47,9 @@ def test_trace_shows_every_step_of_the_entry_with_names_and_roles(services):
     assert [line["seq"] for line in lines] == sorted(line["seq"] for line in lines)
     assert all(line["when"] for line in lines)
     with auditor(config) as rpc:
-        readers = rpc.audit.file_readers(entry["household_id"])    # review read the file for its decision
+        # review read the file for its decision: intake's own relay carries that record
+        readers = wait_for(lambda: rpc.audit.file_readers(entry["household_id"]) or None, timeout=30,
+                           message="the file's readers recorded")
         township_work = rpc.audit.trace({"operator": "li.township", "from": "2020-01-01", "to": "2099-12-31"})
         community_work = rpc.audit.trace({"unit_code": COMMUNITY})
     assert readers and {r["what"] for r in readers} == {"intake.file_viewed"}
@@ -68,8 +71,11 @@ def test_refused_commands_are_recorded_with_outcome_and_field_names(services):
     with officer(config, unit=OTHER_COMMUNITY, user="qian.other") as rpc:
         with pytest.raises(Forbidden):
             rpc.intake.register_household(household(seed=43, community=COMMUNITY))
-    rows = recorded(config, "type = 'command_recorded' AND source = 'intake'", n=2)
-    by_user = {r.actor_user: r.payload for r in rows if r.payload["method"] == "register_household"}
+    def both_refusals():   # the fixture's staff registrations are intake commands too: wait for these two
+        rows = records(config, "type = 'command_recorded' AND source = 'intake'")
+        found = {r.actor_user: r.payload for r in rows if r.payload["method"] == "register_household"}
+        return (rows, found) if {"wang.officer", "qian.other"} <= found.keys() else None
+    rows, by_user = wait_for(both_refusals, timeout=30, message="both refused registrations recorded")
     assert by_user["wang.officer"]["outcome"] == "validation_failed"
     assert "members.0.name" in by_user["wang.officer"]["error_fields"]
     assert by_user["qian.other"]["outcome"] == "forbidden"
