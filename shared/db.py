@@ -11,6 +11,8 @@ transaction (the transactional outbox); the relay publishes them after.
 """
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import threading
 import weakref
@@ -27,7 +29,7 @@ from sqlalchemy.orm import Session, object_session, sessionmaker
 from shared.commands import CommandRecorder
 from shared.crypto import FieldCipher, configure, key_from_config
 from shared.errors import NotFound
-from shared.events import Event, encode, envelope, parse
+from shared.events import Event, encode, encode_many, envelope, parse
 from shared.identity import AUTH_TOKEN_KEY, Caller
 
 log = logging.getLogger(__name__)
@@ -177,6 +179,7 @@ class UnitOfWork:
         self._events: list[Event] = []
         self.session: Session | None = None
         self.committed_events: list[dict] = []
+        self._bulk_written = 0   # outbox rows emit_many wrote in this transaction
 
     def __enter__(self) -> "UnitOfWork":
         self.session = self._session_factory()
@@ -216,6 +219,36 @@ class UnitOfWork:
             # a concurrent delivery of the same event committed first
             self.session.rollback()
             raise AlreadyConsumed(env["event_id"]) from None
+
+    def emit_many(self, source: str, name: str, items, chunk: int = 5000) -> int:
+        """Many events of one type (``items``: ``(subject, payload)``, payloads
+        plain JSON), written to the outbox now, in this transaction — bulk work
+        (a standard change's per-case events, a reconciliation's lines) without
+        an object and a schema dump per row. COPY on PostgreSQL (a multi-row
+        INSERT through psycopg2 costs ~50 µs a row), executemany on SQLite.
+        The commit wakes the relay as for any event. Returns how many."""
+        connection = self.session.connection()
+        copy = connection.dialect.name == "postgresql"
+        now, rows, written = utcnow(), [], 0
+        exchange = f"{source}.events"
+
+        def flush():
+            if copy:
+                _copy_outbox_rows(connection, rows)
+            else:
+                self.session.execute(self._outbox.insert(), rows)
+
+        for event_id, body in encode_many(source, name, items, self.actor, self.correlation_id, now):
+            rows.append({"event_id": event_id, "exchange": exchange, "routing_key": name, "body": body,
+                         "correlation_id": self.correlation_id, "created_at": now})
+            if len(rows) >= chunk:
+                flush()
+                written, rows = written + len(rows), []
+        if rows:
+            flush()
+            written += len(rows)
+        self._bulk_written += written
+        return written
 
     def _collect(self) -> list[Event]:
         events = list(self._events)
@@ -278,12 +311,41 @@ class UnitOfWork:
             raise
         if self._command is not None:
             self._command.recorded = True
-        if rows and self._on_commit:
+        if (rows or self._bulk_written) and self._on_commit:
             self._on_commit()
+        self._bulk_written = 0
 
     def rollback(self) -> None:
         self._events.clear()
+        self._bulk_written = 0
         self.session.rollback()
+
+
+OUTBOX_COLUMNS = ("event_id", "exchange", "routing_key", "body", "correlation_id", "created_at")
+
+
+def _copy_outbox_rows(connection, rows: list[dict]) -> None:
+    """Outbox rows by COPY (PostgreSQL). psycopg2 refuses COPY while
+    psycogreen's wait callback is installed (a nameko worker): it is lifted for
+    the COPY, which then blocks this process's green threads for its duration
+    (about half a second per 100,000 events)."""
+    import psycopg2.extensions
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for row in rows:
+        writer.writerow([row[c].isoformat() if c == "created_at" else row[c] for c in OUTBOX_COLUMNS])
+    buffer.seek(0)
+    callback = psycopg2.extensions.get_wait_callback()
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        psycopg2.extensions.set_wait_callback(None)
+        # FORCE_NOT_NULL: an empty correlation id is "", not NULL
+        cursor.copy_expert(f"COPY outbox ({', '.join(OUTBOX_COLUMNS)}) FROM STDIN "
+                           f"WITH (FORMAT csv, FORCE_NOT_NULL (correlation_id))", buffer)
+    finally:
+        psycopg2.extensions.set_wait_callback(callback)
+        cursor.close()
 
 
 class ServiceDatabase:

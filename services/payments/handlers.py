@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.payments import rules
 from services.payments.bank_formats import ExportLine, ReturnFileError, load_format, summary_sheet
-from services.payments.events import SOURCE, write_bulk
+from services.payments.events import SOURCE
 from services.payments.models import (BenefitAdjustment, BenefitPeriod, CheckIn, HoldBack, LedgerCase, PaymentLine, PaymentRun,
                                       Standard, StandardChange, from_fen)
 from shared.db import UnitOfWork
@@ -65,12 +65,6 @@ def yuan(fen: int) -> str:
     sign = "-" if fen < 0 else ""
     fen = abs(int(fen))
     return f"{sign}{fen // 100}.{fen % 100:02d}"
-
-
-def wake_relay(uow: UnitOfWork) -> None:
-    """Events written in bulk straight to the outbox: tell the relay, as commit() does for its own."""
-    if uow._on_commit:
-        uow._on_commit()
 
 
 class CaseNotYetKnown(Exception):
@@ -296,7 +290,7 @@ def recalculate(uow: UnitOfWork, policy: Policy, standard: Standard, old_amount,
         "change_id": change.id, "division_code": change.division_code, "area_type": change.area_type,
         "effective_from": change.effective_from, "old_amount": old_amount, "new_amount": change.new_amount,
         "cases_raised": change.cases_raised, "cases_lowered": change.cases_lowered, "cases_held": held}))
-    write_bulk(uow, "benefit_changed", _benefit_changes(uow, change.id))
+    uow.emit_many(SOURCE, "benefit_changed", _benefit_changes(uow, change.id))
     uow.commit()
     return change
 
@@ -520,14 +514,12 @@ def import_return(uow: UnitOfWork, actor: Actor, data: dict) -> dict:
         uow.session.execute(P.update().where(P.c.id == sa.bindparam("i")).values(
             status="failed", failure_reason=sa.bindparam("r")), failed)
     settled_ids = {ln.line_id for ln in returned.lines}
-    written = write_bulk(uow, "payment_disbursed", _line_events(uow, run, [x["i"] for x in paid], "paid"))
-    written += write_bulk(uow, "payment_failed", _line_events(uow, run, [x["i"] for x in failed], "failed"))
+    uow.emit_many(SOURCE, "payment_disbursed", _line_events(uow, run, [x["i"] for x in paid], "paid"))
+    uow.emit_many(SOURCE, "payment_failed", _line_events(uow, run, [x["i"] for x in failed], "failed"))
     pending = sum(1 for i, row in ours.items() if row.status == "pending" and i not in settled_ids)
     if pending == 0:
         run.status, run.reconciled_at = "reconciled", now()
     uow.commit()
-    if written:
-        wake_relay(uow)
     return {"run_id": run.id, "paid": len(paid), "failed": len(failed), "pending": pending, "status": run.status,
             "paid_total": str(sum((ln.amount for ln in returned.lines if ln.paid), Decimal("0.00")))}
 

@@ -22,7 +22,6 @@ import sqlalchemy as sa
 from services.review import rules
 from services.review.models import Case, CaseProposal, HouseholdCheckIn, LabourFact, ReviewDueSent
 from shared.db import UnitOfWork
-from shared.events import Event
 from shared.policy.base import Policy
 
 SOURCE = "review"
@@ -146,11 +145,11 @@ def reviews_due(uow: UnitOfWork, policy: Policy, as_of: date, today: date) -> in
         return 0
     uow.session.execute(ReviewDueSent.__table__.insert(),
                         [{"case_id": r.id, "due_on": r.next_rereview_on, "sent_on": today} for r in due])
-    for r in due:
-        uow.emit(Event(SOURCE, "review_due", {"household_id": r.household_id, "case_id": r.id}, {
-            "case_id": r.id, "household_id": r.household_id,
-            "community_code": r.community_code, "township_code": r.township_code, "category": r.category,
-            "due_on": r.next_rereview_on}))
+    uow.emit_many(SOURCE, "review_due", (
+        ({"household_id": r.household_id, "case_id": r.id},
+         {"case_id": r.id, "household_id": r.household_id, "community_code": r.community_code,
+          "township_code": r.township_code, "category": r.category, "due_on": r.next_rereview_on.isoformat()})
+        for r in due))
     return len(due)
 
 

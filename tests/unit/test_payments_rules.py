@@ -141,17 +141,21 @@ def test_unknown_bank_format_is_a_validation_error():
 def test_bulk_event_bodies_are_the_envelopes_shared_events_would_write():
     import json
 
-    from services.payments.events import bulk_outbox_rows
-    from shared.events import encode, parse
+    from datetime import datetime, timezone
+
+    import services.payments.events  # noqa: F401 - registers payments' contract
+    from shared.events import encode, encode_many, parse
     subject = {"household_id": "h1", "case_id": "c1", "change_id": "x"}
     payload = {"case_id": "c1", "household_id": "h1", "community_code": "420115001001", "township_code": "420115001",
                "area_type": "urban", "household_size": 2, "old_benefit": "500.00", "new_benefit": "554.74",
                "direction": "raised", "effective_month": "2026-11", "change_id": "x"}
     actor = {"user": "zhou", "name": "周主任", "role": "centre_director", "unit": "420115"}
-    (row,) = bulk_outbox_rows("benefit_changed", [(subject, payload)], actor, "corr-1")
-    env = json.loads(row["body"])
-    assert row["body"] == encode(env)                      # byte-identical to the one encoder
-    assert parse(row["body"])["payload"] == payload and env["actor"] == actor and env["version"] == 1
-    assert row["event_id"] == env["event_id"] and row["routing_key"] == "benefit_changed"
+    now = datetime.now(timezone.utc)
+    ((event_id, body),) = encode_many("payments", "benefit_changed", [(subject, payload)], actor, "corr-1", now)
+    env = json.loads(body)
+    assert body == encode(env)                      # byte-identical to the one encoder
+    assert parse(body)["payload"] == payload and env["actor"] == actor and env["version"] == 1
+    assert event_id == env["event_id"] and env["type"] == "benefit_changed"
     with pytest.raises(ValueError):
-        list(bulk_outbox_rows("benefit_changed", [(subject, {**payload, "old_benefit": 5.5})], actor, "c"))
+        list(encode_many("payments", "benefit_changed", [(subject, {**payload, "old_benefit": 5.5})], actor, "c",
+                         now))
