@@ -28,6 +28,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import sqlalchemy as sa
 
 from services.audit.models import audit_records as T
+from shared.months import months_of_quarter, quarter_of
 
 P = T.c.payload
 
@@ -51,15 +52,6 @@ def _type(name: str, source: str = "review"):
 
 def yuan(fen: int | None) -> Decimal:
     return (Decimal(fen or 0) / 100).quantize(Decimal("0.01"))
-
-
-def quarter_of(d: date) -> str:
-    return f"{d.year}-Q{(d.month - 1) // 3 + 1}"
-
-
-def months_of_quarter(d: date) -> list[str]:
-    first = 3 * ((d.month - 1) // 3) + 1
-    return [f"{d.year}-{m:02d}" for m in range(first, first + 3)]
 
 
 def active_cases(d: date):

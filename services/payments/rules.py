@@ -10,19 +10,15 @@ import sqlalchemy as sa
 
 from shared.errors import Conflict, Forbidden, ValidationFailed
 from shared.money import to_money
+from shared.months import add_months, month_of  # noqa: F401 - month_of: the rules' month of a date
 from shared.policy.base import Policy
 
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 QUARTER_RE = re.compile(r"^(\d{4})-Q([1-4])$")
 
 
-def month_of(day: date) -> str:
-    return day.strftime("%Y-%m")
-
-
 def next_month(month: str) -> str:
-    year, mon = int(month[:4]), int(month[5:7])
-    return f"{year + mon // 12}-{mon % 12 + 1:02d}"
+    return add_months(month, 1)
 
 
 def months_of_period(period: str) -> list[str]:

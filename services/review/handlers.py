@@ -310,7 +310,7 @@ def approve(uow: UnitOfWork, f: ReviewFile, signatures: list, ref: ReferenceData
     benefit = round_fen(override.benefit_override) if override else computed
     category = policy.categorize(members, today)
     first_of_next = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
-    next_rereview = _add_months(today, policy.months_until_rereview(category))
+    next_rereview = rules.add_months(today, policy.months_until_rereview(category))
     case = Case(application_id=f.application_id, household_id=f.household_id, community_code=f.community_code,
                 township_code=f.township_code, area_type=f.area_type, household_size=f.household_size,
                 standard=standard.monthly_amount, verified_income=verified_income, monthly_benefit=benefit,
@@ -353,14 +353,3 @@ def overdue(uow: UnitOfWork, actor: Actor, unit_code: str, as_of: date) -> list[
     stmt = (sa.select(ReviewFile).where(open_, late, ReviewFile.community_code.startswith(unit_code, autoescape=True))
             .order_by(ReviewFile.township_code, ReviewFile.community_code, ReviewFile.accepted_on))
     return list(uow.session.scalars(stmt))
-
-
-def _add_months(day: date, months: int) -> date:
-    month = day.month - 1 + months
-    year, month = day.year + month // 12, month % 12 + 1
-    for d in (day.day, 30, 29, 28):
-        try:
-            return date(year, month, d)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")

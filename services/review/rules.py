@@ -5,6 +5,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from shared.errors import Conflict, Forbidden, ValidationFailed
+# the one month arithmetic (shared.months), under the names these rules use
+from shared.months import add_months as add_months_to_month, month_of, months_later as add_months  # noqa: F401
 from shared.policy.base import Policy, ReviewStep
 
 
@@ -111,30 +113,9 @@ CAMPAIGN_RESULTS = ("kept", "raised", "lowered", "cancelled", "wrongly_included"
 WORK_INCOME_SOURCES = ("wages", "business")
 
 
-def month_of(day: date) -> str:
-    return day.strftime("%Y-%m")
-
-
 def month_number(month: str) -> int:
     """'2026-03' → 2026 × 12 + 3 (the same arithmetic the SQL does)."""
     return int(month[:4]) * 12 + int(month[5:7])
-
-
-def add_months_to_month(month: str, n: int) -> str:
-    k = month_number(month) + n - 1
-    return f"{k // 12:04d}-{k % 12 + 1:02d}"
-
-
-def add_months(day: date, months: int) -> date:
-    """The same day ``months`` later (the month's last day when it has none)."""
-    k = day.year * 12 + day.month - 1 + months
-    year, month = k // 12, k % 12 + 1
-    for d in (day.day, 30, 29, 28):
-        try:
-            return date(year, month, d)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
 
 
 def month_evaluated(as_of: date) -> str:

@@ -51,6 +51,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from shared.cli.common import console, fail
+from shared.months import add_months
 
 #: what the bank's return file says of the line that fails
 FAILED_REASON = "账号有误 wrong account number"
@@ -59,11 +60,6 @@ NEW_WAGE = Decimal("300.00")
 MISS_RATE = 0.08
 #: seconds to wait for an event to cross services (generous: a loaded 2-core machine)
 YEAR_WAIT = 90.0
-
-
-def add_months(month: str, n: int) -> str:
-    index = int(month[:4]) * 12 + int(month[5:7]) - 1 + n
-    return f"{index // 12}-{index % 12 + 1:02d}"
 
 
 def first_day(month: str) -> date:
