@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 import string
 import threading
+from dataclasses import dataclass
 
 import pyotp
 from argon2 import PasswordHasher, Type
@@ -78,6 +79,23 @@ class Passwords:
 
     def needs_rehash(self, password_hash: str) -> bool:
         return self.hasher.check_needs_rehash(password_hash)
+
+
+@dataclass(frozen=True)
+class FreshCredentials:
+    """A one-time password with its hash, and a TOTP secret, made before the
+    transaction that stores them: argon2 runs in a thread, and a SQLite
+    write transaction must not wait on a thread (its lock would block the
+    event loop of every other writer in the process)."""
+
+    password: str
+    password_hash: str
+    totp_secret: str
+
+    @classmethod
+    def make(cls, passwords: "Passwords") -> "FreshCredentials":
+        password = one_time_password()
+        return cls(password, passwords.hash(password), new_totp_secret())
 
 
 def one_time_password(length: int = 20) -> str:

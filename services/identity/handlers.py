@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from services.identity import rules
-from services.identity.credentials import Passwords, new_totp_secret, one_time_password, provisioning_uri
+from services.identity.credentials import FreshCredentials, provisioning_uri
 from services.identity.models import Account, BootstrapMark, LoginSession, StaffRole
 from services.identity.rules import LoginPolicy
 from services.identity.tokens import PASSWORD_CHANGE_AUDIENCE, TokenKeys
@@ -115,8 +115,7 @@ def authenticate(uow: UnitOfWork, keys: TokenKeys, policy: LoginPolicy, token: s
     account still active. Each call pushes the idle deadline on. A token of
     a login that must change its password serves only where
     ``password_change`` is allowed."""
-    audiences = [keys.audience, PASSWORD_CHANGE_AUDIENCE] if password_change else None
-    claims = keys.decode(token, audiences)
+    claims = keys.decode(token, [keys.audience, PASSWORD_CHANGE_AUDIENCE])   # the session says which it is
     session = uow.session.get(LoginSession, str(claims["jti"]))
     if session is None or session.user_id != claims["sub"]:
         raise Forbidden("a valid actor token is required", {"reason": "unknown_session"})
@@ -227,8 +226,8 @@ def _count_failure(uow: UnitOfWork, account: Account, reason: str, now: datetime
     _refuse(uow, account.user_id, reason, account)
 
 
-def complete_login(uow: UnitOfWork, keys: TokenKeys, policy: LoginPolicy, passwords: Passwords, data: dict,
-                   candidate: Candidate, password_ok: bool, now: datetime) -> dict:
+def complete_login(uow: UnitOfWork, keys: TokenKeys, policy: LoginPolicy, data: dict, candidate: Candidate,
+                   password_ok: bool, now: datetime) -> dict:
     """Record the outcome of a login whose password was checked: the token,
     or the failure counted (5 → locked 15 minutes) and the one refusal."""
     user = data["user"]
@@ -256,8 +255,6 @@ def complete_login(uow: UnitOfWork, keys: TokenKeys, policy: LoginPolicy, passwo
     account.last_login_at = now
     if rules.password_expired(aware(account.password_set_at), now, policy):
         account.must_change_password = True
-    if passwords.needs_rehash(account.password_hash):
-        account.password_hash = passwords.hash(data["password"])
     purpose = "password_change" if account.must_change_password else "session"
     opened = open_session(uow, keys, policy, now, user=user, name=account.name, unit=account.unit, roles=roles,
                           purpose=purpose)
@@ -266,6 +263,14 @@ def complete_login(uow: UnitOfWork, keys: TokenKeys, policy: LoginPolicy, passwo
                                         "must_change_password": opened["must_change_password"]})
     uow.commit()
     return opened
+
+
+def store_rehash(uow: UnitOfWork, user: str, old_hash: str, new_hash: str) -> None:
+    """The password hashed again with the deployment's current argon2
+    parameters (after a login proved it), unless it changed meanwhile."""
+    uow.session.execute(sa.update(Account).where(Account.user_id == user, Account.password_hash == old_hash)
+                        .values(password_hash=new_hash))
+    uow.commit()
 
 
 def service_login(uow: UnitOfWork, keys: TokenKeys, policy: LoginPolicy, data: dict, expected_secret,
@@ -288,16 +293,21 @@ def service_login(uow: UnitOfWork, keys: TokenKeys, policy: LoginPolicy, data: d
     return opened
 
 
-def change_password(uow: UnitOfWork, keys: TokenKeys, policy: LoginPolicy, passwords: Passwords, caller: Caller,
-                    data: dict, old_ok: bool, candidate: Candidate, now: datetime) -> dict:
+def new_password_acceptable(caller: Caller, data: dict, policy: LoginPolicy) -> None:
+    """Checked before the new password is hashed."""
+    rules.password_meets_policy(data["new_password"], caller.user, policy)
+    rules.password_differs(data["old_password"], data["new_password"])
+
+
+def change_password(uow: UnitOfWork, keys: TokenKeys, policy: LoginPolicy, caller: Caller, data: dict, old_ok: bool,
+                    candidate: Candidate, new_hash: str, now: datetime) -> dict:
     """The user sets a new password (checked against the policy); every
     session of theirs is revoked and a new full session is opened."""
     account = load_account(uow, caller.user, for_update=True)
     if not old_ok or account.password_hash != candidate.password_hash:
         _count_failure(uow, account, "wrong_password", now, policy)
-    rules.password_meets_policy(data["new_password"], account.user_id, policy)
-    rules.password_differs(data["old_password"], data["new_password"])
-    account.password_hash = passwords.hash(data["new_password"])
+    new_password_acceptable(caller, data, policy)
+    account.password_hash = new_hash
     account.password_set_at = now
     account.must_change_password = False
     account.failed_attempts = 0
@@ -314,7 +324,7 @@ def change_password(uow: UnitOfWork, keys: TokenKeys, policy: LoginPolicy, passw
 
 # --- the security administrator's work ---------------------------------------------------
 
-def _new_account(uow: UnitOfWork, passwords: Passwords, data: dict, roles: list[str], by: str,
+def _new_account(uow: UnitOfWork, fresh: FreshCredentials, data: dict, roles: list[str], by: str,
                  now: datetime) -> dict:
     rules.user_id_is_valid(data["user"])
     for role in roles:
@@ -322,10 +332,9 @@ def _new_account(uow: UnitOfWork, passwords: Passwords, data: dict, roles: list[
     rules.roles_compatible(roles)
     if uow.session.get(Account, data["user"]) is not None:
         raise Conflict(f"the account {data['user']} exists already", {"user": data["user"]})
-    password = one_time_password()
-    secret = new_totp_secret()
+    password, secret = fresh.password, fresh.totp_secret
     account = Account(user_id=data["user"], name=data["name"], unit=data["unit"], status="active",
-                      password_hash=passwords.hash(password), password_set_at=now, must_change_password=True,
+                      password_hash=fresh.password_hash, password_set_at=now, must_change_password=True,
                       totp_secret=secret, failed_attempts=0, created_at=now, created_by=by)
     uow.session.add(account)
     uow.session.flush()
@@ -340,7 +349,7 @@ def _new_account(uow: UnitOfWork, passwords: Passwords, data: dict, roles: list[
             "totp_uri": provisioning_uri(secret, account.user_id)}
 
 
-def bootstrap(uow: UnitOfWork, passwords: Passwords, data: dict, now: datetime) -> dict:
+def bootstrap(uow: UnitOfWork, fresh: FreshCredentials, data: dict, now: datetime) -> dict:
     """The first security administrator, only while no account exists; a
     one-time password (changed at first login) and the TOTP secret, once."""
     rules.no_account_exists(uow.session.scalar(sa.select(sa.func.count()).select_from(Account)))
@@ -351,14 +360,14 @@ def bootstrap(uow: UnitOfWork, passwords: Passwords, data: dict, now: datetime) 
     except sa.exc.IntegrityError:
         uow.rollback()
         rules.no_account_exists(1)
-    made = _new_account(uow, passwords, data, [rules.SECURITY_ADMIN], "bootstrap", now)
+    made = _new_account(uow, fresh, data, [rules.SECURITY_ADMIN], "bootstrap", now)
     uow.commit()
     return made
 
 
-def add_account(uow: UnitOfWork, passwords: Passwords, caller: Caller, data: dict, now: datetime) -> dict:
+def add_account(uow: UnitOfWork, fresh: FreshCredentials, caller: Caller, data: dict, now: datetime) -> dict:
     rules.may_administer(caller.roles, caller.unit, caller.user, data["user"], data["unit"])
-    made = _new_account(uow, passwords, data, data["roles"], caller.user, now)
+    made = _new_account(uow, fresh, data, data["roles"], caller.user, now)
     uow.commit()
     return made
 
@@ -448,19 +457,18 @@ def revoke_role(uow: UnitOfWork, caller: Caller, data: dict, now: datetime) -> A
     return account
 
 
-def reset_credentials(uow: UnitOfWork, passwords: Passwords, caller: Caller, data: dict, now: datetime) -> dict:
+def reset_credentials(uow: UnitOfWork, fresh: FreshCredentials, caller: Caller, data: dict, now: datetime) -> dict:
     """A new one-time password (to be changed at next login) or a new TOTP
     secret, given once; the account's sessions are revoked."""
     account = _administered(uow, caller, data["user"])
     out = {"user": account.user_id, "one_time_password": None, "totp_secret": None, "totp_uri": None}
     if data["what"] == "password":
-        password = one_time_password()
-        account.password_hash = passwords.hash(password)
+        account.password_hash = fresh.password_hash
         account.password_set_at = now
         account.must_change_password = True
-        out["one_time_password"] = password
+        out["one_time_password"] = fresh.password
     else:
-        secret = new_totp_secret()
+        secret = fresh.totp_secret
         account.totp_secret = secret
         account.totp_last_step = None
         out.update(totp_secret=secret, totp_uri=provisioning_uri(secret, account.user_id))

@@ -15,7 +15,7 @@ from nameko.extensions import DependencyProvider
 
 from services.identity import events  # noqa: F401 - registers identity's event contract
 from services.identity import handlers, schemas
-from services.identity.credentials import Passwords
+from services.identity.credentials import FreshCredentials, Passwords
 from services.identity.handlers import utcnow
 from services.identity.models import Base
 from services.identity.rules import LoginPolicy
@@ -103,10 +103,16 @@ class IdentityService:
         data = load(schemas.LoginSchema, {"user": user, "password": password, "otp": otp})
         with self.db.read() as uow:
             candidate = handlers.login_candidate(uow, data["user"])
-        password_ok = self.auth.passwords.verify(candidate.password_hash, data["password"])
+        passwords = self.auth.passwords
+        password_ok = passwords.verify(candidate.password_hash, data["password"])
         with self.db() as uow:
-            return TOKEN_OUT.dump(handlers.complete_login(uow, self.auth.keys, self.auth.policy, self.auth.passwords,
-                                                          data, candidate, password_ok, utcnow()))
+            answer = TOKEN_OUT.dump(handlers.complete_login(uow, self.auth.keys, self.auth.policy, data, candidate,
+                                                            password_ok, utcnow()))
+        if passwords.needs_rehash(candidate.password_hash):
+            new_hash = passwords.hash(data["password"])
+            with self.db() as uow:
+                handlers.store_rehash(uow, data["user"], candidate.password_hash, new_hash)
+        return answer
 
     @rpc
     def service_token(self, service, secret):
@@ -122,11 +128,13 @@ class IdentityService:
         with self.db.read() as uow:
             caller = self._caller(uow, password_change=True, touch=False)
             candidate = handlers.login_candidate(uow, caller.user)
+        handlers.new_password_acceptable(caller, data, self.auth.policy)
         old_ok = self.auth.passwords.verify(candidate.password_hash, data["old_password"])
+        new_hash = self.auth.passwords.hash(data["new_password"]) if old_ok else ""
         with self.db() as uow:
             caller = self._caller(uow, password_change=True)
-            return TOKEN_OUT.dump(handlers.change_password(uow, self.auth.keys, self.auth.policy, self.auth.passwords,
-                                                           caller, data, old_ok, candidate, utcnow()))
+            return TOKEN_OUT.dump(handlers.change_password(uow, self.auth.keys, self.auth.policy, caller, data, old_ok,
+                                                           candidate, new_hash, utcnow()))
 
     @rpc
     def whoami(self):
@@ -159,16 +167,18 @@ class IdentityService:
         """The first security administrator, only while no account exists."""
         data = load(schemas.BootstrapSchema, {"user": user, "name": name, "unit": unit})
         self.ref.division(data["unit"], "unit")
+        fresh = FreshCredentials.make(self.auth.passwords)
         with self.db() as uow:
-            return CREDENTIALS_OUT.dump(handlers.bootstrap(uow, self.auth.passwords, data, utcnow()))
+            return CREDENTIALS_OUT.dump(handlers.bootstrap(uow, fresh, data, utcnow()))
 
     @rpc
     def add_account(self, data):
         data = load(schemas.AddAccountSchema, data)
         self.ref.division(data["unit"], "unit")
+        fresh = FreshCredentials.make(self.auth.passwords)
         with self.db() as uow:
             caller = self._caller(uow)
-            return CREDENTIALS_OUT.dump(handlers.add_account(uow, self.auth.passwords, caller, data, utcnow()))
+            return CREDENTIALS_OUT.dump(handlers.add_account(uow, fresh, caller, data, utcnow()))
 
     @rpc
     def disable_account(self, user):
@@ -202,10 +212,10 @@ class IdentityService:
     def reset_credentials(self, user, what="password"):
         """A new one-time password, or a new TOTP secret (``what``: password | totp)."""
         data = load(schemas.ResetSchema, {"user": user, "what": what})
+        fresh = FreshCredentials.make(self.auth.passwords)
         with self.db() as uow:
             caller = self._caller(uow)
-            return CREDENTIALS_OUT.dump(handlers.reset_credentials(uow, self.auth.passwords, caller, data,
-                                                                   utcnow()))
+            return CREDENTIALS_OUT.dump(handlers.reset_credentials(uow, fresh, caller, data, utcnow()))
 
     @rpc
     def reset_password(self, user):

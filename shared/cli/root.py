@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from shared.cli import audit, demo, dlq, docs, importer, ops, payments, review, stats, up
+from shared.cli import audit, auth, demo, dlq, docs, importer, ops, payments, review, stats, up
 from shared.cli.common import State
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ def root(
 
 
 up.register(app)
+auth.register(app)
 demo.register(app)
 ops.register(app)
 app.add_typer(importer.app, name="import")
@@ -39,4 +40,6 @@ app.add_typer(payments.app, name="payments")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(docs.app, name="docs")
 app.add_typer(audit.app, name="audit")
+app.add_typer(auth.app, name="auth")
+app.add_typer(auth.users_app, name="users")
 stats.register(app)

@@ -71,8 +71,13 @@ def up(
     if missing_db:
         fail(f"config has no DB_URIS for {', '.join(missing_db)}")
     ensure_broker(config)
+    from shared.secrets import ensure_secrets, secrets_dir
+
+    made = ensure_secrets(config)   # identity's signing seed, the services' own credentials (0600)
     configure_logging(config)
     console.print(describe(config, chosen))
+    if made:
+        console.print(f"generated this deployment's {', '.join(made)} in {secrets_dir(config)} (mode 0600)")
 
     runner = ServiceRunner(config)
     for cls in chosen.values():
