@@ -349,10 +349,18 @@ def _new_account(uow: UnitOfWork, fresh: FreshCredentials, data: dict, roles: li
             "totp_uri": provisioning_uri(secret, account.user_id)}
 
 
+def not_bootstrapped(uow: UnitOfWork) -> None:
+    rules.no_account_exists(uow.session.scalar(sa.select(sa.func.count()).select_from(Account)))
+
+
+def require_security_admin(caller: Caller) -> None:
+    rules.may_administer(caller.roles, caller.unit, caller.user, None, None)
+
+
 def bootstrap(uow: UnitOfWork, fresh: FreshCredentials, data: dict, now: datetime) -> dict:
     """The first security administrator, only while no account exists; a
     one-time password (changed at first login) and the TOTP secret, once."""
-    rules.no_account_exists(uow.session.scalar(sa.select(sa.func.count()).select_from(Account)))
+    not_bootstrapped(uow)
     uow.actor = envelope_actor(data["user"], data["name"], data["unit"], [rules.SECURITY_ADMIN])
     uow.session.add(BootstrapMark(id=1, user_id=data["user"], done_at=now))
     try:
@@ -373,7 +381,7 @@ def add_account(uow: UnitOfWork, fresh: FreshCredentials, caller: Caller, data: 
 
 
 def _administered(uow: UnitOfWork, caller: Caller, user: str) -> Account:
-    rules.may_administer(caller.roles, caller.unit, caller.user, None, None)
+    require_security_admin(caller)
     account = load_account(uow, user, for_update=True)
     rules.may_administer(caller.roles, caller.unit, caller.user, account.user_id, account.unit)
     return account

@@ -167,6 +167,8 @@ class IdentityService:
         """The first security administrator, only while no account exists."""
         data = load(schemas.BootstrapSchema, {"user": user, "name": name, "unit": unit})
         self.ref.division(data["unit"], "unit")
+        with self.db.read() as uow:
+            handlers.not_bootstrapped(uow)   # before the cost of a hash
         fresh = FreshCredentials.make(self.auth.passwords)
         with self.db() as uow:
             return CREDENTIALS_OUT.dump(handlers.bootstrap(uow, fresh, data, utcnow()))
@@ -175,7 +177,7 @@ class IdentityService:
     def add_account(self, data):
         data = load(schemas.AddAccountSchema, data)
         self.ref.division(data["unit"], "unit")
-        fresh = FreshCredentials.make(self.auth.passwords)
+        fresh = self._fresh_credentials()
         with self.db() as uow:
             caller = self._caller(uow)
             return CREDENTIALS_OUT.dump(handlers.add_account(uow, fresh, caller, data, utcnow()))
@@ -212,7 +214,7 @@ class IdentityService:
     def reset_credentials(self, user, what="password"):
         """A new one-time password, or a new TOTP secret (``what``: password | totp)."""
         data = load(schemas.ResetSchema, {"user": user, "what": what})
-        fresh = FreshCredentials.make(self.auth.passwords)
+        fresh = self._fresh_credentials()
         with self.db() as uow:
             caller = self._caller(uow)
             return CREDENTIALS_OUT.dump(handlers.reset_credentials(uow, fresh, caller, data, utcnow()))
@@ -243,6 +245,13 @@ class IdentityService:
     def _caller(self, uow, password_change: bool = False, touch: bool = True) -> handlers.Caller:
         return handlers.authenticate(uow, self.auth.keys, self.auth.policy, self.auth.token, utcnow(),
                                      password_change=password_change, touch=touch)
+
+    def _fresh_credentials(self) -> FreshCredentials:
+        """New credentials, hashed outside the transaction — for a caller
+        who is a security administrator (checked first: a hash costs)."""
+        with self.db.read() as uow:
+            handlers.require_security_admin(self._caller(uow, touch=False))
+        return FreshCredentials.make(self.auth.passwords)
 
     def _administer(self, handler, user):
         data = load(schemas.UserSchema, {"user": user})
