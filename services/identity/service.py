@@ -24,7 +24,7 @@ from shared.db import Database
 from shared.identity import AUTH_TOKEN_KEY
 from shared.reference import Reference
 from shared.rpc import load, rpc
-from shared.secrets import SERVICE_NAMES, SecretError, load_secret
+from shared.secrets import SERVICE_NAMES, SecretError, ensure_secrets, load_secret
 from shared.timer import config_timer
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -60,11 +60,14 @@ class Authority:
 
 
 class SigningAuthority(DependencyProvider):
-    """Loads IDENTITY_SIGNING_KEY (refusing a missing or published one) and
-    writes the public key file at start-up."""
+    """Loads IDENTITY_SIGNING_KEY (refusing one the repository published),
+    generating it into <DATA_DIR>/secrets on a deployment's first start when
+    neither the setting nor the file gives one, and writes the public key
+    file at start-up."""
 
     def setup(self):
         config = self.container.config
+        ensure_secrets(config, ["IDENTITY_SIGNING_KEY"])
         self.keys = TokenKeys.from_config(config)
         self.policy = LoginPolicy.from_config(config)
         self.passwords = Passwords.from_config(config)

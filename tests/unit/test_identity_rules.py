@@ -196,3 +196,25 @@ def test_decode_refuses_other_keys_algorithms_audiences_and_expiry():
             keys.decode(token)
         assert caught.value.details["reason"] == reason.replace("_none", ""), reason
     assert keys.decode(keys.sign(claims))["sub"] == "x"
+
+
+def test_the_signing_seed_is_refused_when_the_repository_published_it(tmp_path):
+    from shared.secrets import SecretError
+
+    with pytest.raises(SecretError, match="IDENTITY_SIGNING_KEY"):
+        TokenKeys.from_config({"IDENTITY_SIGNING_KEY": "ZGV2LW9ubHktYXVkaXQtc2lnbmluZy1rZXktMzJieSE=",
+                               "DATA_DIR": str(tmp_path)})
+    with pytest.raises(SecretError, match="IDENTITY_SIGNING_KEY"):   # neither set nor on file
+        TokenKeys.from_config({"IDENTITY_SIGNING_KEY": "", "DATA_DIR": str(tmp_path)})
+
+
+def test_the_public_key_file_is_written_and_follows_a_new_key(tmp_path):
+    from services.identity.tokens import public_key_pem, write_public_key_file
+
+    config = {"DATA_DIR": str(tmp_path)}
+    first, second = TokenKeys(Ed25519PrivateKey.generate()), TokenKeys(Ed25519PrivateKey.generate())
+    path = write_public_key_file(config, first)
+    assert path == tmp_path / "secrets" / "identity_public_key"
+    assert path.read_text() == public_key_pem(first.public_key) and "PRIVATE" not in path.read_text()
+    write_public_key_file(config, second)
+    assert path.read_text() == public_key_pem(second.public_key)
