@@ -22,7 +22,7 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 DEFAULT_TIME_COST = 3
-DEFAULT_MEMORY_KIB = 32768     # 32 MiB
+DEFAULT_MEMORY_KIB = 19456     # 19 MiB (OWASP: argon2id m=19 MiB, t=2 at least)
 DEFAULT_PARALLELISM = 1
 DEFAULT_CONCURRENCY = 4
 
