@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from shared.cli.common import cli_command, console, fail, get_config
@@ -135,7 +136,8 @@ def login(
             with identity_rpc(config, {"auth_token": answer["token"]}) as as_user:
                 answer = as_user.change_password(password, new)
     path = write_session(answer, user)
-    console.print(f"logged in as [bold]{user}[/bold] until {answer['expires_at']} (session in {path})")
+    console.print(f"logged in as [bold]{escape(user)}[/bold] until {answer['expires_at']} (session in {path})",
+                  soft_wrap=True)
 
 
 @cli_command
@@ -168,7 +170,7 @@ def whoami(ctx: typer.Context) -> None:
         me = identity.whoami()
     roles = ", ".join(me["roles"]) or "(none)"
     console.print(f"{me['user']} {me['name']} — unit {me['unit'] or '-'} — roles {roles} — "
-                  f"session until {me['expires_at']}")
+                  f"session until {me['expires_at']}", soft_wrap=True)
 
 
 @app.command("print-token")
@@ -183,15 +185,16 @@ def print_token() -> None:
 def _print_credentials(made: dict) -> None:
     console.print(f"account [bold]{made['user']}[/bold] — give these to the person, once (shown only now):")
     if made.get("one_time_password"):
-        console.print(f"  one-time password: {made['one_time_password']}  (to be changed at first login)")
+        console.print(f"  one-time password: {escape(made['one_time_password'])}  (to be changed at first login)",
+                      soft_wrap=True)
     if made.get("totp_secret"):
-        console.print(f"  TOTP secret:       {made['totp_secret']}")
-        console.print(f"  authenticator URI: {made['totp_uri']}")
+        console.print(f"  TOTP secret:       {made['totp_secret']}", soft_wrap=True)
+        console.print(f"  authenticator URI: {escape(made['totp_uri'])}", soft_wrap=True)
 
 
 def _print_account(view: dict) -> None:
     console.print(f"{view['user']} {view['name']} — unit {view['unit']} — {view['status']} — roles "
-                  f"{', '.join(view['roles']) or '(none)'}")
+                  f"{', '.join(view['roles']) or '(none)'}", soft_wrap=True)
 
 
 @users_app.command("bootstrap")
@@ -280,7 +283,7 @@ def users_list(
         return
     table = Table(title=f"accounts ({len(accounts)})")
     for column in ("user", "name", "unit", "roles", "status", "password set", "last login"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for a in accounts:
         table.add_row(a["user"], a["name"], a["unit"], ", ".join(a["roles"]), a["status"],
                       (a["password_set_at"] or "")[:10], (a["last_login_at"] or "")[:16])
