@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from shared.cli import audit, demo, dlq, docs, importer, ops, payments, review, stats, up
+from shared.cli import audit, databases, demo, dlq, docs, importer, ops, payments, review, stats, up
 from shared.cli.common import State
 
 app = typer.Typer(
@@ -40,3 +40,4 @@ app.add_typer(dlq.app, name="dlq")
 app.add_typer(docs.app, name="docs")
 app.add_typer(audit.app, name="audit")
 stats.register(app)
+databases.register(app)
