@@ -39,7 +39,7 @@ import pytest
 import sqlalchemy as sa
 
 from bench.support import Stopwatch, record
-from services.payments import events as _payments_events  # noqa: F401 - registers the contract
+from contracts import payments as _payments_events  # noqa: F401 - registers the contract
 from services.payments import handlers
 from services.payments.models import Base, BenefitPeriod, CheckIn, LedgerCase, from_fen
 from services.payments.service import MIGRATIONS

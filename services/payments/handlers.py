@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.payments import rules
 from services.payments.bank_formats import ExportLine, ReturnFileError, load_format, summary_sheet
-from services.payments.events import SOURCE
+from contracts.payments import SOURCE
 from services.payments.models import (BenefitAdjustment, BenefitPeriod, CheckIn, HoldBack, LedgerCase, PaymentLine, PaymentRun,
                                       Standard, StandardChange, from_fen)
 from shared.db import UnitOfWork

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from services.intake import events as _intake_events  # noqa: F401 - the contract we consume
-from services.payments import events  # noqa: F401 - registers payments' event contract
+from contracts import intake as _intake_events  # noqa: F401 - the contract we consume
+from contracts import payments as events  # noqa: F401 - registers payments' event contract
 from services.payments import handlers, schemas
 from services.payments.models import Base
-from services.review import events as _review_events  # noqa: F401
+from contracts import review as _review_events  # noqa: F401
 from shared.config import repo_path
 from shared.db import Database
 from shared.errors import ValidationFailed
