@@ -37,9 +37,9 @@ from rich.markup import escape
 from rich.padding import Padding
 from rich.table import Table
 
-from shared.cli.common import (cli_command, configure_logging, console, describe_dibao_error, discover_services,
+from cli.common import (cli_command, configure_logging, console, describe_dibao_error, discover_services,
                                ensure_broker, fail, get_config, hide_password, home_district, ping, start_runner)
-from shared.cli.review import CATEGORY_LABEL, KIND_LABEL, STEP_LABEL
+from cli.review import CATEGORY_LABEL, KIND_LABEL, STEP_LABEL
 
 REASONS = ["因病致贫", "因残致贫", "失业无收入", "年老无依", "单亲抚养子女", "家庭成员重病"]
 FINDINGS = ["家中无贵重物品，住房简陋", "户主长期患病，医疗支出大", "无固定收入，靠亲属接济",
@@ -202,7 +202,7 @@ class Demo:
             self.review_all(stack, admin, district, officers)
             self.render_boards(district)
             self.print_tables(district)
-        from shared.cli.audit import demo_section
+        from cli.audit import demo_section
         demo_section(self.config, self.district, self.runs)
 
     def register_staff(self, admin) -> None:
@@ -933,14 +933,14 @@ def demo(
              f"(`dibao up`), or stop these so that the demo runs its own")
     try:
         if clock is not None:
-            from shared.cli.year import start_day
+            from demo.year import start_day
             from shared.reference import ReferenceData
 
             clock.set(start_day(ReferenceData.from_config(config).calendar, date.today(), months))
         run = Demo(config, households, seed)
         run.run()
         if clock is not None:
-            from shared.cli.year import run_year
+            from demo.year import run_year
 
             run_year(run, months, clock, seed)
     finally:

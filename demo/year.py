@@ -50,7 +50,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from shared.cli.common import console, fail
+from cli.common import console, fail
 from shared.months import add_months
 
 #: what the bank's return file says of the line that fails
@@ -169,7 +169,7 @@ class Year:
     # --- people ----------------------------------------------------------------------
 
     def setup_people(self, stack: ExitStack) -> None:
-        from shared.cli.demo import Person
+        from demo.entry import Person
         from shared.client import rpc_as
         from shared.identity import Role
 
@@ -462,8 +462,8 @@ class Year:
                       + f" (progress: {escape(json.dumps(progress, ensure_ascii=False))[:160]})")
 
     def show_who_let_them_in(self) -> None:
-        from shared.cli.audit import people_table
-        from shared.cli.common import ping
+        from cli.audit import people_table
+        from cli.common import ping
 
         case_id = self.log.campaign["wrongly_included"]
         if not case_id:
@@ -490,7 +490,7 @@ class Year:
         """The month's runs: prepared by the finance officer, approved by the centre director,
         exported, reconciled; the first run's first line fails and is carried forward."""
         from services.payments.bank_formats import ReturnLine, load_format
-        from shared.cli.payments import _csv_rows
+        from cli.payments import _csv_rows
 
         finance, director = self.rpc(self.finance), self.rpc(self.director)
         periods = [(p, area) for area in ("urban", "rural")
@@ -618,7 +618,7 @@ class Year:
 
     def finish(self) -> None:
         """Audit's statistics for the last day simulated, and the month-by-month table."""
-        from shared.cli.common import ping
+        from cli.common import ping
 
         last = last_day(self.log.months[-1])
         self.log.last_day = last.isoformat()

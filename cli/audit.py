@@ -26,8 +26,8 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from shared.cli.common import cli_command, console, fail, get_config
-from shared.cli.review import actor_options
+from cli.common import cli_command, console, fail, get_config
+from cli.review import actor_options
 
 app = typer.Typer(help="The audit record: traces, who let them in, verify the chain, checkpoints.",
                   no_args_is_help=True, rich_markup_mode="rich")
@@ -199,7 +199,7 @@ def demo_section(config: dict, district: str, runs: list) -> None:
     and the statistics paragraph — when the audit service runs."""
     import time
 
-    from shared.cli.common import ping
+    from cli.common import ping
     from shared.client import rpc_as
 
     approved = [r for r in runs if r.review and r.review.get("status") == "approved"]

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from shared.cli.common import SERVICES_DIR, cli_command, console, fail
+from cli.common import SERVICES_DIR, cli_command, console, fail
 
 app = typer.Typer(help="Generate documentation from the code.", no_args_is_help=True)
 

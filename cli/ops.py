@@ -6,7 +6,7 @@ from typing import List
 
 import typer
 
-from shared.cli.common import (SERVICES_DIR, cli_command, console, fail, get_config, hide_password, ping,
+from cli.common import (SERVICES_DIR, cli_command, console, fail, get_config, hide_password, ping,
                                require_service)
 
 
