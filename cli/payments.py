@@ -261,7 +261,7 @@ def demo_payments(config: dict, district: str | None = None, out: Console | None
     from shared.identity import Role
     from shared.policy import policy_from_config
     from shared.testing import wait_for
-    from services.payments.bank_formats import ReturnLine, capital_amount, load_format
+    from shared.bank_formats import ReturnLine, capital_amount, load_format
 
     out = out or console
     district = district or home_district(config)

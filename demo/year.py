@@ -489,7 +489,7 @@ class Year:
     def pay(self, month: str, day: date, row: dict) -> None:
         """The month's runs: prepared by the finance officer, approved by the centre director,
         exported, reconciled; the first run's first line fails and is carried forward."""
-        from services.payments.bank_formats import ReturnLine, load_format
+        from shared.bank_formats import ReturnLine, load_format
         from cli.payments import _csv_rows
 
         finance, director = self.rpc(self.finance), self.rpc(self.director)
@@ -564,7 +564,7 @@ class Year:
         """The month's rules (review.run_month_end), then every pending proposal decided by the
         people the policy names, in order; an unexcused labour absence only "may" cancel: the
         township weighs it and keeps the case, with its reason."""
-        from services.review.rules import RULE_UNEXCUSED_LABOUR
+        from contracts.review import RULE_UNEXCUSED_LABOUR
 
         result = self.district_rpc.review.run_month_end(end.isoformat())
         made = {rule: n for rule, n in result["proposals"].items() if n}

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from services.payments import rules
-from services.payments.bank_formats import ExportLine, ReturnFileError, load_format, summary_sheet
+from shared.bank_formats import ExportLine, ReturnFileError, load_format, summary_sheet
 from contracts.payments import SOURCE
 from services.payments.models import (BenefitAdjustment, BenefitPeriod, CheckIn, HoldBack, LedgerCase, PaymentLine, PaymentRun,
                                       Standard, StandardChange, from_fen)

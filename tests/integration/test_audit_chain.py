@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 
-from services.audit import chain
+from contracts import audit_chain as chain
 from services.audit.ingest import to_record, utc_text
 from services.audit.models import Base
 from services.audit.service import MIGRATIONS, AuditService

@@ -13,7 +13,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from services.intake.service import IntakeService
-from services.payments.bank_formats import ReturnLine, load_format
+from shared.bank_formats import ReturnLine, load_format
 from services.payments.service import PaymentsService
 from cli.payments import demo_payments
 from cli.root import app

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from services.payments import rules
-from services.payments.bank_formats import (ExportLine, ReturnFileError, ReturnLine, capital_amount, load_format)
+from shared.bank_formats import ExportLine, ReturnFileError, ReturnLine, capital_amount, load_format
 from services.payments.models import from_fen, to_fen
 from shared.errors import Conflict, Forbidden, ValidationFailed
 from shared.policy import load_policy
