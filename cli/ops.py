@@ -7,7 +7,7 @@ from typing import List
 import typer
 
 from cli.common import (SERVICES_DIR, cli_command, console, fail, get_config, hide_password, ping,
-                               require_service)
+                        require_service)
 
 
 def register(app: typer.Typer) -> None:

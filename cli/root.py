@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from cli import audit, dlq, docs, importer, ops, payments, review, stats, up
-from demo import entry as demo
+from demo import command as demo
 from cli.common import State
 
 app = typer.Typer(

@@ -15,7 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from cli.common import (cli_command, configure_logging, console, discover_services, ensure_broker, fail,
-                               get_config, hide_password)
+                        get_config, hide_password)
 
 
 def register(app: typer.Typer) -> None:

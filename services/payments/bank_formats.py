@@ -18,9 +18,8 @@ import csv
 import io
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Iterable
 
-from shared.bank_formats import BankFormat, ExportLine, ReturnFile, ReturnFileError, ReturnLine
+from shared.bank_formats import BankFormat, ReturnFile, ReturnFileError, ReturnLine
 from shared.money import to_money
 
 

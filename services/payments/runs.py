@@ -14,8 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from contracts.payments import SOURCE
 from services.payments import rules
-from services.payments.handlers import (CLOCK_SETTERS, READERS, RUN_CHECKERS, RUN_MAKERS, A, B, C, H, L, P, now,
-                                        num, raw)
+from services.payments.handlers import CLOCK_SETTERS, READERS, RUN_CHECKERS, RUN_MAKERS, B, C, H, L, P, now, num, raw
 from services.payments.models import HoldBack, PaymentLine, PaymentRun, from_fen
 from shared.bank_formats import ExportLine, load_format, summary_sheet
 from shared.db import UnitOfWork
