@@ -18,6 +18,9 @@ Plain Python over the source (``ast``), no extra tool. Checked:
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,6 +115,18 @@ def test_every_layer_is_where_the_rule_expects_it():
         assert (ROOT / folder / "__init__.py").is_file(), folder
     assert {p.name for p in (ROOT / "services").iterdir() if (p / "service.py").is_file()} >= {
         "intake", "review", "notify", "payments", "audit"}
+
+
+def test_a_partner_can_import_the_contracts_without_any_service():
+    """docs/events.md: a partner imports ``contracts`` alone; no service, CLI or demo code comes with it."""
+    code = ("import sys, contracts; names = contracts.load_all(); "
+            "from shared.events import CATALOGUE; "
+            "print(len(names), len(CATALOGUE), sorted({m.split('.')[0] for m in sys.modules} & {'services', 'cli', 'demo'}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    modules, types, above = out.stdout.split(maxsplit=2)
+    assert int(modules) >= 5 and int(types) > 30
+    assert above.strip() == "[]", out.stdout
 
 
 # --- the checker itself can fail -----------------------------------------------------------
