@@ -1,7 +1,8 @@
 """Alembic per service, applied at start-up (and by ``dibao migrate``).
 
 Each service keeps its scripts in ``services/<name>/migrations``; their
-``env.py`` is two lines that call :func:`run_env`.
+``env.py`` calls :func:`run_env` with the service's metadata (the platform
+imports no service).
 
 Start-up migration is safe however many services one process runs and
 however many processes start at once:
@@ -25,7 +26,6 @@ most one advisory lock at a time, so two processes cannot deadlock.
 """
 from __future__ import annotations
 
-import importlib
 import threading
 import zlib
 from contextlib import contextmanager
@@ -124,12 +124,11 @@ def drop_platform_tables() -> None:
     metadata.drop_all(op.get_bind())
 
 
-def run_env(context) -> None:
-    """Body of every service's migrations/env.py."""
+def run_env(context, metadata: sa.MetaData) -> None:
+    """Body of every service's migrations/env.py (``metadata``: the service's models')."""
     service = context.config.get_main_option("dibao_service")
     if not service:  # alembic CLI: `alembic -c services/intake/alembic.ini ...`
         service = Path(context.config.get_main_option("script_location")).parent.name
-    metadata = importlib.import_module(f"services.{service}.models").Base.metadata
     connection = context.config.attributes.get("connection")
     if connection is None:
         from shared.config import load_config

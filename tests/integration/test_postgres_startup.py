@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from typer.testing import CliRunner
 
-from shared.cli import app
+from cli import app
 from shared.config import REPO_ROOT, SERVICES
 from shared.db import normalize_url
 from shared.migrations import advisory_lock_key, alembic_config

@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from shared.cli.common import cli_command, console, existing_service_names, fail, get_config, hide_password, one_line
+from cli.common import cli_command, console, existing_service_names, fail, get_config, hide_password, one_line
 
 app = typer.Typer(help="The services' databases.", no_args_is_help=True)
 
