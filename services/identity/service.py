@@ -13,7 +13,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
 
-from services.identity import events  # noqa: F401 - registers identity's event contract
+import contracts.identity  # noqa: F401 - registers identity's event contract
 from services.identity import handlers, schemas
 from services.identity.credentials import FreshCredentials, Passwords
 from services.identity.handlers import utcnow

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from services.identity.service import IdentityService
-from shared.cli import app
-from shared.cli.auth import session_context
+from cli import app
+from cli.auth import session_context
 from tests.identity_helpers import COMMUNITY, DISTRICT, code, rpc_with, with_secrets
 from tests.integration.test_cli import write_config
 

@@ -6,8 +6,9 @@ from typing import Optional
 
 import typer
 
-from shared.cli import audit, auth, demo, dlq, docs, importer, ops, payments, review, stats, up
-from shared.cli.common import State
+from cli import audit, auth, databases, dlq, docs, importer, ops, payments, review, stats, up
+from demo import command as demo
+from cli.common import State
 
 app = typer.Typer(
     name="dibao",
@@ -43,3 +44,4 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(auth.app, name="auth")
 app.add_typer(auth.users_app, name="users")
 stats.register(app)
+databases.register(app)

@@ -22,7 +22,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from shared.cli.common import cli_command, console, fail, get_config
+from cli.common import cli_command, console, fail, get_config
 
 app = typer.Typer(help="The logged-in session: who am I, the token for scripts.", no_args_is_help=True)
 users_app = typer.Typer(help="Accounts and roles (the security administrator, 安全管理员).", no_args_is_help=True)
