@@ -142,6 +142,10 @@ def test_failures_are_counted_lock_after_five_and_unlock(identity):
         assert rpc.identity.unlock_account("wang.fang")["status"] == "active"
     assert officer.login(config)["must_change_password"] is False
     assert rows(config, "SELECT failed_attempts FROM account WHERE user_id = 'wang.fang'") == [(0,)]
+    # a refused login commits its count, and its command record says it was refused
+    outcomes = [e["payload"]["outcome"] for e in events(config, "command_recorded")
+                if e["payload"]["method"] == "login"]
+    assert outcomes.count("forbidden") == 6 and outcomes.count("ok") == 3
 
 
 def test_unknown_user_and_wrong_password_answer_the_same_in_about_the_same_time(identity):
