@@ -7,6 +7,8 @@ from typing import Optional
 import typer
 
 from shared.cli import audit, demo, dlq, docs, importer, ops, payments, review, stats, up
+from shared.cli import calendar as calendar_cli
+from shared.cli import doctor
 from shared.cli.common import State
 
 app = typer.Typer(
@@ -40,3 +42,5 @@ app.add_typer(dlq.app, name="dlq")
 app.add_typer(docs.app, name="docs")
 app.add_typer(audit.app, name="audit")
 stats.register(app)
+calendar_cli.register(app)
+doctor.register(app)

@@ -163,7 +163,7 @@ def test_notice_is_posted_once_and_the_board_shows_only_masked_ids(cluster, conf
     with officer(config) as rpc:
         paths = rpc.notify.render_board(COMMUNITY)
     assert paths == {"unit_code": COMMUNITY, "html": str(boards / f"{COMMUNITY}.html"),
-                     "pdf": str(boards / f"{COMMUNITY}.pdf"), "notices": 2}
+                     "pdf": str(boards / f"{COMMUNITY}.pdf"), "notices": 2, "problems": []}
     page = Path(paths["html"]).read_text("utf-8")
     pdf = "".join(p.extract_text() for p in PdfReader(paths["pdf"]).pages)
     for text in (page, pdf):
