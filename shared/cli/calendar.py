@@ -72,8 +72,11 @@ def show(
         console.print(f"nothing is known of {year} beyond the ordinary week: no day off, no make-up working day")
         return
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1))
-    for column in ("date", "", "kind", "note", "source"):
-        table.add_column(column, no_wrap=column != "note")
+    table.add_column("date", no_wrap=True, min_width=10)
+    table.add_column("", no_wrap=True, min_width=3)
+    table.add_column("kind", overflow="fold")
+    table.add_column("note", overflow="fold")
+    table.add_column("source", overflow="fold")
     weekdays = "一二三四五六日"
     from datetime import date as _date
     for d in days:
