@@ -75,8 +75,8 @@ def review_outbox(config) -> list[str]:
 
 
 def test_a_deadline_across_2027_is_provisional_until_the_official_schedule_is_loaded(
-        container_factory, sqlite_config, tmp_path):
-    config = dict(sqlite_config, POLICY="national2021", CLOCK="fixed:2027-02-20")
+        container_factory, config, tmp_path):
+    config = dict(config, POLICY="national2021", CLOCK="fixed:2027-02-20")
     intake = container_factory(IntakeService, config)
     intake.start()
     container_factory(ReviewService, config).start()
