@@ -28,6 +28,7 @@ from shared.reference import Reference
 from shared.remote import ServiceRpc
 from shared.rpc import load, rpc
 from shared.timer import config_timer
+from shared.workday_schedule import event_payload as schedule_payload
 from shared.workday_schedule import refresh as refresh_schedule
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -318,6 +319,13 @@ class ReviewService:
     def calendar_year(self, year):
         """A year's days off and make-up working days, each with its source; confirmed or provisional."""
         return calendar.calendar_year(self.caller.actor, year, self.ref)
+
+    @rpc
+    def calendar_schedules(self):
+        """Every loaded official schedule, as the event carries it ({years, days}):
+        for a CLI or a service that counts working days on its own."""
+        authorize(self.caller.actor, calendar.VIEWERS)
+        return events.CalendarScheduleLoaded().dump(schedule_payload(self.ref.calendar.schedule))
 
     @config_timer("CALENDAR_REFRESH_SECONDS", default=300)
     def refresh_calendar(self):

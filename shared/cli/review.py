@@ -133,6 +133,13 @@ def provisional_mark(provisional) -> str:
     return " [yellow]* provisional[/yellow]" if provisional else ""
 
 
+def use_loaded_schedules(rpc, calendar) -> None:
+    """Count "working days late" on the official schedules review has loaded."""
+    from shared.workday_schedule import years_of_payload
+
+    calendar.replace_schedule(years_of_payload(rpc.review.calendar_schedules()))
+
+
 def late_by(calendar, due, as_of: date) -> str:
     """``3 working days`` past ``due`` as of ``as_of``, or ``""`` when not late."""
     due = as_date(due)
@@ -197,6 +204,7 @@ def status(
     ref = ReferenceData.from_config(config)
     today = ref.today()
     with rpc_as(config, role, unit, user=user) as rpc:
+        use_loaded_schedules(rpc, ref.calendar)
         f = rpc.review.get_application(application_id)
         household = household_line(rpc, f["household_id"])
     try:
@@ -307,6 +315,7 @@ def overdue(
     ref = ReferenceData.from_config(config)
     judged = as_date(day) if day else ref.today()
     with rpc_as(config, role, unit, user=user) as rpc:
+        use_loaded_schedules(rpc, ref.calendar)
         files = rpc.review.overdue(unit_code, day)
     divisions = ref.divisions
     where = f"{division_name(divisions, unit_code)} {unit_code}"

@@ -100,6 +100,9 @@ def test_a_deadline_across_2027_is_provisional_until_the_official_schedule_is_lo
     shown = dibao(tmp_path, config, "calendar", "show", "2027")
     assert shown.exit_code == 0, shown.output
     assert "provisional" in shown.output and "2027-02-08" in shown.output
+    status = dibao(tmp_path, config, "review", "status", first["id"])
+    assert status.exit_code == 0, status.output
+    assert "* provisional" in status.output and "暂定" in status.output
 
     # bad input: typed, naming the line, nothing changed
     bad = [dict(r) for r in rows()]
@@ -161,6 +164,10 @@ def test_a_deadline_across_2027_is_provisional_until_the_official_schedule_is_lo
 
     shown = dibao(tmp_path, config, "calendar", "show", "2027")
     assert shown.exit_code == 0 and "confirmed" in shown.output and "2027-02-13" in shown.output
+    status = dibao(tmp_path, config, "review", "status", first["id"])
+    assert status.exit_code == 0 and "provisional" not in status.output, status.output
+    with admin(config) as rpc:
+        assert rpc.review.calendar_schedules()["years"] == [2027]
 
 
 def test_calendar_import_names_the_bad_line_and_changes_nothing(container_factory, sqlite_config, tmp_path):

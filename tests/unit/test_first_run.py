@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import yaml
 from typer.testing import CliRunner
@@ -65,3 +64,10 @@ def test_doctor_names_what_is_missing_and_how_to_install_it(tmp_path):
     result = CliRunner().invoke(app, ["--config", str(path), "doctor"])
     assert result.exit_code == 1
     assert "MISSING" in result.output and "apt-get install" in result.output and "fonts-wqy-zenhei" in result.output
+
+
+def test_the_service_image_installs_the_same_debian_packages():
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text(encoding="utf-8")
+    installs = " ".join(l for l in dockerfile.splitlines() if "apt-get install" in l)
+    for package in deb_packages():
+        assert package in installs, f"the Dockerfile does not install {package} (DEB_PACKAGES)"
