@@ -6,7 +6,8 @@ from typing import Optional
 
 import typer
 
-from cli import audit, auth, databases, dlq, docs, importer, ops, payments, review, stats, up
+from cli import audit, auth, databases, dlq, docs, doctor, importer, ops, payments, review, stats, up
+from cli import calendar as calendar_cli
 from demo import command as demo
 from cli.common import State
 
@@ -45,3 +46,5 @@ app.add_typer(auth.app, name="auth")
 app.add_typer(auth.users_app, name="users")
 stats.register(app)
 databases.register(app)
+calendar_cli.register(app)
+doctor.register(app)
