@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from services.audit.models import audit_records
+from shared.secrets import load_secret
 
 GENESIS = "0" * 64
 CHAINED = ("event_id", "type", "source", "version", "occurred_at", "recorded_at", "actor_user", "actor_name",
@@ -157,8 +158,9 @@ def _finding(count, pending, nxt) -> Verification:
 # --- checkpoints ------------------------------------------------------------------
 
 def signing_key(config: dict) -> Ed25519PrivateKey:
-    """The deployment's Ed25519 key: ``AUDIT_SIGNING_KEY`` is its 32-byte seed, base64."""
-    seed = base64.b64decode(config["AUDIT_SIGNING_KEY"])
+    """The deployment's Ed25519 key: ``AUDIT_SIGNING_KEY`` is its 32-byte seed, base64
+    (the setting, else ``<SECRETS_DIR>/audit_signing_key``; a published one is refused)."""
+    seed = base64.b64decode(load_secret(config, "AUDIT_SIGNING_KEY"))
     if len(seed) != 32:
         raise ValueError("AUDIT_SIGNING_KEY must be 32 bytes, base64")
     return Ed25519PrivateKey.from_private_bytes(seed)

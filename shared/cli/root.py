@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from shared.cli import audit, demo, dlq, docs, importer, ops, payments, review, stats, up
+from shared.cli import audit, demo, dlq, docs, importer, ops, payments, review, secrets, stats, up
 from shared.cli.common import State
 
 app = typer.Typer(
@@ -39,4 +39,5 @@ app.add_typer(payments.app, name="payments")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(docs.app, name="docs")
 app.add_typer(audit.app, name="audit")
+app.add_typer(secrets.app, name="secrets")
 stats.register(app)
