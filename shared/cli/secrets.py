@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich import box
-from rich.table import Table
+from rich.markup import escape
 
 from shared.cli.common import cli_command, console, existing_service_names, fail, get_config, require_service
 
@@ -89,9 +88,7 @@ def list_secrets(ctx: typer.Context) -> None:
 
     config = get_config(ctx)
     held = holders()
-    table = Table(title=f"secrets ({secrets_dir(config)})", box=box.SIMPLE_HEAVY)
-    for column in ("setting", "held by", "from", "state"):
-        table.add_column(column)
+    console.print(f"secrets of this deployment (files in {secrets_dir(config)}):")
     for setting, spec in SECRETS.items():
         source = source_of(config, setting)
         shown = {"environment": f"environment {spec.env_var}", "config": "config file",
@@ -103,9 +100,9 @@ def list_secrets(ctx: typer.Context) -> None:
                 load_secret(config, setting)
                 state = "[green]ok[/green]"
             except SecretError as exc:
-                state = "[red]refused[/red]: " + str(exc).split(";")[0]
-        table.add_row(setting, ", ".join(held.get(setting) or ["—"]), shown, state)
-    console.print(table)
+                state = "[red]refused[/red]: " + escape(str(exc).split(";")[0])
+        holders_text = ", ".join(held.get(setting) or ["no service yet"])
+        console.print(f"{setting:<24} {shown:<38} {state} (held by {holders_text})", soft_wrap=True)
 
 
 @app.command("check")
