@@ -31,7 +31,7 @@ from shared.crypto import EncryptedDecimal, EncryptedString, FieldCipher, config
 from shared.errors import NotFound
 from shared.events import Event, encode, encode_many, envelope, parse
 from shared.identity import AUTH_TOKEN_KEY, Caller
-from shared.secrets import load_secret, require_secrets
+from shared.secrets import SecretError, load_secret, require_secrets
 
 log = logging.getLogger(__name__)
 
@@ -461,7 +461,11 @@ class Database(DependencyProvider):
     def setup(self):
         config = self.container.config
         uses_cipher = encrypts(self.metadata)
-        require_secrets(config, self.service, uses_cipher)   # missing or published: refuse to start, naming it
+        try:   # missing, published or malformed: refuse to start, naming the setting
+            require_secrets(config, self.service, uses_cipher)
+        except SecretError as exc:
+            log.critical("%s", exc)
+            raise
         if uses_cipher:
             configure_cipher(config)
         self.token_key = config["TOKEN_KEY"]
