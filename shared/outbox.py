@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     eventlet.monkey_patch()
     from shared.config import load_config
-    from shared.db import configure_cipher
+    from shared.db import configure_cipher, encrypts
 
     parser = argparse.ArgumentParser(prog="python -m shared.outbox")
     parser.add_argument("service")
@@ -239,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = load_config(args.config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    configure_cipher(config)
     models = importlib.import_module(f"services.{args.service}.models")
+    if encrypts(models.Base.metadata):
+        configure_cipher(config)
     from pathlib import Path
     migrations = Path(models.__file__).parent / "migrations"
     database = ServiceDatabase(args.service, config["DB_URIS"][args.service], models.Base.metadata,
