@@ -245,7 +245,7 @@ def ensure_secrets(config: dict, settings: Iterable[str] | None = None) -> list[
     """Generate the secrets this deployment lacks (neither set nor on file).
 
     Files are written with mode 0600 in a 0700 directory; existing files are
-    kept (a second start reuses them). When the identity signing key is
+    kept (a second start reuses them; a looser mode is tightened to 0600). When the identity signing key is
     available, its public key is written beside (``identity_public_key``,
     0644). Returns the settings generated."""
     directory = secrets_dir(config)
@@ -257,6 +257,8 @@ def ensure_secrets(config: dict, settings: Iterable[str] | None = None) -> list[
             continue
         path = directory / setting.lower()
         if path.exists():
+            if path.stat().st_mode & 0o077:
+                os.chmod(path, 0o600)   # kept, but readable by its owner only
             continue
         _write(path, SECRETS[setting].generate() + "\n", 0o600)
         made.append(setting)

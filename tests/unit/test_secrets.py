@@ -127,6 +127,16 @@ def test_first_start_generates_every_secret_0600_in_a_0700_dir_and_the_second_ke
     assert {setting: load_secret(deployment, setting) for setting in SECRETS} == first
 
 
+def test_a_kept_file_readable_by_others_is_tightened(deployment):
+    ensure_secrets(deployment, ["DATA_KEY"])
+    path = secrets_dir(deployment) / "data_key"
+    value = path.read_text()
+    path.chmod(0o644)
+    secrets_dir(deployment).chmod(0o755)
+    assert ensure_secrets(deployment, ["DATA_KEY"]) == []
+    assert (mode(path), mode(secrets_dir(deployment)), path.read_text()) == (0o600, 0o700, value)
+
+
 def test_two_deployments_get_different_secrets(tmp_path):
     a = {"DATA_DIR": str(tmp_path / "a")}
     b = {"DATA_DIR": str(tmp_path / "b")}
