@@ -40,8 +40,15 @@ SEPARATORS = {"&&", "||", ";", "|", "&"}
 
 
 def load_compose(path: Path = COMPOSE_FILE) -> dict:
-    # SafeLoader understands the `<<: *anchor` merge keys used in the file.
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    # SafeLoader understands the `<<: *anchor` merge keys used in the file. Without the
+    # implicit `${...}` resolver nameko adds to SafeLoader once any config was loaded
+    # (setup_yaml_parser): compose's own `${VAR:?error}` / `${VAR:-}` must stay as written.
+    loader = type("ComposeLoader", (yaml.SafeLoader,), {})
+    loader.yaml_implicit_resolvers = {
+        first: [(tag, pattern) for tag, pattern in resolvers if tag != "!env_var"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
 
 
 def config_env_vars(path: Path = CONFIG_FILE) -> set[str]:
