@@ -24,7 +24,7 @@ from services.intake.service import IntakeService
 from services.notify.service import NotifyService
 from services.payments.service import PaymentsService
 from services.review.service import ReviewService
-from shared.cli import app
+from cli import app
 from shared.db import encrypts
 from shared.secrets import SECRETS, SecretError, load_secret, required_secrets, secrets_dir
 

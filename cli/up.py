@@ -14,8 +14,8 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from shared.cli.common import (cli_command, configure_logging, console, discover_services, ensure_broker, fail,
-                               get_config, hide_password)
+from cli.common import (cli_command, configure_logging, console, discover_services, ensure_broker, fail,
+                        get_config, hide_password)
 
 
 def register(app: typer.Typer) -> None:
@@ -58,7 +58,7 @@ def ensure_deployment_secrets(config: dict, services) -> None:
     """The deployment's first start generates the secrets it lacks into
     <SECRETS_DIR> (0600) and later starts reuse them; a secret set to a value
     the repository published, or malformed, stops here in one line."""
-    from shared.cli.secrets import service_encrypts
+    from cli.secrets import service_encrypts
     from shared.secrets import check_secrets, ensure_secrets, required_secrets, secrets_dir
 
     made = ensure_secrets(config)

@@ -22,7 +22,7 @@ from typing import List, Optional
 import typer
 from rich.markup import escape
 
-from shared.cli.common import cli_command, console, existing_service_names, fail, get_config, require_service
+from cli.common import cli_command, console, existing_service_names, fail, get_config, require_service
 
 app = typer.Typer(help="The deployment's secrets: generate the missing ones, list where each comes from.",
                   no_args_is_help=True, rich_markup_mode="rich")
