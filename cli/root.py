@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from cli import audit, dlq, docs, importer, ops, payments, review, secrets, stats, up
+from cli import audit, databases, dlq, docs, importer, ops, payments, review, secrets, stats, up
 from demo import command as demo
 from cli.common import State
 
@@ -42,3 +42,4 @@ app.add_typer(docs.app, name="docs")
 app.add_typer(audit.app, name="audit")
 app.add_typer(secrets.app, name="secrets")
 stats.register(app)
+databases.register(app)
