@@ -6,7 +6,8 @@ from typing import Optional
 
 import typer
 
-from cli import audit, databases, dlq, docs, importer, ops, payments, review, secrets, stats, up
+from cli import audit, databases, dlq, docs, doctor, importer, ops, payments, review, secrets, stats, up
+from cli import calendar as calendar_cli
 from demo import command as demo
 from cli.common import State
 
@@ -43,3 +44,5 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(secrets.app, name="secrets")
 stats.register(app)
 databases.register(app)
+calendar_cli.register(app)
+doctor.register(app)
