@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from cli import audit, auth, databases, dlq, docs, doctor, importer, ops, payments, review, stats, up
+from cli import audit, auth, databases, dlq, docs, doctor, importer, ops, payments, review, secrets, stats, up
 from cli import calendar as calendar_cli
 from demo import command as demo
 from cli.common import State
@@ -44,6 +44,7 @@ app.add_typer(docs.app, name="docs")
 app.add_typer(audit.app, name="audit")
 app.add_typer(auth.app, name="auth")
 app.add_typer(auth.users_app, name="users")
+app.add_typer(secrets.app, name="secrets")
 stats.register(app)
 databases.register(app)
 calendar_cli.register(app)

@@ -23,7 +23,7 @@ _last_step: dict[str, int] = {}
 
 def with_secrets(config: dict) -> dict:
     """The test deployment's generated secrets (in its own DATA_DIR)."""
-    ensure_secrets(config, ["IDENTITY_SIGNING_KEY", "SERVICE_SECRET_REVIEW", "SERVICE_SECRET_INTAKE"])
+    ensure_secrets(config)
     return config
 
 

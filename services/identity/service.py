@@ -7,6 +7,7 @@ Each method loads its input with a schema, calls a handler, dumps the answer.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,13 +20,15 @@ from services.identity.credentials import FreshCredentials, Passwords
 from services.identity.handlers import utcnow
 from services.identity.models import Base
 from services.identity.rules import LoginPolicy
-from services.identity.tokens import TokenKeys, public_key_pem, write_public_key_file
+from services.identity.tokens import TokenKeys, public_key_pem
 from shared.db import Database
 from shared.identity import AUTH_TOKEN_KEY
 from shared.reference import Reference
 from shared.rpc import load, rpc
-from shared.secrets import SERVICE_NAMES, SecretError, ensure_secrets, load_secret
+from shared.secrets import SERVICE_NAMES, SecretError, load_secret, write_identity_public_key
 from shared.timer import config_timer
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -60,18 +63,19 @@ class Authority:
 
 
 class SigningAuthority(DependencyProvider):
-    """Loads IDENTITY_SIGNING_KEY (refusing one the repository published),
-    generating it into <DATA_DIR>/secrets on a deployment's first start when
-    neither the setting nor the file gives one, and writes the public key
-    file at start-up."""
+    """Loads IDENTITY_SIGNING_KEY (Database.setup has refused a missing or
+    published one) and writes its public key beside the secrets at start-up
+    (when that directory is writable; ``public_key()`` serves it too)."""
 
     def setup(self):
         config = self.container.config
-        ensure_secrets(config, ["IDENTITY_SIGNING_KEY"])
         self.keys = TokenKeys.from_config(config)
         self.policy = LoginPolicy.from_config(config)
         self.passwords = Passwords.from_config(config)
-        write_public_key_file(config, self.keys)
+        try:
+            write_identity_public_key(config)
+        except OSError as exc:   # e.g. read-only Docker secrets: verifiers take IDENTITY_PUBLIC_KEY or the RPC
+            log.warning("the public key file was not written beside the secrets: %s", exc)
 
     def get_dependency(self, worker_ctx):
         return Authority(self.keys, self.policy, self.passwords, worker_ctx.context_data.get(AUTH_TOKEN_KEY),

@@ -3,7 +3,7 @@
 Only this service holds ``IDENTITY_SIGNING_KEY`` (an Ed25519 seed, read with
 :func:`shared.secrets.load_secret`); every other component holds the public
 key, which identity publishes by RPC (``public_key``) and writes at start-up
-to ``<DATA_DIR>/secrets/identity_public_key`` (PEM).
+to ``<SECRETS_DIR>/identity_public_key`` (PEM, :func:`shared.secrets.write_identity_public_key`).
 
 A token is an EdDSA JWT: header ``alg: EdDSA``, ``typ: JWT``, ``kid`` (the
 first 16 hex digits of sha256 of the raw public key); claims ``iss``,
@@ -20,24 +20,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import logging
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from shared.errors import Forbidden
-from shared.secrets import load_secret, secrets_dir
+from shared.secrets import load_secret
 
-log = logging.getLogger(__name__)
 
 DEFAULT_ISSUER = "dibao-identity"
 DEFAULT_AUDIENCE = "dibao"
 PASSWORD_CHANGE_AUDIENCE = "dibao-identity"
-PUBLIC_KEY_FILE = "identity_public_key"
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "jti", "iat", "exp"]
 
 
@@ -116,23 +111,3 @@ class TokenKeys:
             raise Forbidden("a valid actor token is required", {"reason": "bad_signature"}) from None
         except (jwt.PyJWTError, ValueError, TypeError):
             raise Forbidden("a valid actor token is required", {"reason": "malformed"}) from None
-
-
-def write_public_key_file(config: dict, keys: TokenKeys) -> Path:
-    """``<DATA_DIR>/secrets/identity_public_key`` (PEM), written when missing
-    or different (a rotated key); readable by every service (0644)."""
-    directory = secrets_dir(config)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / PUBLIC_KEY_FILE
-    pem = public_key_pem(keys.public_key)
-    try:
-        if path.read_text(encoding="ascii") == pem:
-            return path
-        log.warning("%s held another public key: rewritten with identity's current key (kid %s)", path, keys.kid)
-    except FileNotFoundError:
-        pass
-    tmp = path.with_name(f".{PUBLIC_KEY_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(pem, encoding="ascii")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path

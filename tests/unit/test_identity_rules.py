@@ -208,13 +208,17 @@ def test_the_signing_seed_is_refused_when_the_repository_published_it(tmp_path):
         TokenKeys.from_config({"IDENTITY_SIGNING_KEY": "", "DATA_DIR": str(tmp_path)})
 
 
-def test_the_public_key_file_is_written_and_follows_a_new_key(tmp_path):
-    from services.identity.tokens import public_key_pem, write_public_key_file
+def test_the_public_key_file_is_the_signing_keys(tmp_path):
+    import base64
 
-    config = {"DATA_DIR": str(tmp_path)}
-    first, second = TokenKeys(Ed25519PrivateKey.generate()), TokenKeys(Ed25519PrivateKey.generate())
-    path = write_public_key_file(config, first)
-    assert path == tmp_path / "secrets" / "identity_public_key"
-    assert path.read_text() == public_key_pem(first.public_key) and "PRIVATE" not in path.read_text()
-    write_public_key_file(config, second)
-    assert path.read_text() == public_key_pem(second.public_key)
+    from cryptography.hazmat.primitives import serialization
+
+    from services.identity.tokens import private_key_from_seed, public_key_pem
+    from shared.secrets import write_identity_public_key
+
+    seed = base64.b64encode(Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())).decode()
+    config = {"DATA_DIR": str(tmp_path), "IDENTITY_SIGNING_KEY": seed}
+    path = write_identity_public_key(config)
+    keys = TokenKeys(private_key_from_seed(seed))
+    assert path.read_text() == public_key_pem(keys.public_key) and "PRIVATE" not in path.read_text()
