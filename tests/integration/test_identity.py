@@ -30,6 +30,7 @@ from tests.identity_helpers import (ADMIN_PASSWORD, COMMUNITY, DISTRICT, WRONG_C
 pytestmark = pytest.mark.integration
 
 OFFICER_PASSWORD = "Officer-Pass-2026"
+OLD_TOKEN_KEY = "dev-only-token-key-change-me-in-deployment"  # secret-scan: known (the old HS256 default)
 
 
 @pytest.fixture
@@ -299,7 +300,7 @@ def test_forged_and_foreign_tokens_are_refused(identity):
     now = int(time.time())
     forged = {
         "bad_signature": jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA"),
-        "bad_algorithm": jwt.encode(claims, "dev-only-token-key-change-me-in-deployment", algorithm="HS256"),
+        "bad_algorithm": jwt.encode(claims, OLD_TOKEN_KEY, algorithm="HS256"),
         "none": jwt.encode(claims, None, algorithm="none"),
         "malformed": "not-a-token",
     }

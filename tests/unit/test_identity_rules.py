@@ -16,6 +16,8 @@ from services.identity.tokens import TokenKeys, key_id, raw_public_key
 from shared.errors import Conflict, Forbidden, ValidationFailed
 
 POLICY = LoginPolicy()
+OLD_TOKEN_KEY = "dev-only-token-key-change-me-in-deployment"  # secret-scan: known (the old HS256 default)
+OLD_AUDIT_SIGNING_KEY = "ZGV2LW9ubHktYXVkaXQtc2lnbmluZy1rZXktMzJieSE="  # secret-scan: known (the old default)
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
 
 
@@ -183,7 +185,7 @@ def test_decode_refuses_other_keys_algorithms_audiences_and_expiry():
     claims = {"iss": "dibao-identity", "aud": "dibao", "sub": "x", "jti": "j", "iat": now, "exp": now + 60}
     forged = {
         "bad_signature": jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA"),
-        "bad_algorithm": jwt.encode(claims, "dev-only-token-key-change-me-in-deployment", algorithm="HS256"),
+        "bad_algorithm": jwt.encode(claims, OLD_TOKEN_KEY, algorithm="HS256"),
         "bad_audience": keys.sign({**claims, "aud": "elsewhere"}),
         "expired": keys.sign({**claims, "iat": now - 120, "exp": now - 60}),
         "bad_issuer": jwt.encode({**claims, "iss": "me"}, keys.private_key, algorithm="EdDSA"),
@@ -202,7 +204,7 @@ def test_the_signing_seed_is_refused_when_the_repository_published_it(tmp_path):
     from shared.secrets import SecretError
 
     with pytest.raises(SecretError, match="IDENTITY_SIGNING_KEY"):
-        TokenKeys.from_config({"IDENTITY_SIGNING_KEY": "ZGV2LW9ubHktYXVkaXQtc2lnbmluZy1rZXktMzJieSE=",
+        TokenKeys.from_config({"IDENTITY_SIGNING_KEY": OLD_AUDIT_SIGNING_KEY,
                                "DATA_DIR": str(tmp_path)})
     with pytest.raises(SecretError, match="IDENTITY_SIGNING_KEY"):   # neither set nor on file
         TokenKeys.from_config({"IDENTITY_SIGNING_KEY": "", "DATA_DIR": str(tmp_path)})
@@ -219,6 +221,7 @@ def test_the_public_key_file_is_the_signing_keys(tmp_path):
     seed = base64.b64encode(Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())).decode()
     config = {"DATA_DIR": str(tmp_path), "IDENTITY_SIGNING_KEY": seed}
+    (tmp_path / "secrets").mkdir()
     path = write_identity_public_key(config)
     keys = TokenKeys(private_key_from_seed(seed))
     assert path.read_text() == public_key_pem(keys.public_key) and "PRIVATE" not in path.read_text()
