@@ -125,7 +125,7 @@ def test_config(amqp_uri: str, db_uris: dict, data_dir: str, **overrides) -> dic
     config = load_config()
     config.update({"AMQP_URI": amqp_uri, "DB_URIS": db_uris, "DATA_DIR": str(data_dir),
                    "OUTBOX_POLL_SECONDS": 0.2, "INBOX_BACKOFF_SECONDS": 0.05, "INBOX_MAX_ATTEMPTS": 3,
-                   "RPC_TIMEOUT": 20})
+                   "RPC_TIMEOUT": 20, "BROKER_SERVICE_USERS": False})
     config.pop("LOGGING", None)
     config.update(overrides)
     return config

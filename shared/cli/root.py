@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from shared.cli import audit, demo, dlq, docs, importer, ops, payments, review, stats, up
+from shared.cli import audit, broker, demo, dlq, docs, importer, ops, payments, review, stats, up
 from shared.cli.common import State
 
 app = typer.Typer(
@@ -37,6 +37,7 @@ app.add_typer(importer.app, name="import")
 app.add_typer(review.app, name="review")
 app.add_typer(payments.app, name="payments")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(broker.app, name="broker")
 app.add_typer(docs.app, name="docs")
 app.add_typer(audit.app, name="audit")
 stats.register(app)
