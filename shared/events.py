@@ -236,6 +236,17 @@ def render_markdown() -> str:
         "compatible change; renaming or removing one makes a new `version`.",
         "No event carries a resident ID number or an income.",
         "",
+        "## Partner bureaus",
+        "",
+        "A partner bureau connects with the URI `dibao broker partner-add NAME` "
+        "prints, to a vhost of its own; the same handler as above works there "
+        "unchanged. It receives only the partner-safe events, each as it is or in "
+        "its *partner form* (the payload without the fields named below): nothing "
+        "from which a household's income, assets, account or ID number can be "
+        "derived. Internal events (the figures payments recalculates from, staff's "
+        "free-text reasons, who read a file) stay in the core. Events published "
+        "before the partner first connects wait for it.",
+        "",
         "## Envelope",
         "",
         "| field | type | meaning |",
@@ -251,12 +262,23 @@ def render_markdown() -> str:
         lines += [f"## {source}", ""]
         for spec in sorted(by_source[source], key=lambda s: s.name):
             lines += [f"### `{source}.{spec.name}` (version {spec.version})", "", spec.description, "",
+                      _partner_line(spec), "",
                       "| field | type | required | meaning |", "|---|---|---|---|"]
             for name, fld in spec.schema().fields.items():
                 lines.append(f"| `{name}` | {_type_name(fld)} | {'yes' if fld.required else 'no'} | "
                              f"{fld.metadata.get('doc', '')} |")
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _partner_line(spec: EventType) -> str:
+    if spec.partner_fields is None:
+        return "**Partners:** internal — partner bureaus do not receive it."
+    if spec.partner_as_is:
+        return "**Partners:** receive it as it is."
+    left_out = sorted(_field_keys(spec.schema) - spec.partner_fields)
+    return ("**Partners:** receive its partner form — the payload without "
+            + ", ".join(f"`{name}`" for name in left_out) + ".")
 
 
 def _type_name(fld) -> str:

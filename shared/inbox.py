@@ -120,7 +120,8 @@ class ReliableEventHandler(EventHandler):
         headers = message.headers or {}
         user_id = message.properties.get("user_id")
         problem = publisher_problem(user_id, headers, self.expected_user, self.own_user)
-        if problem is None and isinstance(body, dict) and body.get("source") != self.source_service:
+        source = body.get("source", self.source_service) if isinstance(body, dict) else self.source_service
+        if problem is None and source != self.source_service:   # (no source: malformed, the handler parks it)
             problem = f"envelope source {body.get('source')!r} is not {self.source_service!r}"
         if problem is None:
             return super().handle_message(body, message)

@@ -19,6 +19,7 @@ from services.audit.ingest import AuditIngest
 from services.audit.models import Base
 from shared.db import Database
 from shared.identity import Identity
+from shared.inbox import bus_health
 from shared.rpc import load, rpc
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -44,7 +45,7 @@ class AuditService:
     def ping(self):
         with self.db.read() as uow:
             uow.session.execute(sa.text("SELECT 1"))
-        return {"service": self.name, "recorded": self.ingest.recorded if self.ingest else 0}
+        return {"service": self.name, **bus_health(self.name), "recorded": self.ingest.recorded if self.ingest else 0}
 
     @rpc
     def trace(self, data):

@@ -15,7 +15,7 @@ from services.intake import handlers, schemas
 from services.review import events as _review_events  # noqa: F401 - the review events intake consumes
 from services.intake.models import Application, Base
 from shared.db import Database
-from shared.inbox import consume_event
+from shared.inbox import bus_health, consume_event
 from shared.errors import EXPECTED_ERRORS, ValidationFailed
 from shared.identity import Identity, authorize
 from shared.reference import Reference
@@ -45,7 +45,7 @@ class IntakeService:
         """Health check: the service answers and its database is reachable."""
         with self.db.read() as uow:
             uow.session.execute(sa.text("SELECT 1"))
-        return {"service": self.name, "policy": self.ref.policy.name}
+        return {"service": self.name, **bus_health(self.name), "policy": self.ref.policy.name}
 
     @rpc
     def register_staff(self, data):

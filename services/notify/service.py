@@ -21,7 +21,7 @@ from services.review import events as review_events  # noqa: F401 - the events n
 from shared.db import AlreadyConsumed, Database
 from shared.events import load_payload, parse
 from shared.identity import Identity
-from shared.inbox import consume_event
+from shared.inbox import bus_health, consume_event
 from shared.reference import Reference
 from shared.remote import ServiceRpc
 from shared.rpc import load, rpc
@@ -53,7 +53,7 @@ class NotifyService:
         """Health check: the service answers and its database is reachable."""
         with self.db.read() as uow:
             uow.session.execute(sa.text("SELECT 1"))
-        return {"service": self.name, "channels": ",".join(c.name for c in self.channels)}
+        return {"service": self.name, **bus_health(self.name), "channels": ",".join(c.name for c in self.channels)}
 
     # --- notices ---------------------------------------------------------------
 

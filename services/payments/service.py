@@ -21,7 +21,7 @@ from shared.config import repo_path
 from shared.db import Database
 from shared.errors import ValidationFailed
 from shared.identity import Identity
-from shared.inbox import consume_event
+from shared.inbox import bus_health, consume_event
 from shared.reference import Reference
 from shared.rpc import load, rpc
 from shared.standards import StandardsTable
@@ -77,7 +77,7 @@ class PaymentsService:
     def ping(self):
         with self.db.read() as uow:
             uow.session.execute(sa.text("SELECT 1"))
-        return {"service": self.name, "policy": self.ref.policy.name}
+        return {"service": self.name, **bus_health(self.name), "policy": self.ref.policy.name}
 
     @rpc
     def set_standard(self, data):

@@ -23,7 +23,7 @@ from services.review.models import Base, Case
 from shared.db import AlreadyConsumed, Database
 from shared.events import parse
 from shared.identity import Identity, authorize
-from shared.inbox import consume_event
+from shared.inbox import bus_health, consume_event
 from shared.reference import Reference
 from shared.remote import ServiceRpc
 from shared.rpc import load, rpc
@@ -81,7 +81,7 @@ class ReviewService:
     def ping(self):
         with self.db.read() as uow:
             uow.session.execute(sa.text("SELECT 1"))
-        return {"service": self.name, "policy": self.ref.policy.name}
+        return {"service": self.name, **bus_health(self.name), "policy": self.ref.policy.name}
 
     @rpc
     def record_evaluation(self, data):
