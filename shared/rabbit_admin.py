@@ -14,9 +14,12 @@ keeps them and a dynamic shovel (the ``rabbitmq_shovel`` plugin) moves them
 into the partner's vhost, to the exchange ``<source>.events`` with the event
 type as routing key — so a plain nameko ``@event_handler("review",
 "case_approved")`` works there unchanged, and nothing the partner does in
-its vhost reaches the core. The shovel publishes only once the partner's
-nameko has declared that exchange (until then it retries): events published
-before the partner first connects wait in the core queue (up to
+its vhost reaches the core. ``add_partner`` declares those exchanges in the
+partner's vhost exactly as nameko does, and, for each handler it is told of
+(``review.case_approved=finance_bureau.on_case_approved``), the durable queue
+nameko's handler will consume — so events published before the partner's
+service first connects wait for it there. While the partner's vhost cannot
+take them, events wait in the core queue (up to
 ``BROKER_PARTNER_RETENTION_DAYS``).
 
 The administrator: ``BROKER_ADMIN_API`` (``http://user:password@host:15672``),
@@ -210,15 +213,33 @@ def partner_uri(config: dict, name: str, host: str | None = None) -> str:
     return "amqp" + uri[uri.index("://"):]
 
 
-def add_partner(config: dict, name: str, receives: dict[str, list[str]]) -> str:
+def parse_handler(spec: str, receives: dict[str, list[str]]) -> tuple[str, str, str]:
+    """``review.case_approved=finance_bureau.on_case_approved`` -> (source,
+    event type, nameko queue name), or ValueError naming what is wrong."""
+    event, _, handler = spec.partition("=")
+    source, _, kind = event.partition(".")
+    service, _, method = handler.partition(".")
+    if not (source and kind and service and method):
+        raise ValueError(f"handler {spec!r}: write SOURCE.EVENT=SERVICE.METHOD, "
+                         f"e.g. review.case_approved=finance_bureau.on_case_approved")
+    if kind not in receives.get(source, []):
+        raise ValueError(f"{source}.{kind} is not an event partners receive (docs/events.md)")
+    return source, kind, f"evt-{source}-{kind}--{service}.{method}"
+
+
+def add_partner(config: dict, name: str, receives: dict[str, list[str]], handlers=()) -> str:
     """Create (or complete) a partner's space; return its AMQP URI.
-    ``receives``: source service -> the partner-safe event types it publishes."""
+    ``receives``: source service -> the partner-safe event types it publishes;
+    ``handlers``: ``SOURCE.EVENT=SERVICE.METHOD`` of the partner's nameko
+    handlers, whose queues are made now so that nothing is missed before its
+    first connection."""
     from kombu import Connection, Queue
 
-    from shared.bus import partner_exchange
+    from shared.bus import event_exchange, partner_exchange
 
     if not PARTNER_NAME.match(name):
         raise ValueError(f"partner name {name!r}: lower-case letters, digits and _, 2–40 characters")
+    queues = [parse_handler(spec, receives) for spec in handlers]
     api = ManagementApi.from_config(config)
     enable_plugins(api)
     if not shovel_enabled(api):
@@ -239,6 +260,14 @@ def add_partner(config: dict, name: str, receives: dict[str, list[str]]) -> str:
             queue = Queue(_queue(name, source), exchange=partner_exchange(source), routing_key="#", durable=True,
                           queue_arguments={"x-message-ttl": retention_ms})
             queue(channel).declare()
+    space = broker.with_credentials(config["AMQP_URI"], api.user, _admin_password(config, api), vhost=user)
+    with Connection(space, connect_timeout=10) as conn:
+        channel = conn.default_channel
+        for source in sorted(receives):
+            event_exchange(source)(channel).declare()       # as nameko declares it: its redeclare agrees
+        for source, kind, queue_name in queues:
+            Queue(queue_name, exchange=event_exchange(source), routing_key=kind, durable=True,
+                  auto_delete=False, exclusive=False)(channel).declare()
     parts = urlsplit(config["AMQP_URI"])
     local = f"localhost:{parts.port or 5672}"
     password = load_secret(config, broker.password_setting(SHOVEL_USER))
@@ -251,6 +280,12 @@ def add_partner(config: dict, name: str, receives: dict[str, list[str]]) -> str:
             "ack-mode": "on-confirm", "reconnect-delay": 1, "src-delete-after": "never",
         }})
     return partner_uri(config, name, config.get("BROKER_PARTNER_HOST") or None)
+
+
+def _admin_password(config: dict, api: ManagementApi) -> str:
+    from base64 import b64decode
+
+    return b64decode(api.auth.split(" ", 1)[1]).decode().split(":", 1)[1]
 
 
 def remove_partner(config: dict, name: str) -> bool:

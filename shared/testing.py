@@ -131,6 +131,27 @@ def test_config(amqp_uri: str, db_uris: dict, data_dir: str, **overrides) -> dic
     return config
 
 
+def with_broker_users(config: dict) -> dict:
+    """The config with broker users of its own on its vhost (``dibao broker
+    setup`` under a unique ``dibao-test-<hex>-`` prefix, passwords in its
+    DATA_DIR): containers then run on ``shared.broker.service_config(config,
+    service)``. :func:`remove_broker_users` deletes them (and its partners)."""
+    from shared import rabbit_admin
+
+    users = dict(config, BROKER_SERVICE_USERS=True, BROKER_USER_PREFIX=f"dibao-test-{uuid.uuid4().hex[:8]}-",
+                 BROKER_ADMIN_API=MGMT_API)
+    rabbit_admin.setup(users)
+    return users
+
+
+def remove_broker_users(config: dict) -> None:
+    from shared import rabbit_admin
+
+    for partner in rabbit_admin.list_partners(config):
+        rabbit_admin.remove_partner(config, partner["name"])
+    rabbit_admin.remove_users(config)
+
+
 class SqliteUris(dict):
     """A SQLite file per service, made up for any service name asked for."""
 

@@ -71,6 +71,10 @@ def partner_add(
     name: str = typer.Argument(..., help="the partner bureau, e.g. finance_bureau"),
     host: Optional[str] = typer.Option(None, "--host", help="broker host name the partner connects to "
                                                              "(default BROKER_PARTNER_HOST, else AMQP_URI's)"),
+    handler: list[str] = typer.Option([], "--handler", metavar="SOURCE.EVENT=SERVICE.METHOD",
+                                      help="a handler of the partner's nameko service, e.g. review.case_approved="
+                                           "finance_bureau.on_case_approved: its queue is made now, so events "
+                                           "published before the partner first connects wait for it (repeatable)"),
 ) -> None:
     """Create a partner's credentials and space; print its AMQP URI (last line)."""
     from shared.rabbit_admin import add_partner
@@ -79,7 +83,7 @@ def partner_add(
     if host:
         config = dict(config, BROKER_PARTNER_HOST=host)
     receives = partner_events()
-    uri_text = _admin(add_partner, config, name, receives)
+    uri_text = _admin(add_partner, config, name, receives, handler)
     console.print(f"partner [bold]{name}[/bold] receives (partner forms, see docs/events.md):")
     for source, types in receives.items():
         console.print(f"  {source}: {', '.join(types)}")
