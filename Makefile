@@ -57,7 +57,8 @@ sysdeps: ## install the Debian packages in DEB_PACKAGES that are missing
 	apt-get update -qq && \
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing </dev/null
 
-run: venv ## run every service on the embedded defaults (dibao up)
+run: venv ## set up the broker's users (dibao broker setup), then run every service (dibao up)
+	$(VENV)/bin/dibao broker setup
 	$(VENV)/bin/dibao up
 
 test: venv sysdeps ## run the test suite (PYTEST_ARGS=... appended)

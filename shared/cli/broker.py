@@ -39,9 +39,13 @@ def _admin(call, *args):
 def setup(ctx: typer.Context) -> None:
     """Create the vhost, one broker user per service (passwords in DATA_DIR/secrets),
     their permissions and the core exchanges and queues. Idempotent."""
+    from shared.cli.common import _rejected, broker_problem, ensure_broker
     from shared.rabbit_admin import setup as broker_setup
 
     config = get_config(ctx)
+    problem = broker_problem(config["AMQP_URI"])
+    if problem is not None and not _rejected(problem):     # not running (a missing vhost is ours to create)
+        ensure_broker(config)
     done = _admin(broker_setup, config)
     table = Table(title=f"broker users on vhost {done['vhost']!r} ({hide_password(config['AMQP_URI'])})")
     table.add_column("service")
