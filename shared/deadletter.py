@@ -116,7 +116,10 @@ def replay(where: str | dict, message_id: str | None = None) -> int:
             channel = conn.channel()
             _declare(channel, passive)
             keep = []
-            while True:
+            # only what is parked now: an event parked again while we replay comes after them
+            remaining = channel.queue_declare(DEAD_LETTER_QUEUE, passive=True).message_count
+            while remaining > 0:
+                remaining -= 1
                 msg = channel.basic_get(DEAD_LETTER_QUEUE, no_ack=False)
                 if msg is None:
                     break

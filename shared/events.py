@@ -99,6 +99,16 @@ def event_type(source: str, name: str, version: int = 1, partner: bool | type[Sc
     return register
 
 
+def partner_form(source: str, name: str, body: str) -> str | None:
+    """The body of a separate partner copy: only for types with a partner
+    form (a type partner-safe as it is reaches partners by an exchange
+    binding, :mod:`shared.outbox`; an internal one never)."""
+    spec = CATALOGUE.get((source, name))
+    if spec is None or spec.partner_fields is None or spec.partner_as_is:
+        return None
+    return partner_body(source, name, body)
+
+
 def partner_body(source: str, name: str, body: str) -> str | None:
     """The body partner bureaus receive for an event published by ``source``
     (None: internal, they receive nothing): the same text when the type is

@@ -10,10 +10,11 @@ later: delivery is at least once, and consumers dedupe on ``event_id``.
 
 Every message carries the relay's broker user in ``user_id`` — RabbitMQ
 refuses a ``user_id`` that is not the connection's user, so consumers know
-who published it (:mod:`shared.inbox`). An event of a partner-safe type is
-also published, in its partner form and without ``user_id``, to
-``<source>.partner-events`` (not mandatory: there may be no partner), and
-the row is marked sent when both are confirmed.
+who published it (:mod:`shared.inbox`). Partner-safe types reach
+``<source>.partner-events`` (:mod:`shared.bus`) by an exchange binding the
+relay makes at connect; an event with a *partner form* is published there
+a second time, in that form (not mandatory: there
+may be no partner), and its row is marked sent when both are confirmed.
 
 Confirms are pipelined — a whole batch is in flight before we wait — which
 is what makes the relay several times faster than nameko's own dispatcher,
@@ -36,7 +37,7 @@ from kombu import Connection
 from shared.broker import connection_user, restricted
 from shared.bus import declare_producer_topology
 from shared.db import ServiceDatabase, utcnow
-from shared.events import partner_body
+from shared.events import CATALOGUE, partner_form
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ class ConfirmingPublisher:
         conn.connect()
         channel = conn.channel()
         declare_producer_topology(channel, self.service, self.restricted)
+        # partner-safe types as they are reach <service>.partner-events by binding, at no cost to the relay
+        for (source, name), spec in list(CATALOGUE.items()):
+            if source == self.service and spec.partner_as_is:
+                channel.exchange_bind(f"{source}.partner-events", f"{source}.events", routing_key=name)
         channel.confirm_select()
         channel.events["basic_ack"].add(self._on_ack)
         channel.events["basic_nack"].add(self._on_nack)
@@ -113,13 +118,14 @@ class ConfirmingPublisher:
             )
             self.channel.basic_publish(msg, exchange=row.exchange, routing_key=row.routing_key, mandatory=True)
             source = row.exchange[:-len(".events")] if row.exchange.endswith(".events") else None
-            partner = partner_body(source, row.routing_key, row.body) if source else None
+            partner = partner_form(source, row.routing_key, row.body) if source else None
             if partner is not None:
                 self._next_tag += 1
                 self._pending[self._next_tag] = row.event_id
                 self.channel.basic_publish(
                     Message(partner.encode("utf-8"), content_type="application/json", content_encoding="utf-8",
-                            delivery_mode=2, message_id=row.event_id, application_headers=headers),
+                            delivery_mode=2, message_id=row.event_id, user_id=self.user_id,
+                            application_headers=headers),
                     exchange=f"{source}.partner-events", routing_key=row.routing_key)
         while self._pending:
             try:

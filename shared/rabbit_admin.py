@@ -154,7 +154,9 @@ def setup(config: dict, services=broker.BROKER_USERS) -> dict:
         api.put_topic_permissions(vhost, name, **perms["topic"])
         users[who] = name
     shovel = broker.user_name(config, SHOVEL_USER)
-    api.put_user(shovel, load_secret(config, broker.password_setting(SHOVEL_USER)), "dibao-service")
+    # impersonator: the shovel forwards each event with its publisher's user_id (it may publish
+    # nowhere in the core, and in partners' vhosts only to their <source>.events)
+    api.put_user(shovel, load_secret(config, broker.password_setting(SHOVEL_USER)), "dibao-service,impersonator")
     api.put_permissions(vhost, shovel, r"^dibao\.partner\..+$", "^$", r"^dibao\.partner\..+$")
     with Connection(config["AMQP_URI"], connect_timeout=10) as conn:
         declare_core_topology(conn.default_channel)

@@ -26,7 +26,7 @@ from shared.events import encode
 from shared.identity import Role
 from shared.outbox import ConfirmingPublisher
 from shared.testing import remove_broker_users, rpc_as, wait_for, with_broker_users
-from tests.payments_helpers import admin, case_approved, checkin, ledger_case, month
+from tests.payments_helpers import admin, case_approved, checkin, envelope, ledger_case, month
 
 pytestmark = pytest.mark.integration
 
@@ -203,6 +203,14 @@ class FinanceBureau:
     def on_case_approved(self, event):
         received.append(event)
 
+    @event_handler("review", "review_due")
+    def on_review_due(self, event):
+        received.append(event)
+
+    @event_handler("review", "notice_requested")
+    def on_notice_requested(self, event):      # internal: must never come
+        received.append(event)
+
 
 ID_NUMBER = re.compile(r"\d{17}[\dXx]")
 
@@ -230,6 +238,18 @@ def test_a_partner_receives_case_approved_without_figures_and_reaches_nothing_in
     text = json.dumps(event, ensure_ascii=False)
     assert "410" not in text and "820" not in text and not ID_NUMBER.search(text)
     ledger_case(bus, "case-p1")                                # the core took the full event
+    # an internal event never comes; one partner-safe as it is comes unchanged (after it, in order)
+    subject = {"household_id": "hh-case-p1", "case_id": "case-p1"}
+    relay_as(bus, "review", envelope("review", "notice_requested", subject, {
+        "stage": "result", "unit_code": "420115001001", "days": 7, "household_size": 3,
+        "monthly_benefit": "410.00", "blocking": False}))
+    due = envelope("review", "review_due", subject, {
+        "case_id": "case-p1", "household_id": "hh-case-p1", "community_code": "420115001001",
+        "township_code": "420115001", "category": "stable", "due_on": "2027-01-05"})
+    relay_as(bus, "review", due)
+    wait_for(lambda: len(received) >= 2, timeout=30, message="the partner's review_due")
+    assert [e["type"] for e in received] == ["case_approved", "review_due"]
+    assert received[1]["payload"] == due["payload"]
 
     listed = dibao(bus, tmp_path, "broker", "partners")
     assert listed.exit_code == 0 and "finance_bureau" in listed.output and "case_approved" in listed.output
