@@ -124,6 +124,7 @@ def test_nothing_may_be_declared_outside_ones_own_names(bus):
 # --- item 2: the publisher is authenticated ---------------------------------------------
 
 def test_a_forged_case_approved_is_parked_with_its_reason_and_pays_nothing(bus, payments):
+    alarms = ping(bus, "payments")["bus_alarms"]               # (a counter per process)
     forged = case_approved("case-forged", month(-1), "9999.00")
     # as intake's user: the broker refuses to let it publish to review.events at all
     with pytest.raises(AccessRefused):
@@ -142,7 +143,7 @@ def test_a_forged_case_approved_is_parked_with_its_reason_and_pays_nothing(bus, 
     relay_as(bus, "review", genuine)
     ledger_case(bus, "case-genuine")
     assert [c["case_id"] for c in cases(bus)] == ["case-genuine"]
-    assert ping(bus, "payments")["bus_alarms"] == 1
+    assert ping(bus, "payments")["bus_alarms"] == alarms + 1
     # replaying the parked forgery does not launder it: parked again, still not applied
     assert replay(bus, forged["event_id"]) == 1
     wait_for(lambda: [p for p in list_parked(bus) if p.message_id == forged["event_id"]], timeout=20,
@@ -300,3 +301,25 @@ def test_internal_events_never_reach_a_partner_and_forms_leave_the_figures_out()
     env = case_approved("case-q", "2026-01", "410.00")
     assert set(json.loads(partner_body("review", "case_approved", encode(env)))["payload"]) == \
         CATALOGUE[("review", "case_approved")].partner_fields
+
+
+def test_the_audit_records_only_events_their_source_published(bus, container_factory):
+    from services.audit.service import AuditService
+    from tests.audit_helpers import records, recorded
+
+    audit = container_factory(AuditService, service_config(bus, "audit"))
+    audit.start()
+    forged = case_approved("case-forged-a", month(-1), "9999.00")
+    publish_as(admin_uri(bus), forged)                         # no user_id: not review's
+    genuine = case_approved("case-genuine-a", month(-1), "410.00")
+    relay_as(bus, "review", genuine)
+    recorded(bus, f"event_id = '{genuine['event_id']}'")
+    parked = wait_for(lambda: [p for p in list_parked(bus) if p.message_id == forged["event_id"]], timeout=20,
+                      message="the forgery parked by the audit ingest")
+    assert parked[0].handler == "audit.ingest" and f"is not {user_name(bus, 'review')}" in parked[0].reason
+    assert not records(bus, f"event_id = '{forged['event_id']}'")
+    assert ping(bus, "audit")["bus_alarms"] >= 1
+    assert replay(bus, forged["event_id"]) == 1                # a replay does not launder it either
+    wait_for(lambda: [p for p in list_parked(bus) if p.message_id == forged["event_id"]], timeout=20,
+             message="the replayed forgery parked again")
+    assert not records(bus, f"event_id = '{forged['event_id']}'")
