@@ -178,5 +178,6 @@ def rpc_proxy(config: dict, who: str, **kwargs):
         ServiceContainer = Container
 
     proxy_config = dict(config)
-    proxy_config["AMQP_URI"] = uri_for(config, who) if config.get("BROKER_SERVICE") != who else config["AMQP_URI"]
+    if users_enabled(config) and connection_user(config["AMQP_URI"]) != user_name(config, who):
+        proxy_config["AMQP_URI"] = uri_for(config, who)
     return Proxy(proxy_config, **kwargs)
