@@ -224,7 +224,7 @@ def test_a_partner_receives_case_approved_without_figures_and_reaches_nothing_in
     uri = added.output.strip().splitlines()[-1]
     assert uri.startswith("amqp://") and "finance_bureau" in uri
     # published before the partner ever connected: it waits for it
-    approved = case_approved("case-p1", month(-1), "410.00", size=3, gap="410.00", standard="820.00")
+    approved = case_approved("case-p1", month(-1), "1234.56", size=3, gap="1234.56", standard="876.54")
     relay_as(bus, "review", approved)
     received.clear()
     partner = container_factory(FinanceBureau, {"AMQP_URI": uri, "serializer": "json"})
@@ -237,7 +237,7 @@ def test_a_partner_receives_case_approved_without_figures_and_reaches_nothing_in
     for figure in ("monthly_benefit", "standard_amount", "benefit_gap", "vulnerable_members"):
         assert figure not in payload
     text = json.dumps(event, ensure_ascii=False)
-    assert "410" not in text and "820" not in text and not ID_NUMBER.search(text)
+    assert "1234.56" not in text and "876.54" not in text and not ID_NUMBER.search(text)
     ledger_case(bus, "case-p1")                                # the core took the full event
     # an internal event never comes; one partner-safe as it is comes unchanged (after it, in order)
     subject = {"household_id": "hh-case-p1", "case_id": "case-p1"}
