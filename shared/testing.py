@@ -54,8 +54,8 @@ class VhostManager:
     def _enable_api(self) -> bool:
         if not shutil.which("rabbitmq-plugins"):
             return False
-        subprocess.run(["rabbitmq-plugins", "enable", "--online", "rabbitmq_management"],
-                       capture_output=True, timeout=120)
+        subprocess.run(["rabbitmq-plugins", "enable", "--online", "rabbitmq_management", "rabbitmq_shovel",
+                        "rabbitmq_shovel_management"], capture_output=True, timeout=120)   # shovel: partners
         for _ in range(60):
             if self._api_up():
                 return True
