@@ -144,6 +144,28 @@ def with_broker_users(config: dict) -> dict:
     return users
 
 
+def publish_event(config: dict, env: dict, routing_key: str | None = None, body: str | bytes | None = None) -> dict:
+    """Publish an envelope as its source's relay would: to ``<source>.events``
+    — as the source's own broker user, with ``user_id``, when broker users are
+    on (consumers refuse anything else). ``body``: other bytes instead."""
+    from amqp import Message
+    from kombu import Connection
+
+    from shared.broker import connection_user, uri_for, users_enabled
+    from shared.events import encode
+
+    source = env["source"]
+    uri = uri_for(config, source)
+    props = {"user_id": connection_user(uri)} if users_enabled(config) else {}
+    with Connection(uri) as conn:
+        channel = conn.channel()
+        channel.confirm_select()
+        channel.basic_publish_confirm(Message(encode(env) if body is None else body, content_type="application/json",
+                                              content_encoding="utf-8", delivery_mode=2, **props),
+                                      exchange=f"{source}.events", routing_key=routing_key or env["type"])
+    return env
+
+
 def remove_broker_users(config: dict) -> None:
     from shared import rabbit_admin
 

@@ -38,6 +38,9 @@ Row = namedtuple("Row", "id event_id exchange routing_key body correlation_id")
 @pytest.fixture
 def bus(sqlite_config):
     """The test's config with its own broker users (dibao broker setup)."""
+    if sqlite_config.get("BROKER_SERVICE_USERS"):             # DIBAO_TEST_BROKER_USERS: set up already
+        yield sqlite_config
+        return
     config = with_broker_users(sqlite_config)
     yield config
     remove_broker_users(config)
