@@ -24,12 +24,13 @@ def _deployment(config: dict):
 
 @pytest.fixture
 def container_factory(container_factory):
-    """nameko's, with each container on its service's own config (its broker
-    user) when the test's config has broker users on."""
-    from shared.broker import service_config, users_enabled
+    """nameko's, with each Dibao container on its service's own config (its
+    broker user) when the test's config has broker users on; a test's own
+    observer services keep the test's (administrator's) connection."""
+    from shared.broker import BROKER_USERS, service_config, users_enabled
 
     def make(service_cls, config, *args, **kwargs):
-        if users_enabled(config) and "BROKER_SERVICE" not in config and config.get("AMQP_URI"):
+        if users_enabled(config) and "BROKER_SERVICE" not in config and service_cls.name in BROKER_USERS:
             config = service_config(config, service_cls.name)
         return container_factory(service_cls, config, *args, **kwargs)
 
