@@ -20,7 +20,7 @@ from services.payments.service import PaymentsService
 from shared import rabbit_admin
 from shared.broker import service_config, uri_for, user_name, with_credentials
 from shared.bus import RETRY_EXCHANGE
-from shared.cli import app
+from cli import app
 from shared.deadletter import list_parked, replay
 from shared.events import encode
 from shared.identity import Role
@@ -287,7 +287,7 @@ def _credentials(uri: str) -> tuple[str, str]:
 
 
 def test_internal_events_never_reach_a_partner_and_forms_leave_the_figures_out():
-    from shared.cli.broker import partner_events
+    from cli.broker import partner_events
     from shared.events import CATALOGUE, partner_body
 
     receives = partner_events()
@@ -297,7 +297,7 @@ def test_internal_events_never_reach_a_partner_and_forms_leave_the_figures_out()
     money_fields = {"monthly_benefit", "benefit_gap", "standard_amount", "old_benefit", "new_benefit", "amount",
                     "total"}
     for (source, name), spec in CATALOGUE.items():
-        if spec.partner_fields is None or spec.schema.__module__.split(".")[0] != "services":
+        if spec.partner_fields is None or spec.schema.__module__.split(".")[0] != "contracts":
             continue
         if source != "payments" or name != "standard_changed":   # the published standards themselves
             assert not spec.partner_fields & money_fields, f"{source}.{name}"

@@ -6,7 +6,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from shared.cli.common import cli_command, console, fail, get_config, hide_password, one_line
+from cli.common import cli_command, console, fail, get_config, hide_password, one_line
 
 app = typer.Typer(help="The broker: a user per service (setup), partner bureaus.", no_args_is_help=True)
 
@@ -14,12 +14,12 @@ app = typer.Typer(help="The broker: a user per service (setup), partner bureaus.
 def partner_events() -> dict[str, list[str]]:
     """Source service -> the event types partners receive (from the contracts)."""
     from shared import events
-    from shared.cli.docs import load_catalogue
+    from cli.docs import load_catalogue
 
     load_catalogue()
     out: dict[str, list[str]] = {}
     for (source, name), spec in sorted(events.CATALOGUE.items()):
-        if spec.partner_fields is not None and spec.schema.__module__.split(".")[0] in ("services", "shared"):
+        if spec.partner_fields is not None and spec.schema.__module__.split(".")[0] in ("contracts", "shared"):
             out.setdefault(source, []).append(name)
     return out
 
@@ -39,7 +39,7 @@ def _admin(call, *args):
 def setup(ctx: typer.Context) -> None:
     """Create the vhost, one broker user per service (passwords in DATA_DIR/secrets),
     their permissions and the core exchanges and queues. Idempotent."""
-    from shared.cli.common import _rejected, broker_problem, ensure_broker
+    from cli.common import _rejected, broker_problem, ensure_broker
     from shared.rabbit_admin import setup as broker_setup
 
     config = get_config(ctx)

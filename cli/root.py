@@ -6,8 +6,10 @@ from typing import Optional
 
 import typer
 
-from shared.cli import audit, broker, demo, dlq, docs, importer, ops, payments, review, stats, up
-from shared.cli.common import State
+from cli import audit, broker, databases, dlq, docs, doctor, importer, ops, payments, review, stats, up
+from cli import calendar as calendar_cli
+from demo import command as demo
+from cli.common import State
 
 app = typer.Typer(
     name="dibao",
@@ -41,3 +43,6 @@ app.add_typer(broker.app, name="broker")
 app.add_typer(docs.app, name="docs")
 app.add_typer(audit.app, name="audit")
 stats.register(app)
+databases.register(app)
+calendar_cli.register(app)
+doctor.register(app)

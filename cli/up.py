@@ -14,8 +14,8 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from shared.cli.common import (check_service_users, cli_command, configure_logging, console, discover_services,
-                               ensure_broker, fail, get_config, hide_password, service_runner)
+from cli.common import (check_service_users, cli_command, configure_logging, console, discover_services,
+                        ensure_broker, fail, get_config, hide_password, service_runner)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from shared.cli.common import cli_command, console, fail, get_config, hide_password, one_line
+from cli.common import cli_command, console, fail, get_config, hide_password, one_line
 
 app = typer.Typer(help="Inspect and replay parked events (the dead-letter queue).", no_args_is_help=True)
 
@@ -15,7 +15,7 @@ def _broker(config: dict):
     """The broker to read: the config with broker users on (read as the tools'
     user, replayed as the service that parked each event), else the URI."""
     from shared.broker import users_enabled
-    from shared.cli.common import broker_problem
+    from cli.common import broker_problem
 
     uri = config["AMQP_URI"]
     problem = broker_problem(uri)

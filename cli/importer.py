@@ -23,7 +23,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shared.cli.common import cli_command, console, fail, get_config, hide_password, home_district, one_line, ping
+from cli.common import cli_command, console, fail, get_config, hide_password, home_district, one_line, ping
 
 app = typer.Typer(help="Bulk import (CSV or XLSX); write sample files.", no_args_is_help=True)
 
@@ -406,7 +406,7 @@ def households(
     """Register the households of a CSV/XLSX file; bad rows go to FILE.errors.csv.
 
     Exit 0 when every household was imported, 3 when some were rejected, 1 on failure."""
-    from shared.cli.common import broker_problem
+    from cli.common import broker_problem
     from shared.client import rpc_as
     from shared.identity import Role
 
