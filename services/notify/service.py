@@ -55,7 +55,8 @@ class NotifyService:
         with self.db.read() as uow:
             uow.session.execute(sa.text("SELECT 1"))
             problems = handlers.pending_problems(uow)
-        return {"service": self.name, **bus_health(self.name), "channels": ",".join(c.name for c in self.channels), "problems": problems}
+        return {"service": self.name, **bus_health(self.name), "channels": ",".join(c.name for c in self.channels),
+                "problems": problems}
 
     # --- notices ---------------------------------------------------------------
 
