@@ -15,6 +15,7 @@ from services.intake import handlers, schemas
 from services.review import events as _review_events  # noqa: F401 - the review events intake consumes
 from services.intake.models import Application, Base
 from shared.db import Database
+from shared.deadletter import DeadLetterReplay
 from shared.inbox import consume_event
 from shared.errors import EXPECTED_ERRORS, ValidationFailed
 from shared.identity import Identity, authorize
@@ -33,7 +34,7 @@ INVESTIGATION_OUTS = schemas.InvestigationOut(many=True)
 STAFF_SCHEMA = schemas.StaffSchema()
 
 
-class IntakeService:
+class IntakeService(DeadLetterReplay):
     name = "intake"
 
     db = Database("intake", Base.metadata, MIGRATIONS)
@@ -113,8 +114,8 @@ class IntakeService:
     @rpc
     def get_application(self, application_id):
         with self.db.read() as uow:
-            application = handlers.load_application(uow, application_id, with_investigations=True)
-            authorize(self.caller.actor, handlers.READERS, application.community_code)
+            application = handlers.load_application(uow, self.caller.actor, handlers.READERS, application_id,
+                                                    with_investigations=True)
             out = APPLICATION_OUT.dump(application)
             out["investigations"] = INVESTIGATION_OUTS.dump(application.investigations)
             return out

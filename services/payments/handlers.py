@@ -27,6 +27,7 @@ from shared.db import UnitOfWork
 from shared.errors import Conflict, Forbidden, ValidationFailed
 from shared.events import Event, load_payload
 from shared.identity import Actor, Role, authorize
+from shared.jurisdiction import get_within
 from shared.masking import mask_bank_account, mask_name
 from shared.policy.base import Policy
 
@@ -140,8 +141,8 @@ def set_payees(uow: UnitOfWork, actor: Actor, items: list[dict]) -> list[LedgerC
     at rest; runs snapshot them; lists show them masked."""
     cases = []
     for n, data in enumerate(items):
-        case = uow.get(LedgerCase, data["case_id"], "case in the payments ledger", f"{n}.case_id")
-        authorize(actor, PAYEE_SETTERS, case.community_code)
+        case = get_within(uow, actor, PAYEE_SETTERS, LedgerCase, data["case_id"], "case in the payments ledger",
+                          f"{n}.case_id")
         case.payee_name, case.payee_name_masked = data["payee_name"], mask_name(data["payee_name"])
         case.account_number, case.account_masked = data["account_number"], mask_bank_account(data["account_number"])
         case.bank_name = data["bank_name"]
@@ -314,6 +315,13 @@ def load_run(uow: UnitOfWork, run_id, for_update: bool = False) -> PaymentRun:
     return uow.get(PaymentRun, run_id, "payment run", "run_id", with_for_update=for_update)
 
 
+def run_for(uow: UnitOfWork, actor: Actor, roles, run_id, for_update: bool = False) -> PaymentRun:
+    """The run, for an actor of ``roles`` whose jurisdiction covers its
+    division; to anyone else it does not exist (shared/jurisdiction.py)."""
+    return get_within(uow, actor, roles, PaymentRun, run_id, "payment run", "run_id",
+                      division=lambda run: run.division_code, with_for_update=for_update)
+
+
 def _find_run(uow: UnitOfWork, period: str, area_type: str, division_code: str) -> PaymentRun | None:
     return uow.session.scalar(sa.select(PaymentRun).where(
         PaymentRun.period == period, PaymentRun.area_type == area_type, PaymentRun.division_code == division_code))
@@ -433,8 +441,7 @@ def carry_forward(uow: UnitOfWork, run: PaymentRun) -> None:
 
 def approve_run(uow: UnitOfWork, actor: Actor, run_id) -> PaymentRun:
     """The checker approves (never the maker); the run is frozen from now on."""
-    run = load_run(uow, run_id, for_update=True)
-    authorize(actor, RUN_CHECKERS, run.division_code)
+    run = run_for(uow, actor, RUN_CHECKERS, run_id, for_update=True)
     rules.run_is(run.status, ("prepared",), "approve")
     rules.maker_is_not_checker(run.prepared_by, actor.user)
     run.status, run.approved_by, run.approved_at = "approved", actor.user, now()
@@ -448,8 +455,7 @@ def approve_run(uow: UnitOfWork, actor: Actor, run_id) -> PaymentRun:
 def export_run(uow: UnitOfWork, actor: Actor, run_id, format_name: str) -> dict:
     """The bank file through a format plugin, and the summary sheet (大写 total)."""
     fmt = load_format(format_name)
-    run = load_run(uow, run_id, for_update=True)
-    authorize(actor, RUN_MAKERS + RUN_CHECKERS, run.division_code)
+    run = run_for(uow, actor, RUN_MAKERS + RUN_CHECKERS, run_id, for_update=True)
     rules.run_is(run.status, ("approved", "exported", "reconciled"), "export")
     lines = uow.session.execute(sa.select(PaymentLine).where(PaymentLine.run_id == run.id)
                                 .order_by(PaymentLine.id)).scalars()
@@ -482,8 +488,7 @@ def import_return(uow: UnitOfWork, actor: Actor, data: dict) -> dict:
         returned = fmt.parse_return(content)
     except (ReturnFileError, csv.Error) as exc:
         raise ValidationFailed.field("content", f"not a {fmt.name} return file: {exc}") from None
-    run = load_run(uow, data["run_id"], for_update=True)
-    authorize(actor, RUN_MAKERS + RUN_CHECKERS, run.division_code)
+    run = run_for(uow, actor, RUN_MAKERS + RUN_CHECKERS, data["run_id"], for_update=True)
     rules.run_is(run.status, ("exported", "approved"), "reconcile")
     stated = sum((ln.amount for ln in returned.lines), Decimal("0.00"))
     if returned.count != len(returned.lines):
@@ -555,8 +560,7 @@ def list_runs(uow: UnitOfWork, actor: Actor, data: dict) -> list[PaymentRun]:
 
 
 def run_detail(uow: UnitOfWork, actor: Actor, run_id, limit: int = 200) -> tuple[PaymentRun, list, list, dict]:
-    run = load_run(uow, run_id)
-    authorize(actor, READERS, run.division_code)
+    run = run_for(uow, actor, READERS, run_id)
     lines = list(uow.session.scalars(sa.select(PaymentLine).where(PaymentLine.run_id == run.id)
                                      .order_by(PaymentLine.id).limit(limit)))
     held = list(uow.session.scalars(sa.select(HoldBack).where(HoldBack.run_id == run.id)
@@ -567,9 +571,7 @@ def run_detail(uow: UnitOfWork, actor: Actor, run_id, limit: int = 200) -> tuple
 
 
 def ledger_case(uow: UnitOfWork, actor: Actor, case_id) -> LedgerCase:
-    case = uow.get(LedgerCase, case_id, "case", "case_id")
-    authorize(actor, READERS, case.community_code)
-    return case
+    return get_within(uow, actor, READERS, LedgerCase, case_id, "case", "case_id")
 
 
 def list_cases(uow: UnitOfWork, actor: Actor, data: dict) -> list[LedgerCase]:
