@@ -15,7 +15,7 @@ from services.intake import handlers, schemas
 from services.review import events as _review_events  # noqa: F401 - the review events intake consumes
 from services.intake.models import Application, Base
 from shared.db import Database
-from shared.deadletter import DeadLetterReplay
+from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
 from shared.inbox import consume_event
 from shared.errors import EXPECTED_ERRORS, ValidationFailed
 from shared.identity import Identity, authorize
@@ -34,7 +34,7 @@ INVESTIGATION_OUTS = schemas.InvestigationOut(many=True)
 STAFF_SCHEMA = schemas.StaffSchema()
 
 
-class IntakeService(DeadLetterReplay):
+class IntakeService(deadletter.DeadLetterReplay):
     name = "intake"
 
     db = Database("intake", Base.metadata, MIGRATIONS)

@@ -19,7 +19,7 @@ from services.payments.models import Base
 from services.review import events as _review_events  # noqa: F401
 from shared.config import repo_path
 from shared.db import Database
-from shared.deadletter import DeadLetterReplay
+from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
 from shared.errors import ValidationFailed
 from shared.identity import Identity
 from shared.inbox import consume_event
@@ -49,7 +49,7 @@ class PaymentsDatabase(Database):
         handlers.seed_standards(self.database, StandardsTable.load(repo_path(config.get("STANDARDS_FILE"))))
 
 
-class PaymentsService(DeadLetterReplay):
+class PaymentsService(deadletter.DeadLetterReplay):
     name = "payments"
 
     db = PaymentsDatabase("payments", Base.metadata, MIGRATIONS)

@@ -21,7 +21,7 @@ from services.review import events  # noqa: F401 - registers review's event cont
 from services.review import dynamic, handlers, month_end, rules, schemas
 from services.review.models import Base, Case
 from shared.db import AlreadyConsumed, Database
-from shared.deadletter import DeadLetterReplay
+from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
 from shared.events import parse
 from shared.identity import Identity, authorize
 from shared.inbox import consume_event
@@ -39,7 +39,7 @@ PROPOSAL_OUT = schemas.ProposalOut()
 CAMPAIGN_OUT = schemas.CampaignOut()
 
 
-class ReviewService(DeadLetterReplay):
+class ReviewService(deadletter.DeadLetterReplay):
     name = "review"
 
     db = Database("review", Base.metadata, MIGRATIONS)

@@ -345,3 +345,12 @@ def test_the_cli_writes_no_file_through_a_symbolic_link(sqlite_config, tmp_path)
     ok = CliRunner().invoke(app, ["--config", config_file, "import", "sample", str(exports / "fresh.csv"), "-n", "2"])
     assert ok.exit_code == 0, ok.output
     assert (exports / "fresh.csv").read_text(encoding="utf-8").startswith("household_ref")
+
+
+def test_the_replay_command_is_part_of_each_service_not_a_service_of_its_own():
+    """`nameko run services.<svc>.service` runs every top-level class with entrypoints."""
+    from nameko.cli.run import import_service
+
+    for name in ("intake", "review", "payments", "audit", "notify"):
+        [cls] = import_service(f"services.{name}.service")
+        assert cls.name == name and hasattr(cls, "replay_dead_letters")
