@@ -1,12 +1,12 @@
 """Alembic per service, applied at start-up (and by ``dibao migrate``).
 
 Each service keeps its scripts in ``services/<name>/migrations``; their
-``env.py`` is two lines that call :func:`run_env`. Start-up migration is
+``env.py`` calls :func:`run_env` with the service's metadata (the platform
+imports no service). Start-up migration is
 safe with several replicas: on PostgreSQL it holds an advisory lock.
 """
 from __future__ import annotations
 
-import importlib
 import zlib
 from pathlib import Path
 
@@ -62,12 +62,11 @@ def drop_platform_tables() -> None:
     metadata.drop_all(op.get_bind())
 
 
-def run_env(context) -> None:
-    """Body of every service's migrations/env.py."""
+def run_env(context, metadata: sa.MetaData) -> None:
+    """Body of every service's migrations/env.py (``metadata``: the service's models')."""
     service = context.config.get_main_option("dibao_service")
     if not service:  # alembic CLI: `alembic -c services/intake/alembic.ini ...`
         service = Path(context.config.get_main_option("script_location")).parent.name
-    metadata = importlib.import_module(f"services.{service}.models").Base.metadata
     connection = context.config.attributes.get("connection")
     if connection is None:
         from shared.config import load_config

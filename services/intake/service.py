@@ -10,9 +10,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from services.intake import events  # noqa: F401 - registers intake's event contract
+from contracts import intake as events  # noqa: F401 - registers intake's event contract
 from services.intake import handlers, schemas
-from services.review import events as _review_events  # noqa: F401 - the review events intake consumes
+from contracts import review as _review_events  # noqa: F401 - the review events intake consumes
 from services.intake.models import Application, Base
 from shared.db import Database
 from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service

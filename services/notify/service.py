@@ -12,12 +12,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from services.notify import events  # noqa: F401 - registers notify's event contract
+from contracts import notify as events  # noqa: F401 - registers notify's event contract
 from services.notify import handlers, rendering, schemas
 from services.notify.channels import Channels, DeliveryFailed
 from services.notify.models import Base
 from services.notify.rendering import NoticeBoard
-from services.review import events as review_events  # noqa: F401 - the events notify consumes
+from contracts import review as review_events  # noqa: F401 - the events notify consumes
 from shared.db import AlreadyConsumed, Database
 from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
 from shared.events import load_payload, parse

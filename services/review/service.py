@@ -14,10 +14,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from services.intake import events as _intake_events  # noqa: F401 - the contract we consume
-from services.notify import events as _notify_events  # noqa: F401
-from services.payments import events as _payments_events  # noqa: F401
-from services.review import events  # noqa: F401 - registers review's event contract
+from contracts import intake as _intake_events  # noqa: F401 - the contract we consume
+from contracts import notify as _notify_events  # noqa: F401
+from contracts import payments as _payments_events  # noqa: F401
+from contracts import review as events  # noqa: F401 - registers review's event contract
 from services.review import dynamic, handlers, month_end, rules, schemas
 from services.review.models import Base, Case
 from shared.db import AlreadyConsumed, Database

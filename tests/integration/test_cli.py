@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from services.intake.service import IntakeService
 from services.notify.service import NotifyService
 from services.review.service import ReviewService
-from shared.cli import app, main
-from shared.cli.importer import RowSource, build_household, groups, read_rows, scan
+from cli import app, main
+from cli.importer import RowSource, build_household, groups, read_rows, scan
 from shared.db import make_engine
 from shared.errors import NotFound
 from shared.identity import Role, verify_token

@@ -22,8 +22,8 @@ from services.intake.service import IntakeService
 from services.payments.service import PaymentsService
 from services.review.service import ReviewService
 from shared.bus import DEAD_LETTER_QUEUE, dead_letter_queue
-from shared.cli.importer import COLUMNS, sample_rows
-from shared.cli.root import app
+from cli.importer import COLUMNS, sample_rows
+from cli.root import app
 from shared.db import make_engine
 from shared.deadletter import handler_queues, list_parked
 from shared.errors import Conflict, DibaoError, Forbidden, NotFound, ValidationFailed

@@ -22,7 +22,7 @@ from kombu import Connection, Exchange, Producer
 from nameko.events import event_handler
 from pypdf import PdfReader
 
-import services.review.events  # noqa: F401 - registers the review events published here
+import contracts.review  # noqa: F401 - registers the review events published here
 from services.intake.service import IntakeService
 from services.notify.service import NotifyService
 from shared.db import make_engine

@@ -1,5 +1,5 @@
 """The CLI writes export files only inside the directory it was given
-(shared/cli/files.py): names from a server that try to leave it, and links
+(cli/files.py): names from a server that try to leave it, and links
 planted where the file goes, are refused with a typed error; nothing is written."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from shared.cli.files import export_to, plain_name, write_in
+from cli.files import export_to, plain_name, write_in
 from shared.errors import ValidationFailed
 
 ESCAPING_NAMES = ["../evil.csv", "../../etc/cron.d/x", "/etc/passwd", "sub/dir.csv", "..", ".", "",

@@ -26,8 +26,8 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from shared.cli.common import cli_command, console, fail, get_config
-from shared.cli.review import actor_options
+from cli.common import cli_command, console, fail, get_config
+from cli.review import actor_options
 
 app = typer.Typer(help="The audit record: traces, who let them in, verify the chain, checkpoints.",
                   no_args_is_help=True, rich_markup_mode="rich")
@@ -40,11 +40,17 @@ OUTCOME_STYLE = {"ok": "green", "forbidden": "red", "validation_failed": "yellow
 
 
 def _database(config: dict):
-    from services.audit.models import Base
-    from services.audit.service import MIGRATIONS
-    from shared.db import ServiceDatabase
+    """The audit database, read through the chain's contract (no audit code imported)."""
+    import sqlalchemy as sa
 
-    db = ServiceDatabase("audit", config["DB_URIS"]["audit"], Base.metadata, MIGRATIONS)
+    from cli.common import SERVICES_DIR
+    from contracts.audit_chain import audit_record_table
+    from shared.db import ServiceDatabase, platform_tables
+
+    metadata = sa.MetaData()
+    platform_tables(metadata)
+    audit_record_table(metadata)
+    db = ServiceDatabase("audit", config["DB_URIS"]["audit"], metadata, SERVICES_DIR / "audit" / "migrations")
     db.migrate()
     return db
 
@@ -129,7 +135,7 @@ def verify_command(
                                              help="verify the checkpoint with this key (default: the deployment's)"),
 ) -> None:
     """Walk the whole chain; name the first altered, removed or inserted record."""
-    from services.audit import chain
+    from contracts import audit_chain as chain
 
     config = get_config(ctx)
     db = _database(config)
@@ -159,7 +165,7 @@ def checkpoint_command(
     out: Optional[Path] = typer.Option(None, "--out", help="write the checkpoint here (default: print it)"),
 ) -> None:
     """Export the head {seq, hash}, signed with the deployment's key."""
-    from services.audit import chain
+    from contracts import audit_chain as chain
 
     config = get_config(ctx)
     db = _database(config)
@@ -171,7 +177,7 @@ def checkpoint_command(
         db.dispose()
     text = json.dumps(cp, indent=2)
     if out:
-        from shared.cli.files import export_to
+        from cli.files import export_to
 
         with export_to(out, "--out", binary=False) as fh:   # never through a symbolic link
             fh.write(text + "\n")
@@ -184,7 +190,7 @@ def checkpoint_command(
 @cli_command
 def public_key_command(ctx: typer.Context) -> None:
     """The Ed25519 public key (base64) that verifies this deployment's checkpoints."""
-    from services.audit import chain
+    from contracts import audit_chain as chain
 
     console.print(chain.public_key_text(chain.signing_key(get_config(ctx))))
 
@@ -202,7 +208,7 @@ def demo_section(config: dict, district: str, runs: list) -> None:
     and the statistics paragraph — when the audit service runs."""
     import time
 
-    from shared.cli.common import ping
+    from cli.common import ping
     from shared.client import rpc_as
 
     approved = [r for r in runs if r.review and r.review.get("status") == "approved"]
@@ -233,7 +239,7 @@ def demo_section(config: dict, district: str, runs: list) -> None:
         console.print(escape(rpc.audit.statistics(today.isoformat())["paragraph"]))
     db = _database(config)
     try:
-        from services.audit import chain
+        from contracts import audit_chain as chain
 
         result, _ = chain.verify(db.engine)
     finally:

@@ -23,7 +23,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shared.cli.common import cli_command, console, fail, get_config, hide_password, home_district, one_line, ping
+from cli.common import cli_command, console, fail, get_config, hide_password, home_district, one_line, ping
 
 app = typer.Typer(help="Bulk import (CSV or XLSX); write sample files.", no_args_is_help=True)
 
@@ -382,7 +382,7 @@ def report_path(path: Path) -> Path:
 
 
 def write_report(path: Path, errors: list[RowError]) -> None:
-    from shared.cli.files import export_to
+    from cli.files import export_to
 
     with export_to(path, "FILE", binary=False, encoding="utf-8-sig", newline="") as fh:   # beside the input
         writer = csv.writer(fh)
@@ -408,7 +408,7 @@ def households(
     """Register the households of a CSV/XLSX file; bad rows go to FILE.errors.csv.
 
     Exit 0 when every household was imported, 3 when some were rejected, 1 on failure."""
-    from shared.cli.common import broker_problem
+    from cli.common import broker_problem
     from shared.client import rpc_as
     from shared.identity import Role
 
@@ -516,7 +516,7 @@ def sample(
     district: Optional[str] = typer.Option(None, "--district", help="district code (default: the deployment's)"),
 ) -> None:
     """Write a valid sample import file (made-up residents of the sample district)."""
-    from shared.cli.files import export_to
+    from cli.files import export_to
 
     config = get_config(ctx)
     rows = sample_rows(config, households, seed, district)

@@ -6,13 +6,13 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from shared.cli.common import cli_command, console, fail, get_config, hide_password, one_line
+from cli.common import cli_command, console, fail, get_config, hide_password, one_line
 
 app = typer.Typer(help="Inspect and replay parked events (the dead-letter queue).", no_args_is_help=True)
 
 
 def _broker(config: dict) -> str:
-    from shared.cli.common import broker_problem
+    from cli.common import broker_problem
 
     uri = config["AMQP_URI"]
     problem = broker_problem(uri)
@@ -60,7 +60,7 @@ def replay(
     own handler queues — an event naming any other queue stays parked."""
     from nameko.exceptions import RpcTimeout, UnknownService
 
-    from shared.cli.common import existing_service_names, home_district
+    from cli.common import existing_service_names, home_district
     from shared.client import rpc_as
     from shared.deadletter import list_parked
     from shared.identity import Role

@@ -1,9 +1,13 @@
-"""The hash chain: appending a batch, verifying the whole log, checkpoints.
+"""The audit log's hash chain: the record format, appending a batch, verifying the whole log, checkpoints.
+
+A contract, not audit's private code: a third party verifies the log and
+the signed checkpoints with this module alone (``dibao audit verify``), and
+the audit service (``services/audit``) writes its table through it.
 
 ``hash(n) = sha256(hash(n-1) ‖ canonical(n))`` where canonical is the
 record's columns (all but ``seq``, ``prev_hash`` and ``hash``) as compact
 JSON with sorted keys. The chain has ONE writer at a time (the ingest, under
-a lock: :class:`services.audit.ingest.ChainLease` on PostgreSQL, SQLite's
+a lock: the audit service's ``ChainLease`` on PostgreSQL, SQLite's
 write lock otherwise), so ``seq`` and the links are assigned in one order.
 
 ``verify`` walks the log in ``seq`` order and names the first record that
@@ -29,7 +33,46 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from services.audit.models import audit_records
+from sqlalchemy.dialects import postgresql
+
+#: JSON text kept verbatim on PostgreSQL (``json``, not ``jsonb``) so the stored form is the hashed form
+JsonText = sa.JSON().with_variant(postgresql.JSON(), "postgresql")
+
+
+def audit_record_table(metadata: sa.MetaData) -> sa.Table:
+    """The audit store's one append-only, hash-chained table (审计记录), in ``metadata``."""
+    return sa.Table(
+        "audit_records", metadata,
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+        sa.Column("type", sa.String(100), nullable=False),
+        sa.Column("source", sa.String(40), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("occurred_at", sa.String(32), nullable=False, doc="UTC, ISO, fixed width: sorts as text"),
+        sa.Column("recorded_at", sa.String(32), nullable=False),
+        sa.Column("actor_user", sa.String(100), nullable=True),
+        sa.Column("actor_name", sa.String(100), nullable=True),
+        sa.Column("actor_role", sa.String(40), nullable=True),
+        sa.Column("actor_unit", sa.String(20), nullable=True),
+        sa.Column("household_id", sa.String(36), nullable=True),
+        sa.Column("application_id", sa.String(36), nullable=True),
+        sa.Column("case_id", sa.String(36), nullable=True),
+        sa.Column("correlation_id", sa.String(64), nullable=False),
+        sa.Column("subject", JsonText, nullable=False),
+        sa.Column("payload", JsonText, nullable=False),
+        sa.Column("prev_hash", sa.String(64), nullable=False),
+        sa.Column("hash", sa.String(64), nullable=False),
+        sa.Index("ix_audit_household", "household_id", "seq"),
+        sa.Index("ix_audit_application", "application_id", "seq"),
+        sa.Index("ix_audit_case", "case_id", "seq"),
+        sa.Index("ix_audit_actor", "actor_user", "occurred_at"),
+        sa.Index("ix_audit_unit", "actor_unit", "occurred_at"),
+        sa.Index("ix_audit_type", "type", "seq"),
+    )
+
+
+#: the table as this module reads and writes it (the service's models hold the same one in its metadata)
+audit_records = audit_record_table(sa.MetaData())
 
 GENESIS = "0" * 64
 CHAINED = ("event_id", "type", "source", "version", "occurred_at", "recorded_at", "actor_user", "actor_name",

@@ -17,9 +17,9 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from shared.cli.audit import ROLE_OPTION, USER_OPTION, parse_date
-from shared.cli.common import cli_command, console, get_config
-from shared.cli.review import actor_options
+from cli.audit import ROLE_OPTION, USER_OPTION, parse_date
+from cli.common import cli_command, console, get_config
+from cli.review import actor_options
 
 SCORE_COLUMNS = (("township_code", "乡镇街"), ("community_code", "社区/村"), ("overdue_steps", "超期环节"),
                  ("missed_rereviews", "漏复核"), ("checkin_gaps", "未签到"), ("wrongly_included", "错保"))
@@ -44,7 +44,7 @@ def write_xlsx(path: Path, figures: dict, board: list[dict]) -> None:
     score.append([label for _, label in SCORE_COLUMNS])
     for row in board:
         score.append([row[key] for key, _ in SCORE_COLUMNS])
-    from shared.cli.files import export_to
+    from cli.files import export_to
 
     with export_to(path, "--xlsx") as fh:   # never through a symbolic link
         book.save(fh)

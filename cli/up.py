@@ -14,8 +14,8 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from shared.cli.common import (cli_command, configure_logging, console, discover_services, ensure_broker, fail,
-                               get_config, hide_password)
+from cli.common import (cli_command, configure_logging, console, discover_services, ensure_broker, fail,
+                        get_config, hide_password)
 
 
 def register(app: typer.Typer) -> None:

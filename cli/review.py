@@ -36,7 +36,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from shared.cli.common import cli_command, console, fail, get_config, home_district
+from cli.common import cli_command, console, fail, get_config, home_district
 
 app = typer.Typer(
     help="The entry review (进口) and dynamic management (出口): status, overdue lists, month end, "

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import difflib
-import importlib
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from shared.cli.common import SERVICES_DIR, cli_command, console, fail
+from cli.common import SERVICES_DIR, cli_command, console, fail
 
 app = typer.Typer(help="Generate documentation from the code.", no_args_is_help=True)
 
@@ -16,13 +15,10 @@ EVENTS_DOC = SERVICES_DIR.parent / "docs" / "events.md"
 
 
 def load_catalogue() -> list[str]:
-    """Import every ``services/<name>/events.py``; the names imported."""
-    names = []
-    for folder in sorted(p for p in SERVICES_DIR.iterdir() if p.is_dir()):
-        if (folder / "events.py").is_file():
-            importlib.import_module(f"services.{folder.name}.events")
-            names.append(folder.name)
-    return names
+    """Import every module of the ``contracts`` package; the names imported."""
+    import contracts
+
+    return contracts.load_all()
 
 
 def render_events() -> str:
@@ -33,7 +29,7 @@ def render_events() -> str:
     load_catalogue()
     full = events.CATALOGUE
     own = {key: spec for key, spec in full.items()
-           if spec.schema.__module__.split(".")[0] in ("services", "shared")}
+           if spec.schema.__module__.split(".")[0] in ("contracts", "shared")}
     events.CATALOGUE = own
     try:
         return events.render_markdown()
@@ -48,7 +44,7 @@ def events_doc(
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="PATH",
                                           help="file to write or check (default: docs/events.md)"),
 ) -> None:
-    """Write docs/events.md from shared/events.py and every service's events.py."""
+    """Write docs/events.md from shared/events.py and the contracts package."""
     path = output or EVENTS_DOC
     text = render_events()
     current = path.read_text(encoding="utf-8") if path.is_file() else None

@@ -1,14 +1,11 @@
 """Audit's events, and the contracts the audit ingest accepts.
 
 The audit service records every event of every service. It knows a type by
-its registered schema (each ``services/<name>/events.py``, loaded by
+its registered schema (each module of :mod:`contracts`, loaded by
 :func:`load_contracts`); any other type is parked on the dead-letter queue
 until a deployment that knows it replays it.
 """
 from __future__ import annotations
-
-import importlib
-from pathlib import Path
 
 from marshmallow import Schema, fields
 
@@ -30,10 +27,9 @@ class QueryRecorded(Schema):
 
 def load_contracts() -> None:
     """Register every service's event schemas (the audit accepts all of them)."""
-    services = Path(__file__).resolve().parent.parent
-    for folder in sorted(p for p in services.iterdir() if p.is_dir()):
-        if (folder / "events.py").is_file():
-            importlib.import_module(f"services.{folder.name}.events")
+    import contracts
+
+    contracts.load_all()
 
 
 load_contracts()

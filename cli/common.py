@@ -25,7 +25,7 @@ from rich.markup import escape
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
-SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
+SERVICES_DIR = Path(__file__).resolve().parents[1] / "services"
 
 
 class CliError(Exception):

@@ -34,14 +34,11 @@ hand and compares with audit's figures.
 """
 from __future__ import annotations
 
-import base64
 import json
-import math
 import random
 import time
-import zlib
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -50,95 +47,18 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from shared.cli.common import console, fail
+from cli.common import console, fail
+from demo.year_log import YEAR_WAIT, CaseTrack, YearLog, first_day, last_day, working_day
+from demo.year_payments import YearPayments
 from shared.months import add_months
 
-#: what the bank's return file says of the line that fails
-FAILED_REASON = "账号有误 wrong account number"
+
 #: what the first re-review finds (yuan per month, earned by the head)
 NEW_WAGE = Decimal("300.00")
 MISS_RATE = 0.08
-#: seconds to wait for an event to cross services (generous: a loaded 2-core machine)
-YEAR_WAIT = 90.0
 
 
-def first_day(month: str) -> date:
-    return date(int(month[:4]), int(month[5:7]), 1)
-
-
-def last_day(month: str) -> date:
-    return first_day(add_months(month, 1)) - timedelta(days=1)
-
-
-def first_month(today: date, months: int) -> str:
-    """The simulation runs in next year and ends with a quarter, so that the
-    last month's statistics show a rural quarter paid: 12 months → January
-    to December, 4 → March to June; more than 12 start in January."""
-    end = min(12, 3 * math.ceil(months / 3))
-    start = max(1, end - months + 1)
-    return f"{today.year + 1}-{start:02d}"
-
-
-def working_day(calendar, month: str, n: int = 3) -> date:
-    """The n-th working day of the month (the month's work is done then)."""
-    day = first_day(month)
-    while not calendar.is_workday(day):
-        day += timedelta(days=1)
-    return calendar.add_workdays(day, n - 1) if n > 1 else day
-
-
-def payout_period(month: str, every: int) -> str | None:
-    """The period a run pays when ``month`` closes it: the month itself, or
-    the quarter (YYYY-Qn) on its last month; None while the period runs."""
-    if every == 1:
-        return month
-    if every == 3:
-        m = int(month[5:7])
-        return f"{month[:4]}-Q{(m - 1) // 3 + 1}" if m % 3 == 0 else None
-    fail(f"the demo pays monthly or quarterly periods, not every {every} months")
-
-
-@dataclass
-class CaseTrack:
-    """One approved case as the driver knows it."""
-
-    case_id: str
-    household_id: str
-    community_code: str
-    township_code: str
-    area_type: str
-    size: int
-    benefit: str
-    approved_on: str
-    start_month: str
-    next_rereview_on: str | None
-    run: object = field(repr=False, default=None)          # the Demo's HouseholdRun
-    end_month: str | None = None                            # first month no longer paid
-    missed: list[str] = field(default_factory=list)         # check-in months missed
-
-
-@dataclass
-class YearLog:
-    """What the driver did; the test counts from it by hand."""
-
-    policy: str
-    district: str
-    months: list[str] = field(default_factory=list)
-    approved: list[dict] = field(default_factory=list)      # case_id, area_type, size, approved_on, month
-    cancelled: list[dict] = field(default_factory=list)     # case_id, area_type, size, decided_on, effective_month…
-    changed: list[dict] = field(default_factory=list)       # case_id, area_type, size, direction, effective_month…
-    paid: list[dict] = field(default_factory=list)          # run_month, period, area_type, case_id, amount
-    failed: list[dict] = field(default_factory=list)        # run_month, period, area_type, case_id, amount
-    rejected_proposals: list[dict] = field(default_factory=list)
-    checkins: dict = field(default_factory=dict)            # month → recorded
-    missed_checkins: dict = field(default_factory=dict)     # month → missed
-    standard_raise: dict | None = None
-    campaign: dict | None = None
-    statistics: dict | None = None                          # audit.statistics(last day), as the RPC answered
-    last_day: str | None = None
-
-
-class Year:
+class Year(YearPayments):
     def __init__(self, demo, months: int, clock, seed: int):
         self.demo = demo
         self.config = demo.config
@@ -169,7 +89,7 @@ class Year:
     # --- people ----------------------------------------------------------------------
 
     def setup_people(self, stack: ExitStack) -> None:
-        from shared.cli.demo import Person
+        from demo.people import Person
         from shared.client import rpc_as
         from shared.identity import Role
 
@@ -462,8 +382,8 @@ class Year:
                       + f" (progress: {escape(json.dumps(progress, ensure_ascii=False))[:160]})")
 
     def show_who_let_them_in(self) -> None:
-        from shared.cli.audit import people_table
-        from shared.cli.common import ping
+        from cli.audit import people_table
+        from cli.common import ping
 
         case_id = self.log.campaign["wrongly_included"]
         if not case_id:
@@ -486,85 +406,13 @@ class Year:
 
     # --- payments ---------------------------------------------------------------------------------
 
-    def pay(self, month: str, day: date, row: dict) -> None:
-        """The month's runs: prepared by the finance officer, approved by the centre director,
-        exported, reconciled; the first run's first line fails and is carried forward."""
-        from services.payments.bank_formats import ReturnLine, load_format
-        from shared.cli.payments import _csv_rows
-
-        finance, director = self.rpc(self.finance), self.rpc(self.director)
-        periods = [(p, area) for area in ("urban", "rural")
-                   if (p := payout_period(month, self.policy.payout_months(area)))]
-        if not any(c.start_month <= month for c in self.cases.values()):
-            return
-        self.ledger_ready(finance)
-        if self.has_checkins and self.log.checkins.get(month):
-            needed = self.log.checkins[month]
-            self.demo.wait(lambda: (finance.payments.checkins([month]).get(month, 0) >= needed,
-                                    "check-ins not in payments yet"), "payments to take in the check-ins", YEAR_WAIT)
-        fmt = load_format("csv")
-        shown = []
-        for period, area in periods:
-            run = finance.payments.create_run({"period": period, "area_type": area,
-                                               "division_code": self.district})
-            run = director.payments.approve_run(run["id"])
-            exported = finance.payments.export_run(run["id"], "csv")
-            lines = [ln for ln in _csv_rows(base64.b64decode(exported["content"])) if ln["line_id"] != "TOTAL"]
-            results, failed = [], None
-            for ln in lines:
-                fails = not self.failed_once and area == "urban" and failed is None
-                entry = {"run_month": month, "period": ln["period"], "area_type": area, "case_id": ln["case_id"],
-                         "amount": ln["amount"]}
-                if fails:
-                    failed = ln
-                    self.failed_once = True
-                    self.log.failed.append(entry)
-                else:
-                    self.log.paid.append(entry)
-                    row["paid"] += Decimal(ln["amount"])
-                results.append(ReturnLine(int(ln["line_id"]), Decimal(ln["amount"]), not fails,
-                                          FAILED_REASON if fails else None, None if fails else day))
-            if lines:
-                finance.payments.import_return({"run_id": run["id"], "format": "csv", "content":
-                                                base64.b64encode(fmt.write_return(results)).decode()})
-            if failed is not None:
-                row["failed"] += 1
-                finance.payments.set_payee({"case_id": failed["case_id"], "payee_name": failed["payee_name"],
-                                            "account_number": "6222024299990001", "bank_name": "农村商业银行"})
-            detail = finance.payments.get_run(run["id"], 0)
-            held = {}
-            for h in detail["held_back"]:
-                held[h["reason"]] = held.get(h["reason"], 0) + 1
-            shown.append(f"{period} {area}: {len(lines)} lines ¥{run['total']}"
-                         + (f" ({run['carried']} carried)" if run.get("carried") else "")
-                         + (" [red]1 failed → next run[/red]" if failed is not None else "")
-                         + (f", held back {', '.join(f'{n} {r}' for r, n in held.items())}" if held else ""))
-        console.print("   payments (prepared by finance, approved by the director, bank file, return file): "
-                      + "; ".join(shown))
-
-    def ledger_ready(self, finance) -> None:
-        """Every approved case in payments' ledger, with a payee account."""
-        expected = set(self.cases)
-
-        def check():
-            cases = finance.payments.list_cases({"division_code": self.district})
-            missing = expected - {c["case_id"] for c in cases}
-            return (not missing and cases), f"{len(missing)} case(s) not in payments' ledger yet"
-        cases = self.demo.wait(check, "payments to take in the approved cases", YEAR_WAIT)
-        without = [c for c in cases if not c["account_masked"]]
-        if without:
-            finance.payments.set_payees([
-                {"case_id": c["case_id"], "payee_name": f"户主{c['case_id'][:4]}",
-                 "account_number": f"6222024{zlib.crc32(c['case_id'].encode()):011d}", "bank_name": "农村商业银行"}
-                for c in without])
-
     # --- month end -------------------------------------------------------------------------------
 
     def month_end(self, month: str, end: date) -> None:
         """The month's rules (review.run_month_end), then every pending proposal decided by the
         people the policy names, in order; an unexcused labour absence only "may" cancel: the
         township weighs it and keeps the case, with its reason."""
-        from services.review.rules import RULE_UNEXCUSED_LABOUR
+        from contracts.review import RULE_UNEXCUSED_LABOUR
 
         result = self.district_rpc.review.run_month_end(end.isoformat())
         made = {rule: n for rule, n in result["proposals"].items() if n}
@@ -618,7 +466,7 @@ class Year:
 
     def finish(self) -> None:
         """Audit's statistics for the last day simulated, and the month-by-month table."""
-        from shared.cli.common import ping
+        from cli.common import ping
 
         last = last_day(self.log.months[-1])
         self.log.last_day = last.isoformat()
@@ -667,11 +515,6 @@ class Year:
             table.add_row(r["month"], str(r["active"]), str(r["new"]), str(r["cancelled"]), str(r["raised"]),
                           str(r["lowered"]), f"{r['paid']:.2f}", str(r["failed"]))
         console.print(table)
-
-
-def start_day(calendar, today: date, months: int) -> date:
-    """The clock's first day: the third working day of the first simulated month."""
-    return working_day(calendar, first_month(today, months))
 
 
 def run_year(demo, months: int, clock, seed: int) -> YearLog:

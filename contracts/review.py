@@ -104,6 +104,18 @@ class ApplicationRejected(Schema):
 
 # --- dynamic management (动态管理, the exit 出口) -------------------------------------
 
+#: the rules a proposal names (its ``rule``; the month-end rules of DESIGN §2.4, or ``manual``)
+RULE_TWO_IN_A_ROW = "two_missed_checkins_in_a_row"
+RULE_THREE_IN_A_YEAR = "three_missed_checkins_in_a_year"
+RULE_UNEXCUSED_LABOUR = "unexcused_labour_absence"
+RULE_REFUSED_WORK = "refused_suitable_work"
+RULE_INCOME_ABOVE = "income_above_standard"
+RULE_INCOME_CHANGED = "income_changed"
+RULE_DEATH_REVIEW = "member_death_review"
+RULE_CAMPAIGN = "campaign_inspection"
+RULE_MANUAL = "manual"
+
+
 class _CaseFacts(Schema):
     case_id = fields.String(required=True, metadata={"doc": "also in the subject"})
     household_id = fields.String(required=True, metadata={"doc": "also in the subject"})

@@ -6,8 +6,9 @@ from typing import Optional
 
 import typer
 
-from shared.cli import audit, demo, dlq, docs, importer, ops, payments, review, stats, up
-from shared.cli.common import State
+from cli import audit, dlq, docs, importer, ops, payments, review, stats, up
+from demo import command as demo
+from cli.common import State
 
 app = typer.Typer(
     name="dibao",

@@ -1,4 +1,4 @@
-"""``dibao demo``: a realistic sample district driven through every step that
+"""The entry part of ``dibao demo``: a realistic sample district driven through every step that
 exists today — staff, households, the household file (一户一档), applications,
 home investigations (入户调查), monthly check-ins (续保登记) — and then the
 entry review (进口) to approval: the community's democratic evaluation
@@ -13,118 +13,29 @@ shown in tables with names and ID numbers masked (脱敏).
 The steps come from the active policy (config ``POLICY``): the demo asks the
 policy object for its review steps and their kinds, never its name.
 
-When no service answers ``ping`` within 2 s, the demo runs intake, review
-and notify itself (every service under ``services/``, as ``dibao up``), in
-this process, on fresh SQLite files in ``<DATA_DIR>/demo``, and stops them
-at the end. The posting periods are moved past with notify's
+The posting periods are moved past with notify's
 ``close_due_notices(as_of=today + days)``, as an administrator (only the
 system and an administrator may close notices as of a future day).
 """
 from __future__ import annotations
 
-import math
 import random
-import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from pathlib import Path
 
-import typer
-from rich import box
 from rich.markup import escape
-from rich.padding import Padding
-from rich.table import Table
 
-from shared.cli.common import (cli_command, configure_logging, console, describe_dibao_error, discover_services,
-                               ensure_broker, fail, get_config, hide_password, home_district, ping, start_runner)
-from shared.cli.review import CATEGORY_LABEL, KIND_LABEL, STEP_LABEL
-
-REASONS = ["因病致贫", "因残致贫", "失业无收入", "年老无依", "单亲抚养子女", "家庭成员重病"]
-FINDINGS = ["家中无贵重物品，住房简陋", "户主长期患病，医疗支出大", "无固定收入，靠亲属接济",
-            "住房老旧，家电简单", "子女就学，收入微薄"]
-AREA = {"urban": "城镇", "rural": "农村"}
-STAGE_LABEL = {"registered": "登记", "applied": "申请", "investigated": "调查"}
-STATUS_LABEL = {"submitted": "已受理", "investigated": "已调查"}
-REVIEW_LABEL = {"approved": "[green]已批准[/green]", "rejected": "[red]未通过[/red]", "in_review": "审核中",
-                "awaiting_investigation": "待调查", "awaiting_reinvestigation": "[yellow]待重新调查[/yellow]"}
-#: seconds the demo waits for an asynchronous step (an event crossing services)
-WAIT_SECONDS = 30.0
-POLL_SECONDS = 0.1
-#: the township review committee (乡镇街低保评审委员会): departments besides civil affairs
-COMMITTEE_DEPARTMENTS = ("finance", "justice", "police", "affairs_office")
-OBJECTION_TEXT = "反映该户子女在外务工，每月寄钱回家，申请时未如实申报。"
-#: what the demo drives (started together when none answers)
-REQUIRED_SERVICES = ("intake", "review", "notify")
+from cli.common import console, describe_dibao_error, fail, home_district
+from cli.review import KIND_LABEL, STEP_LABEL
+from demo.people import (COMMITTEE_DEPARTMENTS, FINDINGS, OBJECTION_TEXT, REASONS, HouseholdRun, Person, Waits,
+                         pick_communities, workdays_before)
+from demo.report import Report
 
 
-def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)
+class Demo(Waits, Report):
+    """The entry part (进口): staff, households, applications, investigations, the review to approval."""
 
-
-@dataclass
-class Person:
-    user: str
-    name: str
-    role: str
-    unit: str
-
-
-@dataclass
-class HouseholdRun:
-    """What the demo did for one household (for the tables)."""
-
-    community: object
-    household_id: str
-    head_name: str
-    head_id: str
-    size: int
-    application_id: str | None = None
-    #: what the officer registered (intake's household schema) and intake's member ids, for later updates
-    data: dict | None = None
-    member_ids: list[str] = field(default_factory=list)
-    checked_in: bool = False
-    documents: list[str] = field(default_factory=list)
-    investigation: dict | None = None       # what the demo sent to intake.record_investigation
-    investigations: int = 0
-    #: the review service's latest answer (review.get_application)
-    review: dict | None = None
-    notice: dict | None = None               # the notice now posted for it
-    seen_notices: set[str] = field(default_factory=set)
-    path: list[str] = field(default_factory=list)   # what happened to it, step by step
-
-    @property
-    def investigated(self) -> bool:
-        return self.investigations > 0
-
-    @property
-    def case(self) -> dict | None:
-        return (self.review or {}).get("case")
-
-
-def workdays_before(calendar, day: date, n: int) -> date:
-    current = day
-    while n > 0:
-        current -= timedelta(days=1)
-        if calendar.is_workday(current):
-            n -= 1
-    return current
-
-
-def pick_communities(divisions, district: str, households: int) -> list:
-    """Several communities, urban and rural alternating (≈ 4 households each)."""
-    communities = divisions.communities(within=district)
-    urban = [c for c in communities if c.area_type == "urban"]
-    rural = [c for c in communities if c.area_type != "urban"]
-    mixed = []
-    for i in range(max(len(urban), len(rural))):
-        mixed += [c for c in (urban[i:i + 1] + rural[i:i + 1])]
-    count = min(len(mixed), max(2, math.ceil(households / 4)))
-    return mixed[:count]
-
-
-class Demo:
     def __init__(self, config: dict, households: int, seed: int):
         from shared.identity import Role
         from shared.policy import load_policy
@@ -202,7 +113,7 @@ class Demo:
             self.review_all(stack, admin, district, officers)
             self.render_boards(district)
             self.print_tables(district)
-        from shared.cli.audit import demo_section
+        from cli.audit import demo_section
         demo_section(self.config, self.district, self.runs)
 
     def register_staff(self, admin) -> None:
@@ -529,69 +440,6 @@ class Demo:
 
     # --- waiting for the asynchronous steps ----------------------------------------------
 
-    def wait(self, check, what: str, timeout: float = WAIT_SECONDS):
-        """Poll ``check()`` (short sleeps) until it returns something truthy;
-        ``check`` returns (value, description of what is still missing)."""
-        import eventlet
-
-        deadline = time.monotonic() + timeout
-        while True:
-            value, missing = check()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                fail(f"timed out after {timeout:.0f} s waiting for {what}: {missing} — are intake, review and "
-                     f"notify all running on this broker? (`dibao dlq list` shows events they refused)")
-            eventlet.sleep(POLL_SECONDS)
-
-    def wait_reviews(self, district, runs: list[HouseholdRun], ready, what: str) -> None:
-        """Until ``ready(run, review.get_application(...))`` holds for every run."""
-        from shared.errors import NotFound
-
-        pending = list(runs)
-
-        def check():
-            still = []
-            for r in pending:
-                try:
-                    f = district.review.get_application(r.application_id)
-                except NotFound:
-                    still.append((r, None))
-                    continue
-                if ready(r, f):
-                    r.review = f
-                else:
-                    still.append((r, f))
-            pending[:] = [r for r, _ in still]
-            if not still:
-                return True, ""
-            r, f = still[0]
-            state = f"{f['status']} at {f['step']}" if f else "not known to review yet"
-            return False, f"{len(still)} of {len(runs)} application(s) not there yet (e.g. {r.application_id}: {state})"
-
-        self.wait(check, what)
-
-    def wait_notices(self, district, runs: list[HouseholdRun]) -> None:
-        """Until notify has posted the notice each run's open step asked for."""
-        def check():
-            posted: dict[tuple, dict] = {}
-            for n in district.notify.list_notices(self.district, True):
-                posted[(n["application_id"], n["stage"], n["id"] in seen.get(n["application_id"], ()))] = n
-            missing = []
-            for r in runs:
-                notice = posted.get((r.application_id, r.review["step"], False))
-                if notice is None:
-                    missing.append(r)
-                else:
-                    r.notice = notice
-            if missing:
-                return False, (f"{len(missing)} of {len(runs)} notice(s) not posted yet "
-                               f"(e.g. {missing[0].application_id} at {missing[0].review['step']})")
-            return True, ""
-
-        seen = {r.application_id: r.seen_notices for r in runs}
-        self.wait(check, "notify to post the notices review asked for (review's notice_requested)")
-
     def close_notices(self, admin, district, runs: list[HouseholdRun]) -> None:
         """Move past the posting period: close_due_notices(as_of=today + days)."""
         days = max(self.policy.step(r.review["step"]).notice_days or 7 for r in runs)
@@ -609,17 +457,6 @@ class Demo:
         at = {r.application_id: r.review["step"] for r in runs}
         self.wait_reviews(district, runs, lambda r, f: f["status"] != "in_review" or f["step"] != at[r.application_id],
                           "review to open the next step after the notices closed (notify's notice_closed)")
-
-    def wait_results(self, district, approved: list[HouseholdRun]) -> None:
-        """Until the approved households' results are posted (张榜公布)."""
-        def check():
-            posted = {n["application_id"] for n in district.notify.list_notices(self.district, True)
-                      if n["stage"] == "result"}
-            missing = [r for r in approved if r.application_id not in posted]
-            return (not missing), (f"{len(missing)} result(s) not posted yet" if missing else "")
-
-        if approved:
-            self.wait(check, "notify to post the approved households' results (张榜公布)")
 
     # --- the objection ---------------------------------------------------------------
 
@@ -662,297 +499,4 @@ class Demo:
 
     # --- the boards ------------------------------------------------------------------
 
-    def render_boards(self, district) -> None:
-        """The community boards as they stand now (the results posted): HTML and PDF."""
-        for c in self.communities:
-            if any(r.community.code == c.code and r.review and r.review["status"] == "approved"
-                   for r in self.runs):
-                self.boards.append(district.notify.render_board(c.code))
-
     # --- the tables ---------------------------------------------------------------------
-
-    def print_tables(self, district) -> None:
-        from shared.masking import mask_name, mask_resident_id
-
-        ours = {r.application_id: r for r in self.runs if r.application_id}
-        applications: dict[str, dict] = {}
-        for c in self.communities:
-            for app in district.intake.list_applications(community_code=c.code, limit=1000):
-                if app["id"] in ours:
-                    applications[app["id"]] = app
-        investigations: dict[str, dict] = {}
-        for app_id, app in applications.items():
-            if app["status"] != "submitted":
-                detail = district.intake.get_application(app_id)
-                if detail["investigations"]:
-                    investigations[app_id] = detail["investigations"][-1]
-        files = {r.household_id: district.intake.file_report(r.household_id) for r in self.runs}
-
-        console.print("[bold]6. per community: applications, home investigations and the review[/bold] "
-                      "(申请、入户调查与审核审批; names and ID numbers masked 脱敏; benefit in yuan per month)")
-        for c in self.communities:
-            rows = [r for r in self.runs if r.community.code == c.code]
-            table = Table(title=f"{c.name} {c.code} ({AREA.get(c.area_type, '')})", box=box.SIMPLE_HEAD,
-                          title_justify="left", title_style="bold", padding=(0, 1))
-            for name, kw in (("head", {}), ("ID", {"no_wrap": True}), ("size", {"justify": "right"}),
-                             ("visited", {}), ("status", {}), ("benefit", {"justify": "right"}),
-                             ("category", {})):
-                table.add_column(name, **kw)
-            for r in rows:
-                app = applications.get(r.application_id) if r.application_id else None
-                inv = investigations.get(r.application_id) if r.application_id else None
-                f, case = r.review, r.case
-                if f:
-                    status = REVIEW_LABEL.get(f["status"], f["status"])
-                elif app:
-                    status = STATUS_LABEL.get(app["status"], app["status"])
-                else:
-                    status = "仅登记"
-                table.add_row(
-                    mask_name(r.head_name), mask_resident_id(r.head_id), str(r.size),
-                    (short_date(inv["investigated_on"]) + ("[bold red]![/bold red]" if inv["started_late"] else ""))
-                    if inv else "—",
-                    status,
-                    f"[bold]{case['monthly_benefit']}[/bold]" if case else "—",
-                    CATEGORY_LABEL.get(case["category"], case["category"]) if case else "—")
-            console.print(table)
-        if any(i["started_late"] for i in investigations.values()):
-            console.print("[bold red]![/bold red] the home visit started after the policy's deadline "
-                          f"({self.ref.policy.investigation_start_workdays} working days after acceptance)")
-
-        summary = Table(title="Per community (社区/村)", box=box.SIMPLE_HEAD, padding=(0, 1))
-        for name in ("community", "type", "hh", "applied", "visited", "late", "check-ins", "files ok",
-                     "approved", "yuan/month"):
-            summary.add_column(name, justify="left" if name in ("community", "type") else "right")
-        for c in self.communities:
-            rows = [r for r in self.runs if r.community.code == c.code]
-            apps = [applications[r.application_id] for r in rows if r.application_id in applications]
-            invs = [investigations[r.application_id] for r in rows if r.application_id in investigations]
-            cases = [r.case for r in rows if r.case]
-            summary.add_row(c.name, AREA.get(c.area_type, ""), str(len(rows)), str(len(apps)),
-                            str(len(invs)), str(sum(1 for i in invs if i["started_late"])),
-                            str(sum(1 for r in rows if r.checked_in)),
-                            f"{sum(1 for r in rows if files[r.household_id]['complete'])}/{len(rows)}",
-                            str(len(cases)), f"{sum(Decimal(x['monthly_benefit']) for x in cases):.2f}")
-        console.print(summary)
-
-        file_table = Table(title="One household, one file (一户一档): completeness", box=box.SIMPLE_HEAD,
-                           padding=(0, 1))
-        for name in ("community", "household", "stage", "docs", "missing", "complete"):
-            file_table.add_column(name, justify="right" if name == "docs" else "left")
-        for c in self.communities:
-            for r in (r for r in self.runs if r.community.code == c.code):
-                report = files[r.household_id]
-                file_table.add_row(
-                    c.name, mask_name(r.head_name),
-                    "→".join(STAGE_LABEL.get(s, s) for s in report["stages"]),
-                    str(report["documents"]),
-                    ", ".join(report["missing"]) or "—",
-                    "[green]✓[/green]" if report["complete"] else "[red]✗ incomplete[/red]")
-        console.print(file_table)
-        self.print_decisions()
-
-    def print_decisions(self) -> None:
-        """The rejection with its reason, the objection and what it caused, the boards."""
-        from shared.masking import mask_name, mask_phone, mask_resident_id
-
-        console.print("[bold]7. what did not go straight through[/bold]")
-        if self.rejection:
-            r = self.rejection["run"]
-            grid = key_values()
-            grid.add_row("household", f"{mask_name(r.head_name)} {mask_resident_id(r.head_id)}, "
-                                      f"{r.community.name} {r.community.code}")
-            grid.add_row("step", f"{self.rejection['step']} ({STEP_LABEL.get(self.rejection['step'], '')})")
-            grid.add_row("vote", self.rejection["votes"])
-            grid.add_row("reason", f"[red]{escape(r.review.get('rejection_reason') or '')}[/red]")
-            grid.add_row("then", "the household is told, with the reason (notify's channels)")
-            console.print("   [bold]rejected[/bold] (未通过):")
-            console.print(Padding(grid, (0, 0, 0, 5)))
-        if self.objection:
-            o = self.objection
-            r = o["run"]
-            case = r.case
-            grid = key_values()
-            grid.add_row("household", f"{mask_name(r.head_name)} {mask_resident_id(r.head_id)}, "
-                                      f"{r.community.name} {r.community.code}")
-            grid.add_row("notice", f"{o['stage']} ({STEP_LABEL.get(o['stage'], '')}), filed {o['filed_on']}")
-            grid.add_row("objector", f"{mask_name(o['objector'])}, {mask_phone(o['phone'])} (named, not anonymous)")
-            grid.add_row("objection", escape(o["text"]))
-            skippable = self.policy.step(o["reopened"]).skippable_without_objection
-            grid.add_row("caused", escape(
-                f"the review stopped (awaiting re-investigation); a new home investigation found "
-                f"{o['found']:.2f} yuan/month sent home by a child; back to {o['reopened']}, "
-                f"the evaluation held again" + (" (an objection rules out skipping it)" if skippable else "")
-                + f"; objections on file: {o['objections']}"))
-            grid.add_row("then", escape(" → ".join(r.path)) + (
-                f" — [green]approved[/green], {case['monthly_benefit']} yuan/month" if case
-                else f" — {r.review['status']}"))
-            console.print("   [bold]objection from the public[/bold] (群众异议) during a notice:")
-            console.print(Padding(grid, (0, 0, 0, 5)))
-        if self.closings:
-            console.print("   posting periods moved past with notify's close_due_notices (as admin): "
-                          + "; ".join(f"as of {c['as_of']} → {c['closed']} closed"
-                                      + (f" ({c['objected']} with an objection: no effect)" if c["objected"] else "")
-                                      for c in self.closings))
-        if self.boards:
-            folders = sorted({str(Path(b["html"]).parent) for b in self.boards})
-            console.print(f"[bold]8. notice boards[/bold] (张榜公布: the approved households, IDs masked), written by "
-                          f"notify in {', '.join(folders)}:")
-            table = Table(box=box.SIMPLE_HEAD, padding=(0, 1))
-            for name in ("board", "posted", "page", "printable A4"):
-                table.add_column(name, justify="right" if name == "posted" else "left")
-            names = {c.code: c.name for c in self.communities}
-            for b in self.boards:
-                table.add_row(f"{names.get(b['unit_code'], '')} {b['unit_code']}", str(b["notices"]),
-                              Path(b["html"]).name, Path(b["pdf"]).name)
-            console.print(table)
-
-
-def key_values() -> Table:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(overflow="fold")   # Chinese text has no spaces to wrap at
-    return grid
-
-
-def short_date(iso: str) -> str:
-    """``2026-11-25`` → ``11-25`` (the demo's dates are all recent)."""
-    return iso[5:] if iso else "—"
-
-
-def demo_dir_of(config: dict) -> Path:
-    from shared.config import data_dir
-
-    return (data_dir(config) / "demo").resolve()
-
-
-def start_demo_services(config: dict, movable_clock: bool = False):
-    """Every existing service (as ``dibao up`` finds them: intake, review,
-    notify, …) in this process, on fresh SQLite files in <DATA_DIR>/demo;
-    with ``movable_clock``, on the clock of the file <DATA_DIR>/demo/clock
-    (``CLOCK: file:…``) that ``dibao demo --months`` moves."""
-    import eventlet
-
-    from shared.config import SERVICES
-
-    demo_dir = demo_dir_of(config)
-    demo_dir.mkdir(parents=True, exist_ok=True)
-    services = discover_services()
-    missing = [name for name in REQUIRED_SERVICES if name not in services]
-    if missing:
-        fail(f"the demo needs the {', '.join(missing)} service(s) (services/<name>/service.py)")
-    names = sorted(set(SERVICES) | set(services) | set(config.get("DB_URIS", {})))
-    for name in names:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(demo_dir, f"{name}.db{suffix}").unlink(missing_ok=True)
-    # and what notify wrote last time: the boards and the messages to households
-    for stale in [*demo_dir.glob("notices/*.html"), *demo_dir.glob("notices/*.pdf"),
-                  demo_dir / "messages" / "outbox.jsonl"]:
-        stale.unlink(missing_ok=True)
-    demo_config = dict(config, DATA_DIR=str(demo_dir),
-                       DB_URIS={name: f"sqlite:///{demo_dir / (name + '.db')}" for name in names})
-    if movable_clock:
-        (demo_dir / "clock").unlink(missing_ok=True)
-        (demo_dir / "year.json").unlink(missing_ok=True)
-        demo_config["CLOCK"] = f"file:{demo_dir / 'clock'}"
-    configure_logging(demo_config, quiet=True)
-    console.print(f"no service answers ping on {hide_password(config['AMQP_URI'])} within 2 s: "
-                  f"starting {', '.join(services)} in this process (fresh SQLite files in {demo_dir})")
-    runner = start_runner(demo_config, list(services.values()))
-    deadline = time.monotonic() + 30
-    for name in REQUIRED_SERVICES:
-        while True:
-            try:
-                ping(demo_config, name, 5)
-                break
-            except Exception:  # noqa: BLE001 - not ready yet
-                if time.monotonic() > deadline:
-                    runner.kill()
-                    raise
-                eventlet.sleep(0.2)
-    return runner, demo_config
-
-
-def movable_clock(config: dict):
-    """The clock ``--months`` moves: the services' ``CLOCK: file:PATH`` (shared with this
-    configuration); any other clock cannot be moved from here."""
-    from shared.clock import FileClock, clock_from_config
-
-    try:
-        clock = clock_from_config(config)
-    except ValueError as exc:
-        fail(str(exc))
-    if not isinstance(clock, FileClock):
-        fail(f"--months moves the services' clock, but the services answering on "
-             f"{hide_password(config['AMQP_URI'])} run on the clock {config.get('CLOCK') or 'system'!r}, which the "
-             f"demo cannot move: start them with DIBAO_CLOCK=file:/path/to/clock (e.g. "
-             f"`DIBAO_CLOCK=file:var/clock dibao up`) and run the demo with the same DIBAO_CLOCK — or stop them, "
-             f"and the demo runs its own services on a clock of its own")
-    return clock
-
-
-def running_services(config: dict) -> tuple[dict, list[str]]:
-    """(answers of the services that answer ping within 2 s, names of those that do not)."""
-    answers, missing = {}, []
-    for name in REQUIRED_SERVICES:
-        try:
-            answers[name] = ping(config, name, 2)
-        except Exception:  # noqa: BLE001 - not running (unknown service, timeout…)
-            missing.append(name)
-    return answers, missing
-
-
-@cli_command
-def demo(
-    ctx: typer.Context,
-    households: int = typer.Option(36, "--households", "-n", min=1, max=2000, help="households to register"),
-    seed: int = typer.Option(2024, "--seed", help="random seed of the sample district"),
-    months: int = typer.Option(0, "--months", min=0, max=36,
-                               help="then simulate this many months, month by month (a year in the life: "
-                                    "check-ins, labour, re-reviews, a standard raise, a campaign, payment runs)"),
-) -> None:
-    """Drive a sample district through intake and the review to approval; show the result."""
-    started = time.monotonic()
-    config = get_config(ctx)
-    ensure_broker(config)
-    runner = None
-    clock = None
-    answers, missing = running_services(config)
-    if not missing:
-        console.print(f"services answer on {hide_password(config['AMQP_URI'])} "
-                      f"({', '.join(answers)}; policy {answers['review'].get('policy')}): using them")
-        if months:
-            clock = movable_clock(config)
-    elif len(missing) == len(REQUIRED_SERVICES):
-        runner, config = start_demo_services(config, movable_clock=months > 0)
-        if months:
-            clock = movable_clock(config)
-    else:
-        fail(f"{', '.join(answers)} answer(s) on {hide_password(config['AMQP_URI'])} but {', '.join(missing)} "
-             f"do(es) not: the demo needs {', '.join(REQUIRED_SERVICES)} together — start the others "
-             f"(`dibao up`), or stop these so that the demo runs its own")
-    try:
-        if clock is not None:
-            from shared.cli.year import start_day
-            from shared.reference import ReferenceData
-
-            clock.set(start_day(ReferenceData.from_config(config).calendar, date.today(), months))
-        run = Demo(config, households, seed)
-        run.run()
-        if clock is not None:
-            from shared.cli.year import run_year
-
-            run_year(run, months, clock, seed)
-    finally:
-        if runner is not None:
-            with console.status("stopping the demo's services…"):
-                runner.stop()
-    if runner is not None:
-        outbox = Path(config["DATA_DIR"]) / "messages" / "outbox.jsonl"
-        if outbox.is_file():
-            console.print(f"messages to the households (notify's file channel): {outbox}")
-    c = run.counts
-    console.print(f"[green]demo finished[/green] in {time.monotonic() - started:.1f} s: {c['households']} households, "
-                  f"{c['applications']} applications, {c['investigations']} investigations, "
-                  f"{c['approved']} approved, {c['rejected']} rejected, "
-                  f"{c['checkins']} check-ins, {c['documents']} documents (seed {run.seed}, policy {run.policy.name})")

@@ -28,8 +28,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shared.cli.common import cli_command, console, get_config, home_district
-from shared.cli.review import UNIT_OPTION, USER_OPTION, actor_options
+from cli.common import cli_command, console, get_config, home_district
+from cli.review import UNIT_OPTION, USER_OPTION, actor_options
 
 app = typer.Typer(help="Payments (低保金发放): standards, payment runs, bank files, reconciliation.",
                   no_args_is_help=True, rich_markup_mode="rich")
@@ -163,7 +163,7 @@ def run_export(ctx: typer.Context, run_id: str,
     config = get_config(ctx)
     fmt = fmt or config.get("PAYMENTS_BANK_FORMAT") or "csv"
     result = call(config, role, unit, user, "exporting the bank file", "export_run", run_id, fmt)
-    from shared.cli.files import plain_name, write_in
+    from cli.files import plain_name, write_in
 
     name = plain_name(result["filename"], "filename")   # the server names the file; it stays inside --out
     bank_file = write_in(out, name, "--out", base64.b64decode(result["content"]))
@@ -261,7 +261,7 @@ def demo_payments(config: dict, district: str | None = None, out: Console | None
     from shared.identity import Role
     from shared.policy import policy_from_config
     from shared.testing import wait_for
-    from services.payments.bank_formats import ReturnLine, capital_amount, load_format
+    from shared.bank_formats import ReturnLine, capital_amount, load_format
 
     out = out or console
     district = district or home_district(config)

@@ -2,8 +2,8 @@
 
 The commands live in one sub-module per concern (``up``, ``demo``,
 ``importer``, ``ops``, ``dlq``, ``docs``) and are assembled in
-:mod:`shared.cli.root`. This module only holds :func:`main`, the console
-entry point (``dibao = "shared.cli:main"``), which — like ``nameko run`` —
+:mod:`cli.root`. This module only holds :func:`main`, the console
+entry point (``dibao = "cli:main"``), which — like ``nameko run`` —
 monkey-patches eventlet before anything else is imported.
 """
 from __future__ import annotations
@@ -33,16 +33,16 @@ def main() -> None:
     # Library chatter (kombu, amqp, nameko) stays out of the commands' output;
     # `dibao up` replaces this with the config's LOGGING.
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    from shared.cli.root import app
+    from cli.root import app
 
     app(prog_name="dibao")
 
 
 def __getattr__(name: str):
-    # ``from shared.cli import app`` (tests, scripts) without importing the
+    # ``from cli import app`` (tests, scripts) without importing the
     # commands when only ``main`` is needed.
     if name == "app":
-        from shared.cli.root import app
+        from cli.root import app
 
         return app
     raise AttributeError(name)

@@ -6,8 +6,8 @@ from typing import List
 
 import typer
 
-from shared.cli.common import (SERVICES_DIR, cli_command, console, fail, get_config, hide_password, ping,
-                               require_service)
+from cli.common import (SERVICES_DIR, cli_command, console, fail, get_config, hide_password, ping,
+                        require_service)
 
 
 def register(app: typer.Typer) -> None:
