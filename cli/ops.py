@@ -5,6 +5,7 @@ import importlib
 from typing import List
 
 import typer
+from rich.markup import escape
 
 from cli.common import (SERVICES_DIR, cli_command, console, fail, get_config, hide_password, ping,
                         require_service)
@@ -57,9 +58,15 @@ def health(
     """Ask a service's ping RPC: exit 0 when it answers (docker healthchecks)."""
     require_service(service)
     config = get_config(ctx)
-    answer = ping(config, service, timeout)
-    details = ", ".join(f"{k} {v}" for k, v in (answer or {}).items() if k != "service")
-    console.print(f"{service}: [green]ok[/green]{' (' + details + ')' if details else ''}")
+    answer = ping(config, service, timeout) or {}
+    problems = answer.get("problems") or []
+    details = ", ".join(f"{k} {v}" for k, v in answer.items() if k not in ("service", "problems"))
+    console.print(f"{service}: [green]ok[/green]{' (' + details + ')' if details else ''}"
+                  + (f", [yellow]{len(problems)} problem{'s' if len(problems) != 1 else ''}[/yellow] "
+                     f"(it runs; these wait for a fix and are retried):" if problems else ""))
+    for p in problems:
+        console.print(f"  [yellow]{escape(p['kind'])} {escape(p['target'])}[/yellow]: {escape(p['code'])} since "
+                      f"{escape(p['since'][:19])}, {p['attempts']} attempt(s) — {escape(p['detail'])}")
 
 
 @cli_command

@@ -124,6 +124,22 @@ USER_OPTION = typer.Option(None, "--user", "--as-user", help="acting user id (de
 
 # --- status --------------------------------------------------------------------
 
+#: how a deadline counted across a year without its official schedule is marked, and why
+PROVISIONAL_NOTE = ("[yellow]*[/yellow] provisional (暂定): counted across a year whose official working-day "
+                    "schedule (调休) is not loaded yet — it may move; `dibao calendar import FILE` loads it.")
+
+
+def provisional_mark(provisional) -> str:
+    return " [yellow]* provisional[/yellow]" if provisional else ""
+
+
+def use_loaded_schedules(rpc, calendar) -> None:
+    """Count "working days late" on the official schedules review has loaded."""
+    from shared.workday_schedule import years_of_payload
+
+    calendar.replace_schedule(years_of_payload(rpc.review.calendar_schedules()))
+
+
 def late_by(calendar, due, as_of: date) -> str:
     """``3 working days`` past ``due`` as of ``as_of``, or ``""`` when not late."""
     due = as_date(due)
@@ -188,6 +204,7 @@ def status(
     ref = ReferenceData.from_config(config)
     today = ref.today()
     with rpc_as(config, role, unit, user=user) as rpc:
+        use_loaded_schedules(rpc, ref.calendar)
         f = rpc.review.get_application(application_id)
         household = household_line(rpc, f["household_id"])
     try:
@@ -216,10 +233,12 @@ def status(
         if open_:
             late = late_by(ref.calendar, f.get("step_due_on"), today)
             grid.add_row("step due", escape(str(f.get("step_due_on") or "no deadline"))
+                         + provisional_mark(f.get("step_due_provisional"))
                          + (f"  [bold red]{escape(late)}[/bold red]" if late else ""))
     grid.add_row("accepted", escape(str(f.get("accepted_on") or "—")))
     late = late_by(ref.calendar, f.get("process_due_on"), today) if f["status"] in OPEN else ""
     grid.add_row("process due", escape(str(f.get("process_due_on") or "no deadline"))
+                 + provisional_mark(f.get("process_due_provisional"))
                  + (f"  [bold red]{escape(late)}[/bold red]" if late else ""))
     grid.add_row("objections", str(f.get("objections", 0))
                  + ("  (the evaluation must be held; re-investigated)" if f.get("objections") else ""))
@@ -233,6 +252,8 @@ def status(
         grid.add_row("reason", f"[red]{escape(f['rejection_reason'])}[/red]")
     console.print(Panel(grid, title=f"review of application {escape(f['application_id'][:8])}…",
                         expand=False))
+    if f.get("provisional"):
+        console.print(PROVISIONAL_NOTE)
     if policy is not None:
         console.print(f"the steps of policy {escape(policy.name)}:")
         console.print(steps_table(policy, f))
@@ -294,6 +315,7 @@ def overdue(
     ref = ReferenceData.from_config(config)
     judged = as_date(day) if day else ref.today()
     with rpc_as(config, role, unit, user=user) as rpc:
+        use_loaded_schedules(rpc, ref.calendar)
         files = rpc.review.overdue(unit_code, day)
     divisions = ref.divisions
     where = f"{division_name(divisions, unit_code)} {unit_code}"
@@ -322,12 +344,15 @@ def overdue(
             for which, due in (("step", f.get("step_due_on")), ("process", f.get("process_due_on"))):
                 due = as_date(due)
                 if due is not None and due < judged:
-                    deadlines.append(f"{which} {due.isoformat()}")
+                    deadlines.append(f"{which} {due.isoformat()}" + (" *" if f.get(f"{which}_due_provisional")
+                                                                       else ""))
                     late.append(str(ref.calendar.workdays_between(due, judged)))
             step = f"{f['step']} {step_label(f['step'])}" if f.get("step") else "no step open"
             table.add_row(f"{escape(f['application_id'])}\n{status_text(f['status'])}\n{escape(step)}",
                           "[red]" + "\n".join(deadlines) + "[/red]", "\n".join(late), str(f.get("objections", 0)))
         console.print(table)
+    if any(f.get("provisional") for f in files):
+        console.print(PROVISIONAL_NOTE)
 
 
 # --- dynamic management (动态管理, the exit 出口) ------------------------------------

@@ -6,7 +6,8 @@ from typing import Optional
 
 import typer
 
-from cli import audit, dlq, docs, importer, ops, payments, review, stats, up
+from cli import audit, databases, dlq, docs, doctor, importer, ops, payments, review, stats, up
+from cli import calendar as calendar_cli
 from demo import command as demo
 from cli.common import State
 
@@ -41,3 +42,6 @@ app.add_typer(dlq.app, name="dlq")
 app.add_typer(docs.app, name="docs")
 app.add_typer(audit.app, name="audit")
 stats.register(app)
+databases.register(app)
+calendar_cli.register(app)
+doctor.register(app)

@@ -195,3 +195,21 @@ class InspectionRecorded(Schema):
     township_code = fields.String(required=True)
     result = fields.String(required=True, metadata={"doc": "kept | raised | lowered | cancelled | wrongly_included"})
     team = fields.String(required=True)
+
+
+class ScheduleDay(Schema):
+    date = fields.Date(required=True)
+    workday = fields.Boolean(required=True, metadata={"doc": "true: a working day (e.g. 调休上班); false: a day off"})
+    note = fields.String(required=True, metadata={"doc": "e.g. 春节, 国庆节调休上班"})
+
+
+@event_type(SOURCE, "calendar_schedule_loaded")
+class CalendarScheduleLoaded(Schema):
+    """The bureau loaded the official working-day schedule (放假安排 with 调休) of
+    one or more years; every service that counts working days uses it from now
+    on (the listed days as listed, the other days of those years Monday–Friday).
+    Replaces any earlier schedule of the same years. Subject: none."""
+
+    years = fields.List(fields.Integer(), required=True, metadata={"doc": "the years the schedule covers"})
+    days = fields.List(fields.Nested(ScheduleDay), required=True,
+                       metadata={"doc": "every listed day of those years, in date order"})

@@ -150,7 +150,7 @@ class Report:
                                       + (f" ({c['objected']} with an objection: no effect)" if c["objected"] else "")
                                       for c in self.closings))
         if self.boards:
-            folders = sorted({str(Path(b["html"]).parent) for b in self.boards})
+            folders = sorted({str(Path(b["html"]).parent) for b in self.boards if b.get("html")})
             console.print(f"[bold]8. notice boards[/bold] (张榜公布: the approved households, IDs masked), written by "
                           f"notify in {', '.join(folders)}:")
             table = Table(box=box.SIMPLE_HEAD, padding=(0, 1))
@@ -159,8 +159,13 @@ class Report:
             names = {c.code: c.name for c in self.communities}
             for b in self.boards:
                 table.add_row(f"{names.get(b['unit_code'], '')} {b['unit_code']}", str(b["notices"]),
-                              Path(b["html"]).name, Path(b["pdf"]).name)
+                              Path(b["html"]).name if b.get("html") else "[yellow]not written[/yellow]",
+                              Path(b["pdf"]).name if b.get("pdf") else "[yellow]not made yet[/yellow]")
             console.print(table)
+            problems = {p["detail"] for b in self.boards for p in b.get("problems") or []}
+            for detail in sorted(problems):
+                console.print(f"[yellow]{escape(detail)}[/yellow] — notify retries on its timer; "
+                              f"`dibao health notify` lists what is pending")
 
 
 def key_values() -> Table:

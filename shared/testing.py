@@ -108,9 +108,15 @@ class PostgresDatabases:
             return False
 
     def create(self, prefix: str) -> str:
-        name = f"dibao_t_{prefix}_{uuid.uuid4().hex[:10]}"
+        uri = self.reserve(prefix)
         with self.engine.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE template0'))
+            conn.execute(sa.text(f'CREATE DATABASE "{sa.make_url(uri).database}" TEMPLATE template0'))
+        return uri
+
+    def reserve(self, prefix: str) -> str:
+        """The URI of a database nobody has created yet (``dibao db create``
+        makes it), dropped with the others by :meth:`drop_all`."""
+        name = f"dibao_t_{prefix}_{uuid.uuid4().hex[:10]}"
         self.created.append(name)
         return sa.make_url(self.admin_uri).set(database=name).render_as_string(hide_password=False)
 
