@@ -29,7 +29,7 @@ from shared.deadletter import handler_queues, list_parked
 from shared.errors import Conflict, DibaoError, Forbidden, NotFound, ValidationFailed
 from shared.events import encode
 from shared.identity import Role
-from shared.inbox import ATTEMPTS_HEADER
+from shared.inbox import ATTEMPTS_HEADER, ReliableEventHandler
 from shared.testing import rpc_as, wait_for
 from tests import payments_helpers as pay
 from tests.dynamic_helpers import approved_case, start
@@ -298,9 +298,12 @@ def test_dead_letters_are_replayed_only_by_the_administrator_recorded_and_only_t
     config = sqlite_config
     container = container_factory(IntakeService, config)
     container.start()
-    # the known queues come from the service's own consumers, not from a list
+    # the known queues come from the service's own consumers (each @consume_event method), not from a list
     own = "evt-review-case_approved--intake.on_case_approved"
-    assert handler_queues(container) == {own, "evt-review-case_cancelled--intake.on_case_cancelled"}
+    consumers = {f"evt-{ep.source_service}-{ep.event_type}--intake.{name}"
+                 for name, method in vars(IntakeService).items()
+                 for ep in getattr(method, "nameko_entrypoints", ()) if isinstance(ep, ReliableEventHandler)}
+    assert own in consumers and handler_queues(container) == consumers
 
     good = pay.case_approved("case-dlq", "2027-02", "500.00")
     park(config, own, "intake.on_case_approved", encode(good), good["event_id"])
