@@ -133,14 +133,15 @@ def service_permissions(service: str) -> dict:
     return {
         "configure": rf"^(nameko-rpc|{own})$",
         "write": rf"^({s}\.events|{s}\.partner-events|nameko-rpc|dibao\.retry|dibao\.park|{own})$",
-        "read": rf"^(nameko-rpc|[a-z_]+\.events|dibao\.retry{extra_read}|{own})$",
+        # dibao.dead-letter: its replay_dead_letters command reads it (and leaves others' events parked)
+        "read": rf"^(nameko-rpc|[a-z_]+\.events|dibao\.retry|dibao\.dead-letter{extra_read}|{own})$",
     }
 
 
 def tool_permissions(tool: str) -> dict:
     """The operators' tools: RPC requests and their own reply queues, the
-    dead-letter queue to list and replay (replays are published as the
-    service that parked the event, see :mod:`shared.deadletter`)."""
+    dead-letter queue to list (a replay is the command of the service that
+    parked the event, :mod:`shared.deadletter`)."""
     replies = rf"rpc\.reply-{re.escape(tool)}-{UUID_KEY}"
     return {
         "configure": rf"^(nameko-rpc|{replies})$",

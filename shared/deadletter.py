@@ -1,14 +1,23 @@
 """Operator tools for the dead-letter queue: list parked events, replay them.
 
-A replayed event goes back to the queue of the handler that failed it
-(through ``dibao.retry``), with its attempt count reset; the handler's inbox
-makes a replay of an event it did after all process a no-op.
+A replayed event goes back to the queue of the handler that failed it, with
+its attempt count reset; the handler's inbox makes a replay of an event it
+did after all process a no-op.
 
-With broker users on (pass the config, not a URI), the list is read as the
-operators' tool user, and each event is replayed *as the service that
-parked it* — the broker user that may publish to ``dibao.retry`` and whose
-``x-dibao-publisher`` header that service trusts — so a replay is accepted
-exactly when the event's original publisher was its source.
+Replay is a command of the service whose handler failed (``<service>.
+replay_dead_letters``, :class:`DeadLetterReplay`): only the system
+administrator may call it, the command record (:mod:`shared.commands`) puts
+it in the audit, and it sends events only to that service's own handler
+queues — the queues of its ``@consume_event`` entrypoints, read from the
+running container, never a list kept by hand. A parked message naming any
+other queue (an RPC queue, the audit's queue, a queue nobody consumes) stays
+parked.
+
+With broker users on, the service replays as its own broker user through
+``dibao.retry`` (nobody may publish to the default exchange), keeping the
+publisher it had recorded when it parked the event (``x-dibao-publisher``):
+its inbox accepts a replay exactly when the event's original publisher was
+its source — a parked forgery is parked again, never laundered.
 """
 from __future__ import annotations
 
@@ -17,10 +26,14 @@ from dataclasses import dataclass
 
 from kombu import Connection
 from amqp import Message
+from nameko.extensions import DependencyProvider
 
 from shared.broker import connection_user, restricted, uri_for
-from shared.bus import AUDIT_QUEUE, DEAD_LETTER_QUEUE, RETRY_EXCHANGE, dead_letter_queue
-from shared.inbox import ATTEMPTS_HEADER, PUBLISHER_HEADER
+from shared.bus import DEAD_LETTER_QUEUE, RETRY_EXCHANGE, dead_letter_queue
+from shared.errors import ValidationFailed
+from shared.identity import Identity, Role, authorize
+from shared.inbox import ATTEMPTS_HEADER, PUBLISHER_HEADER, ReliableEventHandler
+from shared.rpc import rpc
 
 
 @dataclass
@@ -79,69 +92,72 @@ def list_parked(where: str | dict, limit: int = 100) -> list[ParkedEvent]:
     return out
 
 
-class _Publishers:
-    """One confirming channel per broker user that replays (see the module doc)."""
-
-    def __init__(self, where: str | dict):
-        self.where = where
-        self.open: dict[str, tuple] = {}
-
-    def channel_for(self, handler: str):
-        if isinstance(self.where, str):
-            uri = self.where
-        else:
-            service = "audit" if handler == "audit.ingest" else handler.split(".", 1)[0]
-            uri = uri_for(self.where, service)
-        if uri not in self.open:
-            conn = Connection(uri)
-            conn.connect()
-            channel = conn.channel()
-            channel.confirm_select()
-            self.open[uri] = (conn, channel, connection_user(uri))
-        return self.open[uri][1:]
-
-    def close(self):
-        for conn, _, _ in self.open.values():
-            conn.release()
-
-
-def replay(where: str | dict, message_id: str | None = None) -> int:
-    """Send parked events (all, or the one with ``message_id``) back to their
-    queue (``where``: a URI, or the config)."""
+def replay(amqp_uri: str, queues, message_id: str | None = None, passive: bool = False) -> int:
+    """Send parked events (all, or the one with ``message_id``) whose queue is
+    one of ``queues`` back to it, through ``dibao.retry`` as ``amqp_uri``'s
+    user; every other parked event stays parked. Only what is parked when it
+    begins: an event parked again meanwhile waits for the next replay."""
+    queues = frozenset(queues)
     replayed = 0
-    uri, passive = _reader(where)
-    publishers = _Publishers(where)
-    try:
-        with Connection(uri) as conn:
-            channel = conn.channel()
-            _declare(channel, passive)
-            keep = []
-            # only what is parked now: an event parked again while we replay comes after them
-            remaining = channel.queue_declare(DEAD_LETTER_QUEUE, passive=True).message_count
-            while remaining > 0:
-                remaining -= 1
-                msg = channel.basic_get(DEAD_LETTER_QUEUE, no_ack=False)
-                if msg is None:
-                    break
-                headers = dict(msg.headers or {})
-                target = headers.get("x-dibao-queue")
-                if not target or (message_id and msg.properties.get("message_id") != message_id):
-                    keep.append(msg.delivery_tag)
-                    continue
-                out, user = publishers.channel_for(str(headers.get("x-dibao-handler") or
-                                                       ("audit.ingest" if target == AUDIT_QUEUE else "")))
-                for key in [k for k in headers if k.startswith("x-dibao-") and k != PUBLISHER_HEADER]:
-                    headers.pop(key)
-                props = {k: v for k, v in msg.properties.items()
-                         if k in ("content_type", "content_encoding", "message_id")}
-                out.basic_publish_confirm(Message(msg.body, application_headers=headers, delivery_mode=2,
+    user = connection_user(amqp_uri)
+    with Connection(amqp_uri) as conn:
+        channel = conn.channel()
+        channel.confirm_select()
+        _declare(channel, passive)
+        keep = []
+        remaining = channel.queue_declare(DEAD_LETTER_QUEUE, passive=True).message_count
+        while remaining > 0:
+            remaining -= 1
+            msg = channel.basic_get(DEAD_LETTER_QUEUE, no_ack=False)
+            if msg is None:
+                break
+            headers = dict(msg.headers or {})
+            target = headers.get("x-dibao-queue")
+            if target not in queues or (message_id and msg.properties.get("message_id") != message_id):
+                keep.append(msg.delivery_tag)
+                continue
+            for key in [k for k in headers if k.startswith("x-dibao-") and k != PUBLISHER_HEADER]:
+                headers.pop(key)
+            props = {k: v for k, v in msg.properties.items() if k in ("content_type", "content_encoding", "message_id")}
+            channel.basic_publish_confirm(Message(msg.body, application_headers=headers, delivery_mode=2,
                                                   user_id=user, **props),
                                           exchange=RETRY_EXCHANGE, routing_key=target)
-                channel.basic_ack(msg.delivery_tag)
-                replayed += 1
-            for tag in keep:
-                channel.basic_reject(tag, requeue=True)
-            channel.close()
-    finally:
-        publishers.close()
+            channel.basic_ack(msg.delivery_tag)
+            replayed += 1
+        for tag in keep:
+            channel.basic_reject(tag, requeue=True)
+        channel.close()
     return replayed
+
+
+def handler_queues(container) -> frozenset[str]:
+    """The queues a running service consumes and parks failures from: its
+    inbox consumers' (``@consume_event``) and any dependency that names its
+    ``handler_queue`` (the audit's batch ingest)."""
+    queues = {ext.queue.name for ext in container.entrypoints if isinstance(ext, ReliableEventHandler)}
+    queues.update(q for q in (getattr(dep, "handler_queue", None) for dep in container.dependencies) if q)
+    return frozenset(queues)
+
+
+class DeadLetters(DependencyProvider):
+    """``replay(message_id=None)``: this service's parked events back to its own handler queues."""
+
+    def get_dependency(self, worker_ctx):
+        config = self.container.config
+        uri, queues, passive = config["AMQP_URI"], handler_queues(self.container), restricted(config)
+        return lambda message_id=None: replay(uri, queues, message_id, passive)
+
+
+class DeadLetterReplay:
+    """Mixed into every service with inbox consumers: its dead-letter replay as a recorded command."""
+
+    caller = Identity()
+    dead_letters = DeadLetters()
+
+    @rpc(record_reads=True)   # recorded even though it writes nothing to the service's database
+    def replay_dead_letters(self, message_id=None):
+        """Parked events back to this service's handler queues (all, or one by message id)."""
+        if message_id is not None and not isinstance(message_id, str):
+            raise ValidationFailed.field("message_id", "a message id (text)")
+        authorize(self.caller.actor, (Role.ADMIN,))  # system administrator
+        return {"replayed": self.dead_letters(message_id)}

@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import sqlalchemy as sa
 
 from shared.config import SERVICES, load_config
+from shared.secrets import SECRETS, ensure_secrets
 from shared.client import context, rpc_as  # noqa: F401 - re-exported for tests
 
 AMQP_BASE = os.environ.get("DIBAO_TEST_AMQP_URI", "pyamqp://guest:guest@127.0.0.1:5672/")
@@ -128,12 +129,19 @@ class PostgresDatabases:
 
 
 def test_config(amqp_uri: str, db_uris: dict, data_dir: str, **overrides) -> dict:
+    """A test deployment's configuration, with secrets of its own: generated
+    into ``<data_dir>/secrets`` as ``dibao up`` does on a first start (the
+    settings themselves stay empty, so everything reads them the way a
+    deployment does: ``shared.secrets.load_secret``)."""
     config = load_config()
     config.update({"AMQP_URI": amqp_uri, "DB_URIS": db_uris, "DATA_DIR": str(data_dir),
                    "OUTBOX_POLL_SECONDS": 0.2, "INBOX_BACKOFF_SECONDS": 0.05, "INBOX_MAX_ATTEMPTS": 3,
                    "RPC_TIMEOUT": 20, "BROKER_SERVICE_USERS": False})
+    config.update({setting: "" for setting in SECRETS})   # not the developer's environment
+    config.pop("SECRETS_DIR", None)
     config.pop("LOGGING", None)
     config.update(overrides)
+    ensure_secrets(config)
     return config
 
 

@@ -21,7 +21,7 @@ from shared import rabbit_admin
 from shared.broker import service_config, uri_for, user_name, with_credentials
 from shared.bus import RETRY_EXCHANGE
 from cli import app
-from shared.deadletter import list_parked, replay
+from shared.deadletter import list_parked
 from shared.events import encode
 from shared.identity import Role
 from shared.outbox import ConfirmingPublisher
@@ -148,7 +148,8 @@ def test_a_forged_case_approved_is_parked_with_its_reason_and_pays_nothing(bus, 
     assert [c["case_id"] for c in cases(bus)] == ["case-genuine"]
     assert ping(bus, "payments")["bus_alarms"] == alarms + 1
     # replaying the parked forgery does not launder it: parked again, still not applied
-    assert replay(bus, forged["event_id"]) == 1
+    with admin(bus) as rpc:                                    # the administrator's recorded command
+        assert rpc.payments.replay_dead_letters(forged["event_id"]) == {"replayed": 1}
     wait_for(lambda: [p for p in list_parked(bus) if p.message_id == forged["event_id"]], timeout=20,
              message="the replayed forgery parked again")
     assert [c["case_id"] for c in cases(bus)] == ["case-genuine"]
@@ -322,7 +323,8 @@ def test_the_audit_records_only_events_their_source_published(bus, container_fac
     assert parked[0].handler == "audit.ingest" and f"is not {user_name(bus, 'review')}" in parked[0].reason
     assert not records(bus, f"event_id = '{forged['event_id']}'")
     assert ping(bus, "audit")["bus_alarms"] >= 1
-    assert replay(bus, forged["event_id"]) == 1                # a replay does not launder it either
+    with admin(bus) as rpc:                                    # a replay does not launder it either
+        assert rpc.audit.replay_dead_letters(forged["event_id"]) == {"replayed": 1}
     wait_for(lambda: [p for p in list_parked(bus) if p.message_id == forged["event_id"]], timeout=20,
              message="the replayed forgery parked again")
     assert not records(bus, f"event_id = '{forged['event_id']}'")

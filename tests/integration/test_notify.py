@@ -25,7 +25,7 @@ import contracts.review  # noqa: F401 - registers the review events published he
 from services.intake.service import IntakeService
 from services.notify.service import NotifyService
 from shared.db import make_engine
-from shared.deadletter import list_parked, replay
+from shared.deadletter import list_parked
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events import Event, envelope
 from shared.identity import Role
@@ -304,8 +304,9 @@ def test_a_notice_asked_for_while_intake_is_away_is_retried_parked_and_replayed(
     [parked] = wait_for(lambda: list_parked(sqlite_config["AMQP_URI"]), timeout=20, message="parked")
     assert parked.attempts == 3 and parked.handler == "notify.on_notice_requested"
     assert rows(sqlite_config, "SELECT id FROM notice") == []
-    container_factory(IntakeService, sqlite_config).start()   # intake is back; the operator replays
-    assert replay(sqlite_config["AMQP_URI"]) == 1
+    container_factory(IntakeService, sqlite_config).start()   # intake is back; the administrator replays
+    with rpc_as(sqlite_config, Role.ADMIN, DISTRICT, user="admin") as rpc:
+        assert rpc.notify.replay_dead_letters() == {"replayed": 1}
     notice = post(sqlite_config, env)
     assert notice["household_id"] == c["household_id"] and len(of_type("notice_posted")) == 1
 
