@@ -90,7 +90,7 @@ SECRETS: dict[str, SecretSpec] = {spec.setting: spec for spec in (
                  f"the {name} service's credential for its own identity (service:{name})", _check_password)
       for name in SERVICE_NAMES),
     *(SecretSpec(f"BROKER_PASSWORD_{name.upper()}", _password,
-                 f"the password of the {name} broker user (dibao broker setup)")
+                 f"the password of the {name} broker user (dibao broker setup)", _check_password)
       for name in SERVICE_NAMES + BROKER_TOOLS + ("shovel",)),
 )}
 
