@@ -254,11 +254,12 @@ def test_objection_is_recorded_without_contact_details_in_the_event(cluster, con
             assert field in err.value.fields, (data, err.value.fields)
         with pytest.raises(NotFound):
             rpc.notify.file_objection(dict(objection, notice_id="no-such-notice"))
-    with officer(config, unit=OTHER_COMMUNITY, user="qian.other") as rpc:
-        with pytest.raises(Forbidden):
-            rpc.notify.file_objection(objection)
-        with pytest.raises(Forbidden):
-            rpc.notify.list_objections(notice["id"])
+    with officer(config, unit=OTHER_COMMUNITY, user="qian.other") as rpc:   # outside: as if it did not exist
+        for call in (lambda: rpc.notify.file_objection(objection), lambda: rpc.notify.list_objections(notice["id"]),
+                     lambda: rpc.notify.get_notice(notice["id"])):
+            with pytest.raises(NotFound) as err:
+                call()
+            assert (err.value.message, err.value.details) == (f"no notice {notice['id']}", {"notice_id": notice["id"]})
     with rpc_as(config, Role.COMMUNITY_PANEL, COMMUNITY) as rpc:     # reads notices, not objectors' contacts
         assert rpc.notify.get_notice(notice["id"])["id"] == notice["id"]
         with pytest.raises(Forbidden):
@@ -432,7 +433,7 @@ def test_a_message_file_that_cannot_be_written_is_a_visible_problem_until_it_is(
     assert str(blocked) in problem["detail"] and problem["attempts"] >= 1
 
     blocked.rmdir()
-    with admin(sqlite_config) as rpc:                          # the administrator's recorded replay
+    with admin(sqlite_config) as rpc:
         assert rpc.notify.replay_dead_letters() == {"replayed": 1}
     wait_for(lambda: outbox_lines(sqlite_config), timeout=20, message="the message written")
     with admin(sqlite_config) as rpc:
