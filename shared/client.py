@@ -19,9 +19,12 @@ def context(config: dict, role: Role | str, unit: str, user: str | None = None, 
 @contextmanager
 def rpc_as(config: dict, role: Role | str, unit: str, user: str | None = None, name: str | None = None,
            timeout: float | None = None):
-    """A cluster RPC proxy acting as the given actor, with a timeout."""
-    from nameko.standalone.rpc import ClusterRpcProxy
+    """A cluster RPC proxy acting as the given actor, with a timeout; on the
+    broker it connects as the operators' tools user (``<prefix>cli``) when
+    broker users are on (:mod:`shared.broker`) — or, inside a service's
+    container (the gateway's), as that service's own user."""
+    from shared.broker import rpc_proxy
 
-    with ClusterRpcProxy(config, context_data=context(config, role, unit, user, name),
-                         timeout=timeout or float(config.get("RPC_TIMEOUT", 30))) as proxy:
+    with rpc_proxy(config, config.get("BROKER_SERVICE") or "cli", context_data=context(config, role, unit, user, name),
+                   timeout=timeout or float(config.get("RPC_TIMEOUT", 30))) as proxy:
         yield proxy

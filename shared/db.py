@@ -200,7 +200,7 @@ class UnitOfWork:
         """The row with this id, or NotFound naming ``key`` (one rule for every service)."""
         obj = self.session.get(model, ident, **options) if is_id(ident) else None
         if obj is None:
-            raise NotFound(f"no {what} {ident}", {key: ident})
+            raise NotFound.of(what, ident, key)
         return obj
 
     def emit(self, event: Event) -> None:

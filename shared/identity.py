@@ -98,8 +98,8 @@ def authorize(actor: Actor, roles=(), division_code: str | None = None) -> Actor
         raise Forbidden(f"role {actor.role.value} may not do this",
                         {"role": actor.role.value, "allowed": sorted(r.value for r in roles)})
     if division_code is not None and not actor.covers(division_code):
-        raise Forbidden(f"{division_code} is outside the jurisdiction of unit {actor.unit}",
-                        {"unit": actor.unit, "division_code": division_code})
+        # names no division outside the caller's unit: only their own
+        raise Forbidden("outside your jurisdiction", {"unit": actor.unit})
     return actor
 
 

@@ -12,7 +12,8 @@ import time
 
 import eventlet.pools
 from nameko.extensions import DependencyProvider
-from nameko.standalone.rpc import ClusterRpcProxy
+
+from shared.broker import rpc_proxy
 
 from shared.client import context
 from shared.identity import Role
@@ -58,7 +59,9 @@ class ServiceRpc(DependencyProvider):
         return dict(data)
 
     def _create(self):
-        standalone = ClusterRpcProxy(self.config, context_data=self.context(), timeout=self.timeout)
+        # reply queues rpc.reply-<service>-<uuid>: only this service's broker user may read them
+        standalone = rpc_proxy(self.config, self.container.service_name, context_data=self.context(),
+                               timeout=self.timeout)
         entry = (standalone, standalone.start())
         self.created.append(entry)
         return entry

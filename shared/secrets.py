@@ -1,7 +1,8 @@
 """The deployment's secrets: given to it, or generated for it — never shipped.
 
 A secret is a config setting (``DATA_KEY``, ``AUDIT_SIGNING_KEY``,
-``IDENTITY_SIGNING_KEY``, ``SERVICE_SECRET_<SERVICE>``) whose value comes
+``IDENTITY_SIGNING_KEY``, ``SERVICE_SECRET_<SERVICE>``,
+``BROKER_PASSWORD_<SERVICE>``) whose value comes
 from, in order:
 
 1. the setting itself (the environment variable named in config.yml,
@@ -78,6 +79,8 @@ class SecretSpec:
 
 #: The services that act on their own with an identity of their own.
 SERVICE_NAMES = ("intake", "review", "payments", "audit", "notify", "identity", "gateway")
+#: Broker users that are not services: the operators' tools (shared/broker.py).
+BROKER_TOOLS = ("cli",)
 
 SECRETS: dict[str, SecretSpec] = {spec.setting: spec for spec in (
     SecretSpec("DATA_KEY", _seed32, "base64 of 32 bytes: encrypts ID numbers, incomes, accounts at rest"),
@@ -86,6 +89,9 @@ SECRETS: dict[str, SecretSpec] = {spec.setting: spec for spec in (
     *(SecretSpec(f"SERVICE_SECRET_{name.upper()}", _password,
                  f"the {name} service's credential for its own identity (service:{name})", _check_password)
       for name in SERVICE_NAMES),
+    *(SecretSpec(f"BROKER_PASSWORD_{name.upper()}", _password,
+                 f"the password of the {name} broker user (dibao broker setup)", _check_password)
+      for name in SERVICE_NAMES + BROKER_TOOLS + ("shovel",)),
 )}
 
 #: The public half of IDENTITY_SIGNING_KEY, written beside the secrets (not a secret: mode 0644).
@@ -200,16 +206,34 @@ def require_secrets(config: dict, service: str, encrypts: bool = True) -> None:
         raise SecretError(f"{service} refuses to start: " + "; ".join(problems))
 
 
-def _write(path: Path, text: str, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+def _write(path: Path, text: str, mode: int, replace: bool = False) -> bool:
+    """Write a whole file atomically (a temporary file linked into place), so a
+    reader never sees it half written. Two processes making the same secret at
+    once (replicas sharing a secrets directory on their first start): the first
+    link wins and the other keeps it. Returns whether this call's text is the
+    file now."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{_random.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         os.fchmod(fd, mode)   # whatever the umask
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fd = None
             fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if replace:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
     finally:
         if fd is not None:
             os.close(fd)
+        if tmp.exists():
+            tmp.unlink()
 
 
 def identity_public_key_pem(seed_b64: str) -> str:
@@ -233,11 +257,9 @@ def write_identity_public_key(config: dict, replace: bool = False) -> Path | Non
         return None
     path = secrets_dir(config) / IDENTITY_PUBLIC_KEY_FILE
     pem = identity_public_key_pem(seed)
-    if path.exists():
-        if not replace and path.read_text(encoding="ascii") == pem:
-            return path
-        path.unlink()
-    _write(path, pem, 0o644)
+    if path.exists() and not replace and path.read_text(encoding="ascii") == pem:
+        return path
+    _write(path, pem, 0o644, replace=True)
     return path
 
 
@@ -260,7 +282,7 @@ def ensure_secrets(config: dict, settings: Iterable[str] | None = None) -> list[
             if path.stat().st_mode & 0o077:
                 os.chmod(path, 0o600)   # kept, but readable by its owner only
             continue
-        _write(path, SECRETS[setting].generate() + "\n", 0o600)
-        made.append(setting)
+        if _write(path, SECRETS[setting].generate() + "\n", 0o600):
+            made.append(setting)
     write_identity_public_key(config, replace="IDENTITY_SIGNING_KEY" in made)
     return made

@@ -15,7 +15,8 @@ from services.intake import calendar, handlers, schemas
 from contracts import review as _review_events  # noqa: F401 - the review events intake consumes
 from services.intake.models import WORKDAY_SCHEDULE, Application, Base
 from shared.db import Database
-from shared.inbox import consume_event
+from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
+from shared.inbox import bus_health, consume_event
 from shared.errors import EXPECTED_ERRORS, ValidationFailed
 from shared.identity import Identity, authorize
 from shared.reference import Reference
@@ -35,7 +36,7 @@ INVESTIGATION_OUTS = schemas.InvestigationOut(many=True)
 STAFF_SCHEMA = schemas.StaffSchema()
 
 
-class IntakeService:
+class IntakeService(deadletter.DeadLetterReplay):
     name = "intake"
 
     db = Database("intake", Base.metadata, MIGRATIONS)
@@ -47,7 +48,7 @@ class IntakeService:
         """Health check: the service answers and its database is reachable."""
         with self.db.read() as uow:
             uow.session.execute(sa.text("SELECT 1"))
-        return {"service": self.name, "policy": self.ref.policy.name}
+        return {"service": self.name, **bus_health(self.name), "policy": self.ref.policy.name}
 
     @rpc
     def register_staff(self, data):
@@ -115,8 +116,8 @@ class IntakeService:
     @rpc
     def get_application(self, application_id):
         with self.db.read() as uow:
-            application = handlers.load_application(uow, application_id, with_investigations=True)
-            authorize(self.caller.actor, handlers.READERS, application.community_code)
+            application = handlers.load_application(uow, self.caller.actor, handlers.READERS, application_id,
+                                                    with_investigations=True)
             out = APPLICATION_OUT.dump(application)
             out["investigations"] = INVESTIGATION_OUTS.dump(application.investigations)
             return out

@@ -19,9 +19,10 @@ from services.payments.models import Base
 from contracts import review as _review_events  # noqa: F401
 from shared.config import repo_path
 from shared.db import Database
+from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
 from shared.errors import ValidationFailed
 from shared.identity import Identity
-from shared.inbox import consume_event
+from shared.inbox import bus_health, consume_event
 from shared.reference import Reference
 from shared.rpc import load, rpc
 from shared.standards import StandardsTable
@@ -48,7 +49,7 @@ class PaymentsDatabase(Database):
         standards.seed_standards(self.database, StandardsTable.load(repo_path(config.get("STANDARDS_FILE"))))
 
 
-class PaymentsService:
+class PaymentsService(deadletter.DeadLetterReplay):
     name = "payments"
 
     db = PaymentsDatabase("payments", Base.metadata, MIGRATIONS)
@@ -77,7 +78,7 @@ class PaymentsService:
     def ping(self):
         with self.db.read() as uow:
             uow.session.execute(sa.text("SELECT 1"))
-        return {"service": self.name, "policy": self.ref.policy.name}
+        return {"service": self.name, **bus_health(self.name), "policy": self.ref.policy.name}
 
     @rpc
     def set_standard(self, data):

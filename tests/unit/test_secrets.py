@@ -301,3 +301,29 @@ def test_every_secret_default_in_the_history_is_refused():
     unrefused = sorted(name for name, value in defaults if not is_known(value))
     assert not unrefused, f"defaults in the history that load_secret would accept: {unrefused}"
     assert len(KNOWN_VALUES) >= len({value for _, value in defaults})
+
+
+def test_replicas_generating_at_once_agree_on_one_value_each(tmp_path):
+    """Processes sharing a secrets directory on their first start: none fails,
+    each secret is generated once, and every process reads the same values."""
+    import json
+    import subprocess
+    import sys
+
+    from shared import secrets
+
+    config = {"DATA_DIR": str(tmp_path), "SECRETS_DIR": str(tmp_path / "secrets")}
+    script = ("import json, sys; from shared import secrets; c = json.loads(sys.argv[1]); "
+              "made = secrets.ensure_secrets(c); "
+              "print(json.dumps([made, {s: secrets.load_secret(c, s) for s in secrets.SECRETS}]))")
+    procs = [subprocess.Popen([sys.executable, "-c", script, json.dumps(config)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out))
+    generated = [name for made, _ in results for name in made]
+    assert sorted(generated) == sorted(secrets.SECRETS)          # each generated exactly once
+    assert all(values == results[0][1] for _, values in results)  # all read the same
+    assert not [p for p in (tmp_path / "secrets").iterdir() if p.name.startswith(".")]
