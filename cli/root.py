@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from cli import audit, broker, databases, dlq, docs, doctor, importer, ops, payments, review, secrets, stats, up
+from cli import audit, auth, broker, databases, dlq, docs, doctor, importer, ops, payments, review, secrets, stats, up
 from cli import calendar as calendar_cli
 from demo import command as demo
 from cli.common import State
@@ -33,6 +33,7 @@ def root(
 
 
 up.register(app)
+auth.register(app)
 demo.register(app)
 ops.register(app)
 app.add_typer(importer.app, name="import")
@@ -42,6 +43,8 @@ app.add_typer(dlq.app, name="dlq")
 app.add_typer(broker.app, name="broker")
 app.add_typer(docs.app, name="docs")
 app.add_typer(audit.app, name="audit")
+app.add_typer(auth.app, name="auth")
+app.add_typer(auth.users_app, name="users")
 app.add_typer(secrets.app, name="secrets")
 stats.register(app)
 databases.register(app)

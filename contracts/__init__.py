@@ -1,7 +1,7 @@
 """The event contracts: every event type's payload schema, version and description.
 
 One module per producing service (``contracts/intake.py``, ``review.py``,
-``notify.py``, ``payments.py``, ``audit.py``); importing a module registers its
+``notify.py``, ``payments.py``, ``audit.py``, ``identity.py``); importing a module registers its
 types in :data:`shared.events.CATALOGUE`. A service imports the contracts it
 produces and consumes, never another service's code; a partner bureau may
 install and import them alone (see ``docs/events.md``). The contracts import

@@ -118,7 +118,7 @@ class CommandRecorder:
     """The per-call state shared by the entrypoint and the database: did a
     write unit of work open, did the record go out with a commit."""
 
-    __slots__ = ("worker_ctx", "wrote", "recorded", "record_reads", "write_alone")
+    __slots__ = ("worker_ctx", "wrote", "recorded", "record_reads", "write_alone", "refused")
 
     def __init__(self, worker_ctx, record_reads: bool = False, write_alone=None):
         self.worker_ctx = worker_ctx
@@ -127,6 +127,8 @@ class CommandRecorder:
         self.record_reads = record_reads
         #: ``write_alone(event)`` commits one event in a transaction of its own
         self.write_alone = write_alone
+        #: the refusal of a call that commits before it raises (UnitOfWork.commit_refused)
+        self.refused: BaseException | None = None
 
     def event(self, exc: BaseException | None = None, events: list[Event] = ()) -> Event:
         """The record; ``events`` committed with it lend their subject ids
@@ -145,7 +147,7 @@ class CommandRecorder:
 
     def pending_event(self, events: list[Event] = ()) -> Event | None:
         """The record to commit with the first write of this call (once)."""
-        return None if self.recorded else self.event(None, events)
+        return None if self.recorded else self.event(self.refused, events)
 
     def needs_own_record(self, exc: BaseException | None) -> bool:
         if self.recorded:

@@ -323,6 +323,14 @@ class UnitOfWork:
             self._on_commit()
         self._bulk_written = 0
 
+    def commit_refused(self, exc: BaseException) -> None:
+        """Commit although the call is refused with ``exc`` — what a refusal
+        must keep (a failed login's count and its event) — with the call's
+        command record saying it was refused. The caller raises ``exc`` next."""
+        if self._command is not None:
+            self._command.refused = exc
+        self.commit()
+
     def rollback(self) -> None:
         self._events.clear()
         self._bulk_written = 0
