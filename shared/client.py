@@ -1,27 +1,20 @@
 """Calling Dibao from outside a service: the CLI, scripts, partner tools.
 
-``rpc_as(config, role, unit)`` is a cluster RPC proxy that carries a signed
-actor token and never waits forever (``RPC_TIMEOUT``).
+``rpc_with(config, context)`` is a cluster RPC proxy that carries the given
+context data (a logged-in person's token: ``{"auth_token": ...}``) and never
+waits forever (``RPC_TIMEOUT``). Nothing here makes a token: only the
+identity service signs them (``dibao login``).
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
 
-from shared.identity import AUTH_TOKEN_KEY, Role, issue_token
-
-
-def context(config: dict, role: Role | str, unit: str, user: str | None = None, name: str | None = None) -> dict:
-    role = Role(role)
-    user = user or f"{role.value}-{unit}"
-    return {AUTH_TOKEN_KEY: issue_token(config["TOKEN_KEY"], user, name or user, role, unit)}
-
 
 @contextmanager
-def rpc_as(config: dict, role: Role | str, unit: str, user: str | None = None, name: str | None = None,
-           timeout: float | None = None):
-    """A cluster RPC proxy acting as the given actor, with a timeout."""
+def rpc_with(config: dict, context: dict | None = None, timeout: float | None = None):
+    """A cluster RPC proxy acting with ``context`` (None: anonymous, e.g. a ping)."""
     from nameko.standalone.rpc import ClusterRpcProxy
 
-    with ClusterRpcProxy(config, context_data=context(config, role, unit, user, name),
+    with ClusterRpcProxy(config, context_data=dict(context or {}),
                          timeout=timeout or float(config.get("RPC_TIMEOUT", 30))) as proxy:
         yield proxy

@@ -2,6 +2,13 @@
 fresh database per service per test (SQLite file or PostgreSQL database),
 actor tokens, and RPC proxies with timeouts.
 
+The harness plays identity (TOKENS.md): it holds a per-test-session Ed25519
+key (:data:`TEST_IDENTITY_KEY`, never written anywhere), puts its public key
+in every test config as ``IDENTITY_PUBLIC_KEY``, signs person tokens
+(:func:`person_token`, :func:`rpc_as`) and the services' own tokens (in
+place of ``identity.service_token``), and publishes identity's events
+(:func:`publish_identity_event`) as the identity service would.
+
 Used by tests/conftest.py and bench/; both talk to the real RabbitMQ and
 PostgreSQL of the machine (DIBAO_TEST_AMQP_URI, DIBAO_TEST_PG_URI).
 """
@@ -20,8 +27,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import sqlalchemy as sa
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from shared.config import SERVICES, load_config
-from shared.client import context, rpc_as  # noqa: F401 - re-exported for tests
+from shared.client import rpc_with
+from shared.identity import (AUTH_TOKEN_KEY, DEFAULT_TTL_SECONDS, Role, public_key_text, sign_token,
+                             token_claims)
 
 AMQP_BASE = os.environ.get("DIBAO_TEST_AMQP_URI", "pyamqp://guest:guest@127.0.0.1:5672/")
 PG_ADMIN = os.environ.get("DIBAO_TEST_PG_URI", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -121,11 +132,82 @@ class PostgresDatabases:
         self.created.clear()
 
 
+# --- the harness plays identity ------------------------------------------------------
+
+#: this test session's identity signing key (in memory only)
+TEST_IDENTITY_KEY = Ed25519PrivateKey.generate()
+TEST_IDENTITY_PUBLIC_KEY = public_key_text(TEST_IDENTITY_KEY.public_key())
+
+
+def person_token(user: str, name: str | None = None, unit: str = "", roles=(), ttl_seconds: int = 3600,
+                 session_id: str | None = None, key: Ed25519PrivateKey | None = None, **claims) -> str:
+    """A person's token as identity signs it at login (``claims`` override)."""
+    roles = [roles] if isinstance(roles, (str, Role)) else list(roles)
+    body = token_claims(user, name or user, unit, roles, "person", session_id, ttl_seconds)
+    body.update(claims)
+    return sign_token(key or TEST_IDENTITY_KEY, body)
+
+
+def service_token_for(service: str, ttl_seconds: int = DEFAULT_TTL_SECONDS) -> str:
+    """A service's own token (``service:<name>``) as identity.service_token gives it."""
+    return sign_token(TEST_IDENTITY_KEY, token_claims(f"service:{service}", f"{service} service", "",
+                                                      [Role.SERVICE], "service", None, ttl_seconds))
+
+
+def _issue_service_token(config: dict, service: str) -> tuple[str, float]:
+    return service_token_for(service), time.time() + DEFAULT_TTL_SECONDS
+
+
+def play_identity() -> None:
+    """Services started by tests get their own tokens from the harness."""
+    from shared.remote import install_test_issuer
+
+    install_test_issuer(_issue_service_token)
+
+
+def context(config: dict, role, unit: str, user: str | None = None, name: str | None = None,
+            session_id: str | None = None) -> dict:
+    """Context data of a person holding ``role`` (one role or several) in ``unit``."""
+    roles = [role] if isinstance(role, (str, Role)) else list(role)
+    user = user or f"{Role(roles[0]).value}-{unit}"
+    return {AUTH_TOKEN_KEY: person_token(user, name or user, unit, roles, session_id=session_id)}
+
+
+def rpc_as(config: dict, role, unit: str, user: str | None = None, name: str | None = None,
+           timeout: float | None = None, session_id: str | None = None):
+    """A cluster RPC proxy acting as the given person (the harness signs the token)."""
+    return rpc_with(config, context(config, role, unit, user, name, session_id), timeout)
+
+
+def rpc_with_token(config: dict, token: str | None, timeout: float | None = None):
+    return rpc_with(config, {AUTH_TOKEN_KEY: token} if token else {}, timeout)
+
+
+def publish_identity_event(config: dict, event_type: str, payload: dict, occurred_at=None) -> dict:
+    """One of identity's events (services/identity/events.py), on the real bus,
+    as the identity service's relay publishes it."""
+    from kombu import Connection, Producer
+
+    import services.identity.events  # noqa: F401 - the contract
+    from shared.bus import event_exchange
+    from shared.events import Event, encode, envelope
+
+    env = envelope(Event("identity", event_type, {"user": payload["user"]}, payload), None, "test",
+                   occurred_at)
+    with Connection(config["AMQP_URI"]) as conn:
+        Producer(conn.default_channel).publish(
+            encode(env), exchange=event_exchange("identity"), routing_key=event_type,
+            content_type="application/json", content_encoding="utf-8", delivery_mode=2, declare=[
+                event_exchange("identity")])
+    return env
+
+
 def test_config(amqp_uri: str, db_uris: dict, data_dir: str, **overrides) -> dict:
+    play_identity()
     config = load_config()
     config.update({"AMQP_URI": amqp_uri, "DB_URIS": db_uris, "DATA_DIR": str(data_dir),
                    "OUTBOX_POLL_SECONDS": 0.2, "INBOX_BACKOFF_SECONDS": 0.05, "INBOX_MAX_ATTEMPTS": 3,
-                   "RPC_TIMEOUT": 20})
+                   "RPC_TIMEOUT": 20, "IDENTITY_PUBLIC_KEY": TEST_IDENTITY_PUBLIC_KEY})
     config.pop("LOGGING", None)
     config.update(overrides)
     return config

@@ -238,7 +238,7 @@ def test_environment_only_uses_variables_config_reads(compose):
 def test_dibao_containers_set_broker_secrets_and_their_database(containers):
     for name, svc in containers.items():
         env = environment(svc)
-        required = {"DIBAO_AMQP_URI", "DIBAO_TOKEN_KEY", "DIBAO_DATA_KEY", "DIBAO_DATA_DIR",
+        required = {"DIBAO_AMQP_URI", "DIBAO_IDENTITY_PUBLIC_KEY", "DIBAO_DATA_KEY", "DIBAO_DATA_DIR",
                     f"DIBAO_{name.upper()}_DB_URI"}
         missing = required - env.keys()
         assert not missing, f"compose service {name!r} lacks {sorted(missing)} (it would use the laptop defaults)"

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from services.intake import events  # noqa: F401 - registers intake's event contract
 from services.intake import handlers, schemas
+from services.identity import events as _identity_events  # noqa: F401 - the staff registry's source
 from services.review import events as _review_events  # noqa: F401 - the review events intake consumes
 from services.intake.models import Application, Base
 from shared.db import Database
@@ -30,7 +31,6 @@ DOCUMENT_OUT = schemas.DocumentOut()
 HOUSEHOLD_OUT = schemas.HouseholdOut()
 INVESTIGATION_OUT = schemas.InvestigationOut()
 INVESTIGATION_OUTS = schemas.InvestigationOut(many=True)
-STAFF_SCHEMA = schemas.StaffSchema()
 
 
 class IntakeService:
@@ -47,12 +47,10 @@ class IntakeService:
             uow.session.execute(sa.text("SELECT 1"))
         return {"service": self.name, "policy": self.ref.policy.name}
 
-    @rpc
-    def register_staff(self, data):
-        data = load(schemas.StaffSchema, data)
-        with self.db() as uow:
-            staff = handlers.register_staff(uow, self.caller.actor, data, self.ref)
-            return STAFF_SCHEMA.dump(staff)
+    @consume_event("identity", "*")
+    def on_identity_event(self, body):
+        """The staff registry follows identity's accounts and roles (shared/staff.py)."""
+        self.db.consume(body, "on_identity_event", handlers.identity_event)
 
     @rpc
     def register_household(self, data):

@@ -14,6 +14,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from services.identity import events as _identity_events  # noqa: F401 - the staff registry's source
 from services.intake import events as _intake_events  # noqa: F401 - the contract we consume
 from services.notify import events as _notify_events  # noqa: F401
 from services.payments import events as _payments_events  # noqa: F401
@@ -75,6 +76,11 @@ class ReviewService:
     @consume_event("payments", "benefit_changed")
     def on_benefit_changed(self, body):
         self.db.consume(body, "on_benefit_changed", handlers.benefit_changed, self.ref)
+
+    @consume_event("identity", "*")
+    def on_identity_event(self, body):
+        """The staff registry follows identity's accounts and roles (shared/staff.py)."""
+        self.db.consume(body, "on_identity_event", handlers.identity_event)
 
     # --- operators ----------------------------------------------------------------
     @rpc
