@@ -132,3 +132,12 @@ def holds_role(session, Staff, user: str, role: str, division_code: str, at: dat
     """The registry says ``user`` holds ``role`` at ``at``, in a unit covering ``division_code``."""
     return any(r.role == role and r.unit and division_code.startswith(r.unit)
                for r in staff_member(session, Staff, user, at))
+
+
+def staff_within(session, Staff, unit_code: str, at: datetime | None = None) -> list[dict]:
+    """Who works, now, in ``unit_code`` or a unit inside it, in which roles."""
+    at = at or datetime.now(timezone.utc)
+    rows = session.scalars(sa.select(Staff).where(Staff.unit.startswith(unit_code, autoescape=True))
+                           .order_by(Staff.unit, Staff.user, Staff.role))
+    return [{"user": r.user, "name": r.name, "unit": r.unit, "role": r.role, "since": _aware(r.since).isoformat()}
+            for r in rows if _aware(r.since) <= at and (r.until is None or _aware(r.until) > at)]

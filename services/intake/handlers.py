@@ -23,7 +23,7 @@ from shared.events import Event
 from shared.identity import Actor, Role
 from shared.identity import authorize as require
 from shared.reference import ReferenceData
-from shared.staff import apply_identity_event, staff_member
+from shared.staff import apply_identity_event, staff_member, staff_within
 
 SOURCE = "intake"
 CASEWORKERS = (Role.COMMUNITY_OFFICER, Role.TOWNSHIP_OFFICER, Role.DISTRICT_OFFICER)
@@ -43,6 +43,11 @@ def resident_index(resident_id: str) -> str:
 
 def identity_event(uow: UnitOfWork, env: dict) -> None:
     apply_identity_event(uow, env, Staff)
+
+
+def list_staff(uow: UnitOfWork, actor: Actor, unit_code: str) -> list[dict]:
+    require(actor, READERS, unit_code)
+    return staff_within(uow.session, Staff, unit_code)
 
 
 # --- households --------------------------------------------------------------

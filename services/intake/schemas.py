@@ -89,6 +89,10 @@ class HouseholdSchema(Schema):
                 raise ValidationError({i: {"member": ["no such member"]}}, "incomes")
 
 
+class UnitSchema(Schema):
+    unit_code = DivisionCode(required=True)
+
+
 class ApplicationSchema(Schema):
     household_id = fields.String(required=True)
     accepted_on = fields.Date(required=True)

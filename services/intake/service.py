@@ -53,6 +53,13 @@ class IntakeService:
         self.db.consume(body, "on_identity_event", handlers.identity_event)
 
     @rpc
+    def list_staff(self, unit_code):
+        """The staff registry as intake has it: who works in the unit, in which role, since when."""
+        data = load(schemas.UnitSchema, {"unit_code": unit_code})
+        with self.db.read() as uow:
+            return handlers.list_staff(uow, self.caller.actor, data["unit_code"])
+
+    @rpc
     def register_household(self, data):
         data = load(schemas.HouseholdSchema, data)
         with self.db() as uow:

@@ -20,12 +20,13 @@ from services.notify import events as _notify_events  # noqa: F401
 from services.payments import events as _payments_events  # noqa: F401
 from services.review import events  # noqa: F401 - registers review's event contract
 from services.review import dynamic, handlers, month_end, schemas
-from services.review.models import Base, Case
+from services.review.models import Base, Case, Staff
 from shared.db import AlreadyConsumed, Database
 from shared.events import parse
 from shared.identity import Identity, authorize
 from shared.inbox import consume_event
 from shared.reference import Reference
+from shared.staff import staff_within
 from shared.remote import ServiceRpc
 from shared.rpc import load, rpc
 from shared.timer import config_timer
@@ -81,6 +82,14 @@ class ReviewService:
     def on_identity_event(self, body):
         """The staff registry follows identity's accounts and roles (shared/staff.py)."""
         self.db.consume(body, "on_identity_event", handlers.identity_event)
+
+    @rpc
+    def list_staff(self, unit_code):
+        """The staff registry as review has it (who may sign, approve)."""
+        data = load(schemas.UnitAsOfSchema, {"unit_code": unit_code})
+        with self.db.read() as uow:
+            authorize(self.caller.actor, handlers.READERS, data["unit_code"])
+            return staff_within(uow.session, Staff, data["unit_code"])
 
     # --- operators ----------------------------------------------------------------
     @rpc

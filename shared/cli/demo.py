@@ -17,8 +17,10 @@ When no service answers ``ping`` within 2 s, the demo runs intake, review
 and notify itself (every service under ``services/``, as ``dibao up``), in
 this process, on fresh SQLite files in ``<DATA_DIR>/demo``, and stops them
 at the end. The posting periods are moved past with notify's
-``close_due_notices(as_of=today + days)``, as an administrator (only the
-system and an administrator may close notices as of a future day).
+``close_due_notices(as_of=today + days)``, as the system administrator (only
+the timer and the system administrator may close notices as of a future day).
+The demo's people act through :mod:`shared.cli.demo_identity` (TEMPORARY:
+it plays identity until the identity service is on main).
 """
 from __future__ import annotations
 
@@ -177,22 +179,21 @@ class Demo:
     # --- proxies -----------------------------------------------------------------
 
     def proxy(self, stack: ExitStack, person: Person):
-        from shared.client import rpc_as
+        from shared.cli.demo_identity import demo_rpc
 
-        return stack.enter_context(rpc_as(self.config, person.role, person.unit, user=person.user, name=person.name))
+        return stack.enter_context(demo_rpc(self.config, person.user, person.name, person.role, person.unit))
 
     # --- the steps -----------------------------------------------------------------
 
     def run(self) -> None:
-        from shared.client import rpc_as
         from shared.identity import Role
 
         policy = self.ref.policy
         console.rule(f"[bold]Dibao demo[/bold] — district {self.district}, policy {policy.name}")
         with ExitStack() as stack:
-            admin = stack.enter_context(rpc_as(self.config, Role.ADMIN, self.district, user="admin",
-                                               name="系统管理员"))
-            self.register_staff(admin)
+            admin = self.proxy(stack, Person(f"sysadmin-{self.district}", "系统管理员", Role.SYSTEM_ADMIN.value,
+                                             self.district))
+            self.register_staff()
             district = self.proxy(stack, self.district_officers[0])
             self.seed = self.free_seed(district)
             officers = {code: self.proxy(stack, person) for code, person in self.community_officer.items()}
@@ -205,14 +206,14 @@ class Demo:
         from shared.cli.audit import demo_section
         demo_section(self.config, self.district, self.runs)
 
-    def register_staff(self, admin) -> None:
+    def register_staff(self) -> None:
+        from shared.cli.demo_identity import register_demo_staff
+
         people = (list(self.community_officer.values()) + list(self.township_officer.values())
                   + self.district_officers + list(self.signers.values()))
-        for person in people:
-            admin.intake.register_staff({"user": person.user, "name": person.name, "role": person.role,
-                                         "unit": person.unit})
+        register_demo_staff(self.config, people, self.district)
         self.counts["staff"] = len(people)
-        console.print(f"[bold]1. staff[/bold] (as admin): {len(self.community_officer)} community officers "
+        console.print(f"[bold]1. staff[/bold] (accounts): {len(self.community_officer)} community officers "
                       f"(社区低保专干), {len(self.township_officer)} township officers (乡镇街低保办), "
                       f"{len(self.district_officers)} district officers (区低保中心), "
                       + ", ".join(f"the {role.replace('_', ' ')}" for role in self.signers)
@@ -790,7 +791,7 @@ class Demo:
             console.print("   [bold]objection from the public[/bold] (群众异议) during a notice:")
             console.print(Padding(grid, (0, 0, 0, 5)))
         if self.closings:
-            console.print("   posting periods moved past with notify's close_due_notices (as admin): "
+            console.print("   posting periods moved past with notify's close_due_notices (as the system administrator): "
                           + "; ".join(f"as of {c['as_of']} → {c['closed']} closed"
                                       + (f" ({c['objected']} with an objection: no effect)" if c["objected"] else "")
                                       for c in self.closings))

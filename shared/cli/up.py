@@ -71,6 +71,12 @@ def up(
     if missing_db:
         fail(f"config has no DB_URIS for {', '.join(missing_db)}")
     ensure_broker(config)
+    if not config.get("IDENTITY_PUBLIC_KEY"):
+        # one host: the identity key is generated for this deployment (DATA_DIR/secrets,
+        # 0600) and every service derives the public key from it (shared.identity)
+        from shared.secrets import ensure_secrets
+
+        ensure_secrets(config, ["IDENTITY_SIGNING_KEY"])
     configure_logging(config)
     console.print(describe(config, chosen))
 
