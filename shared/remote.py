@@ -82,7 +82,8 @@ class _Borrowed:
             self._proxy = self._provider.pool.get()
             self._provider.borrowed[self._worker_ctx] = self._proxy
             # the service's current token and this worker's correlation id on every borrow
-            data = self._proxy[0]._worker_ctx.context_data
+            # (``.data``: ``context_data`` is a copy, an update to it would be lost)
+            data = self._proxy[0]._worker_ctx.data
             data.update(self._provider.context())
             data["correlation_id"] = (self._worker_ctx.context_data.get("correlation_id")
                                       or self._worker_ctx.call_id)
