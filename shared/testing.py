@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.config import SERVICES, load_config
 from shared.client import rpc_with
-from shared.identity import (AUTH_TOKEN_KEY, DEFAULT_TTL_SECONDS, Role, public_key_text, sign_token,
-                             token_claims)
+from shared.identity import (AUTH_TOKEN_KEY, DEFAULT_TTL_SECONDS, Role, private_key_from_seed, public_key_text,
+                             sign_token, token_claims)
 
 AMQP_BASE = os.environ.get("DIBAO_TEST_AMQP_URI", "pyamqp://guest:guest@127.0.0.1:5672/")
 PG_ADMIN = os.environ.get("DIBAO_TEST_PG_URI", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -134,8 +134,11 @@ class PostgresDatabases:
 
 # --- the harness plays identity ------------------------------------------------------
 
-#: this test session's identity signing key (in memory only)
-TEST_IDENTITY_KEY = Ed25519PrivateKey.generate()
+#: this test session's identity signing key (in memory, and in the test
+#: configs as identity's own ``IDENTITY_SIGNING_KEY``: the demo's temporary
+#: stand-in for identity signs with it, shared/cli/demo_identity.py)
+TEST_IDENTITY_SEED = b64encode(os.urandom(32)).decode("ascii")
+TEST_IDENTITY_KEY = private_key_from_seed(TEST_IDENTITY_SEED)
 TEST_IDENTITY_PUBLIC_KEY = public_key_text(TEST_IDENTITY_KEY.public_key())
 
 
@@ -183,6 +186,18 @@ def rpc_with_token(config: dict, token: str | None, timeout: float | None = None
     return rpc_with(config, {AUTH_TOKEN_KEY: token} if token else {}, timeout)
 
 
+def write_session(path, token: str) -> str:
+    """A session file as ``dibao login`` stores it (for CLI tests): set
+    ``DIBAO_SESSION_FILE`` to the path returned."""
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"token": token}), encoding="utf-8")
+    os.chmod(path, 0o600)
+    return str(path)
+
+
 def publish_identity_event(config: dict, event_type: str, payload: dict, occurred_at=None) -> dict:
     """One of identity's events (services/identity/events.py), on the real bus,
     as the identity service's relay publishes it."""
@@ -207,7 +222,8 @@ def test_config(amqp_uri: str, db_uris: dict, data_dir: str, **overrides) -> dic
     config = load_config()
     config.update({"AMQP_URI": amqp_uri, "DB_URIS": db_uris, "DATA_DIR": str(data_dir),
                    "OUTBOX_POLL_SECONDS": 0.2, "INBOX_BACKOFF_SECONDS": 0.05, "INBOX_MAX_ATTEMPTS": 3,
-                   "RPC_TIMEOUT": 20, "IDENTITY_PUBLIC_KEY": TEST_IDENTITY_PUBLIC_KEY})
+                   "RPC_TIMEOUT": 20, "IDENTITY_PUBLIC_KEY": TEST_IDENTITY_PUBLIC_KEY,
+                   "IDENTITY_SIGNING_KEY": TEST_IDENTITY_SEED})
     config.pop("LOGGING", None)
     config.update(overrides)
     return config

@@ -37,7 +37,7 @@ from tests.helpers import COMMUNITY, DISTRICT, OTHER_COMMUNITY, TOWNSHIP, househ
 pytestmark = pytest.mark.integration
 
 TODAY = date.today()
-REVIEW = {"user": "service:review", "name": "review service", "role": "system", "unit": ""}
+REVIEW = {"user": "service:review", "name": "review service", "role": "service", "unit": ""}
 heard: list = []
 
 
@@ -97,8 +97,13 @@ def outbox(config: dict) -> list[str]:
     return [r[0] for r in rows(config, "SELECT routing_key FROM outbox WHERE routing_key != 'command_recorded' ORDER BY id")]
 
 
-def admin(config):
-    return rpc_as(config, Role.ADMIN, DISTRICT, user="admin")
+def sysadmin(config):
+    """The system administrator: may close notices as of a later day (no case data)."""
+    return rpc_as(config, Role.SYSTEM_ADMIN, DISTRICT, user="sys.admin", name="系统管理员")
+
+
+def district(config):
+    return rpc_as(config, Role.DISTRICT_OFFICER, DISTRICT, user="zhao.district", name="赵专干")
 
 
 @pytest.fixture
@@ -127,7 +132,7 @@ def post(config: dict, env: dict) -> dict:
     wait_for(lambda: [e for e in of_type("notice_posted") if e["subject"]["household_id"] ==
                       env["subject"]["household_id"] and e["payload"]["stage"] == env["payload"]["stage"]],
              timeout=20, message="notice_posted")
-    with admin(config) as rpc:
+    with district(config) as rpc:
         [notice] = [n for n in rpc.notify.list_notices(DISTRICT, active_only=False)
                     if n["household_id"] == env["subject"]["household_id"]
                     and n["stage"] == env["payload"]["stage"]]
@@ -185,20 +190,21 @@ def test_close_due_notices_closes_each_once_even_concurrently(cluster, config):
     c = cluster(config, seed=22)
     notice = post(config, notice_request(c["household_id"]))
     closes_on = date.fromisoformat(notice["closes_on"])
-    with admin(config) as rpc:
+    with sysadmin(config) as rpc:
         assert rpc.notify.close_due_notices(closes_on.isoformat()) == []    # its last day: still up
 
     day_after = (closes_on + timedelta(days=1)).isoformat()
 
     def close():
-        with admin(config) as rpc:
+        with sysadmin(config) as rpc:
             return rpc.notify.close_due_notices(day_after)
 
     results = [t.wait() for t in [eventlet.spawn(close) for _ in range(3)]]
     assert sorted(len(r) for r in results) == [0, 0, 1]
     assert [r for r in results if r][0] == [{"notice_id": notice["id"], "unit_code": COMMUNITY, "objections": 0}]
-    with admin(config) as rpc:
+    with sysadmin(config) as rpc:
         assert rpc.notify.close_due_notices(day_after) == []
+    with district(config) as rpc:
         assert rpc.notify.get_notice(notice["id"])["status"] == "closed"
         assert rpc.notify.list_notices(COMMUNITY) == []
     wait_for(lambda: of_type("notice_closed"), message="notice_closed")
@@ -269,7 +275,7 @@ def test_objection_is_recorded_without_contact_details_in_the_event(cluster, con
             rpc.notify.list_objections(notice["id"])
     assert len(rows(config, "SELECT id FROM objection")) == 2
 
-    with admin(config) as rpc:
+    with sysadmin(config) as rpc:
         closes_on = date.fromisoformat(notice["closes_on"])
         [closed] = rpc.notify.close_due_notices((closes_on + timedelta(days=1)).isoformat())
     assert closed["objections"] == 2
@@ -433,7 +439,7 @@ def test_bad_input_gives_typed_errors_and_changes_nothing(cluster, sqlite_config
             rpc.notify.get_notice(12345)
         with pytest.raises(Forbidden):
             rpc.notify.list_notices(TOWNSHIP)                  # above a community officer's unit
-    with admin(sqlite_config) as rpc:
+    with sysadmin(sqlite_config) as rpc:
         with pytest.raises(ValidationFailed) as err:
             rpc.notify.close_due_notices("not-a-date")
         assert "as_of" in err.value.fields
