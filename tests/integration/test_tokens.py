@@ -265,11 +265,35 @@ def test_run_maker_and_checker_are_two_accounts_whatever_their_names(container_f
         assert rpc.payments.approve_run(run["id"])["approved_by"] == "zhou.director"
 
 
-def test_a_proposals_approvers_hold_the_policys_roles_in_the_registry(container_factory, sqlite_config):
-    """Checked at the rule: an approver the registry does not show in the role is refused."""
-    from services.review import rules
+def test_a_proposals_approvers_are_distinct_accounts_the_registry_shows_in_the_policys_roles(
+        container_factory, sqlite_config, tmp_path):
+    from tests.dynamic_helpers import approved_case, proposals, start
 
-    with pytest.raises(Forbidden) as err:
-        rules.approver_is_registered("centre_director", False)
-    assert err.value.details["reason"] == "not_in_registry"
-    rules.approver_is_registered("centre_director", True)
+    config, clock = start(container_factory, sqlite_config, "jiangxia", tmp_path)     # township → centre director
+    case = approved_case(config, clock, seed=61)
+    with township(config) as rpc:                                    # li.township proposes
+        proposal = rpc.review.propose({"case_id": case["id"], "action": "cancel", "reason": "家庭收入超标"})
+    approve = {"proposal_id": proposal["id"], "remarks": "同意"}
+    with township(config) as rpc:
+        with pytest.raises(Conflict):                                # the proposer does not approve
+            rpc.review.approve_proposal(approve)
+    with rpc_as(config, Role.TOWNSHIP_OFFICER, "420115001", user="impostor", name="冒名") as rpc:
+        with pytest.raises(Forbidden) as err:                        # a token with the role, no registry entry
+            rpc.review.approve_proposal(approve)
+        assert err.value.details["reason"] == "not_in_registry"
+    with rpc_with_token(config, service_token_for("review")) as rpc:
+        with pytest.raises(Forbidden) as err:
+            rpc.review.approve_proposal(approve)
+        assert err.value.details["reason"] == "service_not_permitted"
+    with rpc_as(config, Role.TOWNSHIP_OFFICER, "420115001", user="zhou.township", name="周办事员") as rpc:
+        rpc.review.approve_proposal(approve)
+    with rpc_as(config, [Role.TOWNSHIP_OFFICER, Role.CENTRE_DIRECTOR], DISTRICT, user="zhou.township") as rpc:
+        with pytest.raises(Forbidden) as err:                        # the same account claiming the next role
+            rpc.review.approve_proposal(approve)
+        assert err.value.details["reason"] == "not_in_registry"
+    [pending] = proposals(config, case["id"])
+    assert pending["status"] == "pending" and [a["user"] for a in pending["approvals"]] == ["zhou.township"]
+    with director(config) as rpc:
+        done = rpc.review.approve_proposal(approve)
+    assert done["status"] == "approved" and [a["user"] for a in done["approvals"]] == ["zhou.township",
+                                                                                       "zhou.director"]
