@@ -26,21 +26,22 @@ from shared.identity import AUTH_TOKEN_KEY
 RENEW_BEFORE_SECONDS = 600
 
 #: ``issuer(config, service) -> (token, expires_at)`` when something other than
-#: the identity service issues service tokens: only the test harness sets it
-#: (it plays identity: shared.testing). None: ask identity.
+#: the identity service issues service tokens: the test harness (it plays
+#: identity: shared.testing) and, TEMPORARILY until the identity service is on
+#: main, the single-host stand-in of shared/cli/demo_identity.py. None: ask identity.
 _test_issuer: Callable[[dict, str], tuple[str, float]] | None = None
 _cache: dict[tuple[str, str], tuple[str, float]] = {}
 _lock = threading.Lock()
 
 
 def install_test_issuer(issuer: Callable[[dict, str], tuple[str, float]] | None) -> None:
-    """The test harness plays identity (shared.testing); never used in a deployment."""
+    """The test harness plays identity (shared.testing); see ``_test_issuer``."""
     global _test_issuer
     _test_issuer = issuer
     _cache.clear()
 
 
-def _from_identity(config: dict, service: str) -> tuple[str, float]:
+def from_identity(config: dict, service: str) -> tuple[str, float]:
     from shared.secrets import load_secret
 
     secret = load_secret(config, f"SERVICE_SECRET_{service.upper()}")
@@ -60,7 +61,7 @@ def service_token(config: dict, service: str) -> str:
         cached = _cache.get(key)
     if cached and cached[1] - RENEW_BEFORE_SECONDS > time.time():
         return cached[0]
-    token, expires = (_test_issuer or _from_identity)(config, service)
+    token, expires = (_test_issuer or from_identity)(config, service)
     with _lock:
         _cache[key] = (token, expires)
     return token

@@ -13,7 +13,12 @@ module stands in for it — and nothing else may:
   for the demo's people, as identity would, and waits until intake's and
   review's staff registries show them.
 
-Replace both by identity's calls (``users add``, ``login``) when the identity
+- :func:`install_stand_in_service_tokens` (``dibao up`` on one host, the
+  demo's own services): a service asks ``identity.service_token`` and, only
+  while no identity service answers, signs its own with the host's identity
+  key.
+
+Replace all three by identity's calls (``users add``, ``login``) when the identity
 service lands; the demo's one entry point for "act as this person" is
 :func:`demo_context`.
 """
@@ -79,3 +84,24 @@ def register_demo_staff(config: dict, people, district: str, timeout: float = 30
                 if wanted <= have or time.monotonic() > deadline:
                     break
                 time.sleep(0.2)
+
+
+def install_stand_in_service_tokens() -> None:
+    """TEMPORARY (see the module doc): identity.service_token when identity
+    answers; else, on a single host that holds the identity key, signed here."""
+    from nameko.exceptions import UnknownService
+
+    from shared.identity import DEFAULT_TTL_SECONDS, Role, sign_token, token_claims
+    from shared.remote import from_identity, install_test_issuer
+    from shared.secrets import SecretError
+
+    def issue(config: dict, service: str) -> tuple[str, float]:
+        try:
+            return from_identity(config, service)
+        except (UnknownService, SecretError):
+            claims = token_claims(f"service:{service}", f"{service} service", "", [Role.SERVICE], "service", None,
+                                  DEFAULT_TTL_SECONDS, str(config.get("TOKEN_ISSUER") or "dibao-identity"),
+                                  str(config.get("TOKEN_AUDIENCE") or "dibao"))
+            return sign_token(_signing_key(config), claims), float(claims["exp"])
+
+    install_test_issuer(issue)

@@ -77,6 +77,9 @@ def up(
         from shared.secrets import ensure_secrets
 
         ensure_secrets(config, ["IDENTITY_SIGNING_KEY"])
+        from shared.cli.demo_identity import install_stand_in_service_tokens
+
+        install_stand_in_service_tokens()   # TEMPORARY: until the identity service is on main
     configure_logging(config)
     console.print(describe(config, chosen))
 

@@ -77,7 +77,7 @@ EMITS: dict[str, list[str]] = {
 PURE_READS = {"ping", "get_application", "list_applications", "file_report", "list_staff"}
 
 ALL_FIELD_NAMES = sorted({name for schema in (
-    schemas.HouseholdSchema, schemas.MemberSchema, schemas.IncomeSchema, schemas.AssetSchema, schemas.StaffSchema,
+    schemas.HouseholdSchema, schemas.MemberSchema, schemas.IncomeSchema, schemas.AssetSchema, schemas.UnitSchema,
     schemas.ApplicationSchema, schemas.InvestigationSchema, schemas.InvestigatorSchema,
     schemas.FamilySignatureSchema, schemas.VerifiedIncomeSchema, schemas.DocumentSchema, schemas.CheckInSchema,
     schemas.LabourSchema, schemas.LookupSchema) for name in schema().fields})
