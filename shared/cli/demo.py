@@ -862,7 +862,7 @@ def start_demo_services(config: dict, movable_clock: bool = False):
     if not demo_config.get("IDENTITY_PUBLIC_KEY"):
         from shared.cli.demo_identity import install_stand_in_service_tokens
 
-        install_stand_in_service_tokens()   # TEMPORARY: until the identity service is on main
+        install_stand_in_service_tokens(demo_config)   # TEMPORARY: until the identity service is on main
     runner = start_runner(demo_config, list(services.values()))
     deadline = time.monotonic() + 30
     for name in REQUIRED_SERVICES:

@@ -86,9 +86,10 @@ def register_demo_staff(config: dict, people, district: str, timeout: float = 30
                 time.sleep(0.2)
 
 
-def install_stand_in_service_tokens() -> None:
+def install_stand_in_service_tokens(config: dict) -> None:
     """TEMPORARY (see the module doc): identity.service_token when identity
-    answers; else, on a single host that holds the identity key, signed here."""
+    answers; else, on a single host that holds the identity key (generated
+    into ``DATA_DIR/secrets`` when missing), signed here."""
     from nameko.exceptions import UnknownService
 
     from shared.identity import DEFAULT_TTL_SECONDS, Role, sign_token, token_claims
@@ -104,4 +105,5 @@ def install_stand_in_service_tokens() -> None:
                                   str(config.get("TOKEN_AUDIENCE") or "dibao"))
             return sign_token(_signing_key(config), claims), float(claims["exp"])
 
+    _signing_key(config)        # the key exists before any service derives its public half
     install_test_issuer(issue)

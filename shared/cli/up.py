@@ -79,7 +79,7 @@ def up(
         ensure_secrets(config, ["IDENTITY_SIGNING_KEY"])
         from shared.cli.demo_identity import install_stand_in_service_tokens
 
-        install_stand_in_service_tokens()   # TEMPORARY: until the identity service is on main
+        install_stand_in_service_tokens(config)   # TEMPORARY: until the identity service is on main
     configure_logging(config)
     console.print(describe(config, chosen))
 
