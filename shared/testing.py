@@ -198,6 +198,15 @@ def write_session(path, token: str) -> str:
     return str(path)
 
 
+def session_env(directory, role, unit: str, user: str, name: str | None = None) -> dict:
+    """The environment of a CLI run logged in as this person (``DIBAO_SESSION_FILE``)."""
+    from pathlib import Path
+
+    roles = [role] if isinstance(role, (str, Role)) else list(role)
+    path = write_session(Path(directory) / f"session-{user}.json", person_token(user, name or user, unit, roles))
+    return {"DIBAO_SESSION_FILE": path}
+
+
 def publish_identity_event(config: dict, event_type: str, payload: dict, occurred_at=None) -> dict:
     """One of identity's events (services/identity/events.py), on the real bus,
     as the identity service's relay publishes it."""
