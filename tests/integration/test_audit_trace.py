@@ -122,7 +122,8 @@ def test_only_auditors_and_directors_query_within_their_unit_and_each_query_is_r
         assert "王专干" not in repr(figures)
     with auditor(config, role=Role.CENTRE_DIRECTOR, user="zhou.director", name="周主任") as rpc:
         assert rpc.audit.trace({"household_id": entry["household_id"]})
-    queries = recorded(config, "source = 'audit'", n=4)
+    recorded(config, "source = 'audit' AND type = 'query_recorded' AND actor_user = 'zhou.director'")
+    queries = recorded(config, "source = 'audit'", n=5)    # three refused, the partner's figures, the director's
     refused = [r for r in queries if r.type == "command_recorded" and r.payload["outcome"] == "forbidden"]
     assert {r.actor_user for r in refused} >= {"wang.officer", "he.auditor", "cz.finance"}
     asked = [r for r in queries if r.type == "query_recorded"]
