@@ -84,6 +84,11 @@ class Actor:
     kind: str = "person"
     session_id: str = ""
 
+    def __post_init__(self):
+        if isinstance(self.roles, (str, Role)):
+            raise TypeError("Actor.roles is a set of roles: Actor(user, name, unit, frozenset({Role.X}))")
+        object.__setattr__(self, "roles", frozenset(Role(r) for r in self.roles))
+
     def has(self, role: Role | str) -> bool:
         return Role(role) in self.roles
 

@@ -37,7 +37,7 @@ from tests.helpers import COMMUNITY
 
 pytestmark = pytest.mark.integration
 
-OFFICER = Actor("wang.officer", "王专干", Role.COMMUNITY_OFFICER, COMMUNITY)
+OFFICER = Actor("wang.officer", "王专干", COMMUNITY, frozenset({Role.COMMUNITY_OFFICER}))
 seen: list = []
 
 
