@@ -12,7 +12,9 @@ PYTHON ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || ec
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-# Debian packages the project needs (one place: later issues add here).
+# Debian packages the project needs, at run time and in tests: one list, which
+# both `make run` and `make test` install (`sysdeps`); `dibao doctor` checks
+# that every run-time file they provide is there (cli/doctor.py).
 #   fonts-wqy-zenhei — a TrueType CJK font the printable notice PDFs (公示)
 #   embed (reportlab cannot embed the CFF/OpenType fonts of fonts-noto-cjk).
 DEB_PACKAGES := fonts-wqy-zenhei
@@ -57,7 +59,8 @@ sysdeps: ## install the Debian packages in DEB_PACKAGES that are missing
 	apt-get update -qq && \
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing </dev/null
 
-run: venv ## run every service on the embedded defaults (dibao up)
+run: venv sysdeps ## install what the services need (DEB_PACKAGES), check it (dibao doctor), run every service (dibao up)
+	@$(VENV)/bin/dibao doctor || echo "run: something above is missing; the services run anyway (notice PDFs wait for the font)"
 	$(VENV)/bin/dibao up
 
 test: venv sysdeps ## run the test suite (PYTEST_ARGS=... appended)

@@ -27,7 +27,7 @@ from kombu import Connection
 
 from bench.bench_outbox_relay import Broker, make_messages
 from bench.support import Stopwatch, record
-from services.audit.chain import verify
+from contracts.audit_chain import verify
 from services.audit.ingest import ChainIngest
 from services.audit.models import Base
 from services.audit.service import MIGRATIONS

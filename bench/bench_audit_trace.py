@@ -27,7 +27,8 @@ import pytest
 import sqlalchemy as sa
 
 from bench.support import record, summary_ms
-from services.audit import chain, trace
+from contracts import audit_chain as chain
+from services.audit import trace
 from services.audit.models import Base, audit_records
 from services.audit.service import MIGRATIONS
 from shared.db import ServiceDatabase

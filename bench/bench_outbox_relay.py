@@ -34,7 +34,7 @@ from kombu import Connection, Producer
 from nameko.standalone.events import event_dispatcher
 
 from bench.support import Stopwatch, record
-from services.intake import events as _intake_events  # noqa: F401 - registers the event contract
+from contracts import intake as _intake_events  # noqa: F401 - registers the event contract
 from services.intake.models import Base
 from services.intake.service import MIGRATIONS
 from shared.bus import AUDIT_QUEUE, declare_producer_topology, event_exchange

@@ -15,13 +15,13 @@ Timed, in this order, per backend:
             columns the run copies (case, household, area, size, amount,
             masked name/account, encrypted account) — no due-month rule, no
             exactly-once check, no hold-backs, no totals;
-  run       ``handlers.create_run`` for last month (national2021: no check-in
+  run       ``runs.create_run`` for last month (national2021: no check-in
             hold-back) through a unit of work, committed: the lines INSERT …
             SELECT (per-month benefit in force, due months, not yet paid),
             the hold-backs, the carry-forward and the totals;
   run (jiangxia) the same for the current month under jiangxia, where each
             month also needs its check-in (100,000 check-ins loaded first);
-  change    ``handlers.set_standard`` raising the district's urban standard:
+  change    ``standards.set_standard`` raising the district's urban standard:
             the adjustments INSERT … SELECT, the ledger UPDATE, the benefit
             periods, and 100,000 ``benefit_changed`` outbox rows built in
             Python chunks, committed.
@@ -39,8 +39,8 @@ import pytest
 import sqlalchemy as sa
 
 from bench.support import Stopwatch, record
-from services.payments import events as _payments_events  # noqa: F401 - registers the contract
-from services.payments import handlers
+from contracts import payments as _payments_events  # noqa: F401 - registers the contract
+from services.payments import runs, standards
 from services.payments.models import Base, BenefitPeriod, CheckIn, LedgerCase, from_fen
 from services.payments.service import MIGRATIONS
 from shared.crypto import get_cipher
@@ -125,8 +125,8 @@ def bare_insert_select(db: ServiceDatabase, into: str) -> float:
 
 def timed_run(db: ServiceDatabase, period: str, policy_name: str):
     with Stopwatch() as sw, db.unit_of_work(MAKER.to_dict(), "bench") as uow:
-        run = handlers.create_run(uow, MAKER, {"period": period, "area_type": "urban", "division_code": DISTRICT,
-                                               "as_of": None}, load_policy(policy_name), date.today())
+        run = runs.create_run(uow, MAKER, {"period": period, "area_type": "urban", "division_code": DISTRICT,
+                                           "as_of": None}, load_policy(policy_name), date.today())
     return sw.seconds, run
 
 
@@ -159,7 +159,7 @@ def test_payment_run_and_standard_change_over_100k_cases(backend_name, tmp_path,
     assert jx_run.lines == len(rows) and jx_run.held == N - len(rows)
 
     with Stopwatch() as sw, db.unit_of_work(DIRECTOR.to_dict(), "bench") as uow:
-        _standard, change = handlers.set_standard(uow, DIRECTOR, {
+        _standard, change = standards.set_standard(uow, DIRECTOR, {
             "division_code": DISTRICT, "area_type": "urban", "effective_from": date.today().replace(day=1),
             "effective_to": None, "monthly_amount": Decimal("847.37")}, load_policy("national2021"))
     change_s = sw.seconds

@@ -173,8 +173,8 @@ def render_markdown() -> str:
     lines = [
         "# Dibao events",
         "",
-        "Generated from `shared/events.py` and each service's `events.py` by "
-        "`dibao docs events`; a test fails when this file and the code disagree.",
+        "Generated from `shared/events.py` and the `contracts/` package (one module per "
+        "producing service) by `dibao docs events`; a test fails when this file and the code disagree.",
         "",
         "## Wire format",
         "",
@@ -196,6 +196,25 @@ def render_markdown() -> str:
         "Delivery is at least once: dedupe on `event_id`. Adding a field is a "
         "compatible change; renaming or removing one makes a new `version`.",
         "No event carries a resident ID number or an income.",
+        "",
+        "## The contracts as a package (optional)",
+        "",
+        "The handler above needs nothing of Dibao's. A partner that wants the payloads "
+        "checked and typed by Dibao's own schemas installs the `dibao` distribution "
+        "(`pip install -c constraints.txt /path/to/dibao`, a checkout or a wheel from "
+        "`pip wheel --no-deps .`) and imports only `contracts` — one module per producing "
+        "service, which imports nothing of Dibao's but the platform package `shared`: "
+        "no service's code is loaded and nothing runs:",
+        "",
+        "```python",
+        "import contracts.intake  # registers intake's event types",
+        "from shared.events import load_payload, parse",
+        "",
+        "payload = load_payload(parse(event))  # dates as dates, amounts as Decimal",
+        "```",
+        "",
+        "`contracts.load_all()` registers every type; `contracts/audit_chain.py` is the "
+        "audit log's record and signed-checkpoint format, for a third party that verifies it.",
         "",
         "## Envelope",
         "",

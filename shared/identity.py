@@ -111,8 +111,9 @@ class Actor:
         return ",".join(sorted(r.value for r in self.roles))
 
     def to_dict(self) -> dict:
-        """The actor as events carry it (the envelope's four fields)."""
-        return {"user": self.user, "name": self.name, "role": self.role_text(), "unit": self.unit}
+        """The actor as events carry it (the envelope's four fields; the roles
+        as one string of at most 40 characters, the audit's column)."""
+        return {"user": self.user, "name": self.name, "role": self.role_text()[:40], "unit": self.unit}
 
 
 def authorize(actor: Actor, roles=(), division_code: str | None = None) -> Actor:

@@ -1,18 +1,65 @@
 """Alembic per service, applied at start-up (and by ``dibao migrate``).
 
 Each service keeps its scripts in ``services/<name>/migrations``; their
-``env.py`` is two lines that call :func:`run_env`. Start-up migration is
-safe with several replicas: on PostgreSQL it holds an advisory lock.
+``env.py`` calls :func:`run_env` with the service's metadata (the platform
+imports no service).
+
+Start-up migration is safe however many services one process runs and
+however many processes start at once:
+
+- **one migration at a time in a process.** Alembic keeps the running
+  migration in module globals (the ``alembic.context`` and ``alembic.op``
+  proxies): two migrations in one process at the same time — ``dibao up``
+  sets up its five containers in parallel green threads, and psycogreen lets
+  them switch on every query — overwrite each other's context, run one
+  service's scripts on another's connection ("execute cannot be used while
+  an asynchronous query is underway") and remove each other's proxy
+  (``KeyError: 'config'``). :func:`one_migration_at_a_time` serialises them;
+- **one migration at a time per database**, across processes (replicas
+  racing their first start): on PostgreSQL a session advisory lock, taken
+  and released on the connection the migration runs on. The second replica
+  waits, then finds the schema at head and does nothing;
+- the migration's connection is its own, used by the one thread that runs it.
+
+The process lock is taken before the advisory lock, and a process holds at
+most one advisory lock at a time, so two processes cannot deadlock.
 """
 from __future__ import annotations
 
-import importlib
+import threading
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+
+
+_GREEN_LOCK = None
+_REAL_LOCK = threading.Lock()
+
+
+@contextmanager
+def one_migration_at_a_time():
+    """The process-wide lock every migration holds, respected by every thread.
+
+    Under eventlet's monkey-patching (nameko, ``dibao``, the tests) a waiting
+    green thread must yield to the hub, not block it: an eventlet semaphore.
+    Without patching, an ordinary lock."""
+    global _GREEN_LOCK
+    import eventlet.patcher
+
+    if eventlet.patcher.is_monkey_patched("thread"):
+        from eventlet.semaphore import Semaphore
+
+        if _GREEN_LOCK is None:   # no switch between the test and the assignment
+            _GREEN_LOCK = Semaphore(1)
+        lock = _GREEN_LOCK
+    else:
+        lock = _REAL_LOCK
+    with lock:
+        yield
 
 
 def alembic_config(migrations: Path, service: str, connection=None) -> Config:
@@ -23,23 +70,38 @@ def alembic_config(migrations: Path, service: str, connection=None) -> Config:
     return cfg
 
 
+def advisory_lock_key(service: str) -> int:
+    """The PostgreSQL advisory lock a service's migration holds (per database)."""
+    return zlib.crc32(f"dibao-migrate-{service}".encode())
+
+
+@contextmanager
+def _database_lock(conn: sa.Connection, service: str):
+    """Only one process migrates this database at a time (PostgreSQL:
+    a session advisory lock on ``conn``; on SQLite the migration's
+    transaction begins IMMEDIATE, holding the file's write lock)."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    key = advisory_lock_key(service)
+    conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+    conn.commit()
+    try:
+        yield
+    finally:
+        conn.rollback()   # whatever a failed migration left open, so the unlock can run
+        conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        conn.commit()
+
+
 def upgrade(engine: sa.Engine, migrations: Path | None, service: str) -> None:
+    """``service``'s database to head: one migration at a time in this
+    process, one at a time per database across processes."""
     if migrations is None:
         return
-    with engine.connect() as conn:
-        if engine.dialect.name == "postgresql":
-            key = zlib.crc32(f"dibao-migrate-{service}".encode())
-            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-            conn.commit()
-            try:
-                command.upgrade(alembic_config(migrations, service, conn), "head")
-                conn.commit()
-            finally:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                conn.commit()
-        else:
-            command.upgrade(alembic_config(migrations, service, conn), "head")
-            conn.commit()
+    with one_migration_at_a_time(), engine.connect() as conn, _database_lock(conn, service):
+        command.upgrade(alembic_config(migrations, service, conn), "head")
+        conn.commit()
 
 
 def create_platform_tables() -> None:
@@ -62,12 +124,11 @@ def drop_platform_tables() -> None:
     metadata.drop_all(op.get_bind())
 
 
-def run_env(context) -> None:
-    """Body of every service's migrations/env.py."""
+def run_env(context, metadata: sa.MetaData) -> None:
+    """Body of every service's migrations/env.py (``metadata``: the service's models')."""
     service = context.config.get_main_option("dibao_service")
     if not service:  # alembic CLI: `alembic -c services/intake/alembic.ini ...`
         service = Path(context.config.get_main_option("script_location")).parent.name
-    metadata = importlib.import_module(f"services.{service}.models").Base.metadata
     connection = context.config.attributes.get("connection")
     if connection is None:
         from shared.config import load_config

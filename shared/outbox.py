@@ -219,38 +219,3 @@ class RelayLease:
             except Exception:  # noqa: BLE001 - a dead connection: drop it from the pool
                 self.conn.invalidate()
         self.conn, self._held = None, False
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m shared.outbox SERVICE [--config FILE]``: run one service's
-    relay on its own, e.g. to drain an outbox while the service is down."""
-    import argparse
-    import importlib
-    import warnings
-
-    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
-    eventlet.monkey_patch()
-    from shared.config import load_config
-    from shared.db import configure_cipher
-
-    parser = argparse.ArgumentParser(prog="python -m shared.outbox")
-    parser.add_argument("service")
-    parser.add_argument("--config")
-    args = parser.parse_args(argv)
-    config = load_config(args.config)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    configure_cipher(config)
-    models = importlib.import_module(f"services.{args.service}.models")
-    from pathlib import Path
-    migrations = Path(models.__file__).parent / "migrations"
-    database = ServiceDatabase(args.service, config["DB_URIS"][args.service], models.Base.metadata,
-                               migrations if migrations.exists() else None)
-    database.migrate()
-    relay = OutboxRelay.from_config(database, config)
-    log.info("relaying %s's outbox (%d pending)", args.service, relay.pending())
-    relay.run()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

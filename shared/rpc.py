@@ -19,6 +19,7 @@ from nameko.rpc import Rpc
 from shared.commands import recorder_of
 from shared.db import Database
 from shared.errors import EXPECTED_ERRORS, DibaoError, ValidationFailed
+from shared.problems import OperationalProblem, classify
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class DibaoRpc(Rpc):
     records_commands = True
 
     def __init__(self, record_reads: bool = False, **kwargs):
-        kwargs.setdefault("expected_exceptions", EXPECTED_ERRORS + (InternalError,))
+        kwargs.setdefault("expected_exceptions", EXPECTED_ERRORS + (InternalError, OperationalProblem))
         self.record_reads = record_reads
         super().__init__(**kwargs)
 
@@ -79,8 +80,13 @@ class DibaoRpc(Rpc):
 
     def _public_error(self, worker_ctx, exc_info):
         exc = exc_info[1]
+        problem = None if isinstance(exc, DibaoError) else classify(exc)
         if isinstance(exc, ValidationError):
             exc = ValidationFailed.from_messages(exc.messages)
+        elif problem is not None:
+            log.warning("%s could not write what it needed (call %s): %s", worker_ctx.service_name,
+                        worker_ctx.call_id, problem.detail)
+            exc = OperationalProblem(problem.detail, {"problem": problem.code})
         elif not isinstance(exc, DibaoError):
             reference = worker_ctx.call_id
             log.error("unexpected error in %s (reference %s)", worker_ctx.call_id, reference,

@@ -119,9 +119,15 @@ class PostgresDatabases:
             return False
 
     def create(self, prefix: str) -> str:
-        name = f"dibao_t_{prefix}_{uuid.uuid4().hex[:10]}"
+        uri = self.reserve(prefix)
         with self.engine.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE template0'))
+            conn.execute(sa.text(f'CREATE DATABASE "{sa.make_url(uri).database}" TEMPLATE template0'))
+        return uri
+
+    def reserve(self, prefix: str) -> str:
+        """The URI of a database nobody has created yet (``dibao db create``
+        makes it), dropped with the others by :meth:`drop_all`."""
+        name = f"dibao_t_{prefix}_{uuid.uuid4().hex[:10]}"
         self.created.append(name)
         return sa.make_url(self.admin_uri).set(database=name).render_as_string(hide_password=False)
 
@@ -208,21 +214,24 @@ def session_env(directory, role, unit: str, user: str, name: str | None = None) 
 
 
 def publish_identity_event(config: dict, event_type: str, payload: dict, occurred_at=None) -> dict:
-    """One of identity's events (services/identity/events.py), on the real bus,
-    as the identity service's relay publishes it."""
+    """One of identity's events (contracts/identity.py), on the real bus, as
+    the identity service's relay publishes it (the envelope built by hand:
+    the platform does not import the contracts)."""
+    from datetime import datetime, timezone
+
     from kombu import Connection, Producer
 
-    import services.identity.events  # noqa: F401 - the contract
     from shared.bus import event_exchange
-    from shared.events import Event, encode, envelope
+    from shared.events import encode
 
-    env = envelope(Event("identity", event_type, {"user": payload["user"]}, payload), None, "test",
-                   occurred_at)
+    env = {"event_id": str(uuid.uuid4()), "type": event_type, "source": "identity", "version": 1,
+           "occurred_at": (occurred_at or datetime.now(timezone.utc)).isoformat(), "actor": None,
+           "subject": {"user": str(payload["user"])}, "correlation_id": "test", "payload": payload}
     with Connection(config["AMQP_URI"]) as conn:
         Producer(conn.default_channel).publish(
             encode(env), exchange=event_exchange("identity"), routing_key=event_type,
-            content_type="application/json", content_encoding="utf-8", delivery_mode=2, declare=[
-                event_exchange("identity")])
+            content_type="application/json", content_encoding="utf-8", delivery_mode=2,
+            declare=[event_exchange("identity")])
     return env
 
 

@@ -18,9 +18,9 @@ from shared.events import encode
 from shared.identity import Role
 from shared.testing import rpc_as, wait_for
 
-import services.intake.events  # noqa: F401 - registers the contracts we publish
-import services.payments.events  # noqa: F401
-import services.review.events  # noqa: F401
+import contracts.intake  # noqa: F401 - registers the contracts we publish
+import contracts.payments  # noqa: F401
+import contracts.review  # noqa: F401
 
 DISTRICT = "420115"
 COMMUNITY = "420115001001"

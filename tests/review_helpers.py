@@ -11,8 +11,8 @@ from shared.identity import Role
 from shared.testing import rpc_as, wait_for
 from tests.helpers import COMMUNITY, DISTRICT, TOWNSHIP
 
-import services.notify.events  # noqa: F401 - registers notify's contract
-import services.review.events  # noqa: F401
+import contracts.notify  # noqa: F401 - registers notify's contract
+import contracts.review  # noqa: F401
 
 PANEL = [{"name": n, "role": r, "signed": True} for n, r in
          [("张代表", "representative"), ("李代表", "representative"), ("王代表", "representative"),

@@ -37,8 +37,8 @@ from shared.bus import AUDIT_QUEUE, DEAD_LETTER_QUEUE, declare_producer_topology
 from shared.db import Database, ServiceDatabase
 from shared.events import CATALOGUE
 from shared.outbox import RelayLease
-from services.audit import chain
-from services.audit import events as _contracts  # noqa: F401 - every service's event schemas, registered
+from contracts import audit_chain as chain
+from contracts import audit as _contracts  # noqa: F401 - every service's event schemas, registered
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from nameko.dependency_providers import Config
 
-from services.audit import events  # noqa: F401 - registers every service's contract
+from contracts import audit as events  # noqa: F401 - registers every service's contract
 from services.audit import handlers, schemas
 from services.audit.ingest import AuditIngest
 from services.audit.models import Base

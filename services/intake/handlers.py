@@ -171,10 +171,13 @@ def submit_application(uow: UnitOfWork, actor: Actor, data: dict, ref: Reference
         sa.select(sa.func.count()).select_from(Application)
         .where(Application.household_id == household.id, Application.status.in_(("submitted", "investigated"))))
     rules.application_may_open(open_count)
-    deadline = ref.policy.investigation_deadline(data["accepted_on"], ref.calendar)
+    counted = ref.policy.investigation_start_deadline(data["accepted_on"], ref.calendar)
+    deadline = counted.day if counted else None
     application = Application(household_id=household.id, community_code=household.community_code,
                               accepted_on=data["accepted_on"], accepted_by=actor.user, reason=data["reason"],
-                              investigation_deadline=deadline, policy=ref.policy.name, submitted_at=now())
+                              investigation_deadline=deadline,
+                              investigation_deadline_provisional=bool(counted and counted.provisional),
+                              policy=ref.policy.name, submitted_at=now())
     uow.session.add(application)
     uow.session.flush()
     application.record(Event(SOURCE, "application_submitted",

@@ -16,6 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from shared.crypto import EncryptedDecimal, EncryptedString
 from shared.db import RecordsEvents, platform_tables
 from shared.staff import staff_model
+from shared.workday_schedule import schedule_table
 
 
 class Base(DeclarativeBase):
@@ -23,6 +24,8 @@ class Base(DeclarativeBase):
 
 
 OUTBOX, INBOX = platform_tables(Base.metadata)
+#: the official working-day schedules, as review.calendar_schedule_loaded brings them
+WORKDAY_SCHEDULE = schedule_table(Base.metadata)
 
 
 def new_id() -> str:
@@ -115,6 +118,8 @@ class Application(RecordsEvents, Base):
     reason: Mapped[str] = mapped_column(sa.Text, default="")
     status: Mapped[str] = mapped_column(sa.String(20), default="submitted")  # submitted | investigated
     investigation_deadline: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
+    #: the deadline's count crossed a provisional day (a year without its official schedule)
+    investigation_deadline_provisional: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     policy: Mapped[str] = mapped_column(sa.String(32))
     submitted_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 

@@ -231,6 +231,10 @@ class ApplicationOut(Schema):
     accepted_by = fields.String()
     status = fields.String()
     investigation_deadline = fields.Date(allow_none=True)
+    investigation_deadline_provisional = fields.Boolean()
+    provisional = fields.Function(lambda a: bool(a.investigation_deadline_provisional),
+                                  metadata={"doc": "the investigation start deadline was counted across a year "
+                                                   "whose official working-day schedule is not loaded yet"})
     policy = fields.String()
 
 

@@ -10,17 +10,19 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from services.intake import events  # noqa: F401 - registers intake's event contract
-from services.intake import handlers, schemas
-from services.identity import events as _identity_events  # noqa: F401 - the staff registry's source
-from services.review import events as _review_events  # noqa: F401 - the review events intake consumes
-from services.intake.models import Application, Base
+from contracts import intake as events  # noqa: F401 - registers intake's event contract
+from services.intake import calendar, handlers, schemas
+from contracts import identity as _identity_events  # noqa: F401 - the staff registry's source
+from contracts import review as _review_events  # noqa: F401 - the review events intake consumes
+from services.intake.models import WORKDAY_SCHEDULE, Application, Base
 from shared.db import Database
 from shared.inbox import consume_event
 from shared.errors import EXPECTED_ERRORS, ValidationFailed
 from shared.identity import Identity, authorize
 from shared.reference import Reference
 from shared.rpc import load, rpc
+from shared.timer import config_timer
+from shared.workday_schedule import refresh as refresh_schedule
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -190,3 +192,17 @@ class IntakeService:
     @consume_event("review", "case_cancelled")
     def on_case_cancelled(self, body):
         self.db.consume(body, "on_case_cancelled", handlers.case_cancelled)
+
+    # --- the working-day calendar's official schedules (review owns them) ----------
+    @consume_event("review", "calendar_schedule_loaded")
+    def on_calendar_schedule_loaded(self, body):
+        """Stored here and used at once, no restart (shared/workday_schedule.py)."""
+        self.db.consume(body, "on_calendar_schedule_loaded", calendar.schedule_loaded, self.ref)
+        self.refresh_calendar()
+
+    @config_timer("CALENDAR_REFRESH_SECONDS", default=300)
+    def refresh_calendar(self):
+        """The stored official schedules into this process's calendar: on start,
+        and for a replica that did not take the event itself."""
+        with self.db.read() as uow:
+            refresh_schedule(self.ref.calendar, uow.session, WORKDAY_SCHEDULE)

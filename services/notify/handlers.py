@@ -7,13 +7,14 @@ dumps.
 """
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime, timezone
 
 import sqlalchemy as sa
 
 from services.notify import rules
 from services.notify.channels import Channel, OutgoingMessage
-from services.notify.models import Message, Notice, Objection, Reminder
+from services.notify.models import FileProblem, Message, Notice, Objection, Reminder
 from services.notify.rendering import Board, review_reminder_text
 from shared.db import AlreadyConsumed, UnitOfWork
 from shared.errors import ValidationFailed
@@ -22,6 +23,8 @@ from shared.identity import Actor, Role
 from shared.identity import authorize as require
 from shared.masking import mask_resident_id
 from shared.reference import ReferenceData
+
+log = logging.getLogger(__name__)
 
 SOURCE = "notify"
 NOTICE_CONSUMER = "notify.post_notice"
@@ -228,3 +231,42 @@ def list_reminders(uow: UnitOfWork, actor: Actor, unit_code: str) -> list[Remind
     return list(uow.session.scalars(
         sa.select(Reminder).where(Reminder.unit_code.startswith(unit_code, autoescape=True))
         .order_by(Reminder.due_on, Reminder.id)))
+
+
+# --- files notify could not write (pending problems) ------------------------------------
+
+BOARD_KINDS = ("board_html", "board_pdf")
+
+
+def note_problems(uow: UnitOfWork, kinds: tuple[str, ...], target: str, problems: list[dict]) -> None:
+    """After writing ``target``'s files of ``kinds``: each problem is recorded
+    (logged once, when it first appears: what to fix) or counted again; a kind
+    written this time is cleared (logged as resolved)."""
+    at = now()
+    found = {p["kind"]: p for p in problems}
+    for kind in kinds:
+        row = uow.session.get(FileProblem, (kind, target))
+        problem = found.get(kind)
+        if problem is None:
+            if row is not None:
+                log.info("%s of %s written again after %d failed attempt(s): problem %s resolved", kind, target,
+                         row.attempts, row.code)
+                uow.session.delete(row)
+        elif row is None:
+            log.error("%s of %s could not be written (%s): %s — notify retries every NOTICE_CHECK_SECONDS; "
+                      "`dibao health notify` lists it until then", kind, target, problem["code"], problem["detail"])
+            uow.session.add(FileProblem(kind=kind, target=target, code=problem["code"], detail=problem["detail"],
+                                        since=at, last_tried=at, attempts=1))
+        else:
+            row.code, row.detail, row.last_tried, row.attempts = problem["code"], problem["detail"], at, row.attempts + 1
+    uow.commit()
+
+
+def pending_problems(uow: UnitOfWork) -> list[dict]:
+    return [{"kind": p.kind, "target": p.target, "code": p.code, "detail": p.detail,
+             "since": p.since.isoformat(), "attempts": p.attempts}
+            for p in uow.session.scalars(sa.select(FileProblem).order_by(FileProblem.since, FileProblem.kind))]
+
+
+def boards_to_retry(uow: UnitOfWork) -> list[str]:
+    return sorted(set(uow.session.scalars(sa.select(FileProblem.target).where(FileProblem.kind.in_(BOARD_KINDS)))))

@@ -97,3 +97,18 @@ class Reminder(Base):
     due_on: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
     text: Mapped[str] = mapped_column(sa.Text)
     created_on: Mapped[date] = mapped_column(sa.Date)
+
+
+class FileProblem(Base):
+    """A file notify could not write (公示 PDF, board page, the file channel's
+    messages) for a known operational reason — a missing font, a full disk, a
+    refused permission — pending until a retry writes it (``dibao health notify``)."""
+
+    __tablename__ = "file_problem"
+    kind: Mapped[str] = mapped_column(sa.String(20), primary_key=True)     # board_html | board_pdf | message
+    target: Mapped[str] = mapped_column(sa.String(40), primary_key=True)   # the unit code, or the channel
+    code: Mapped[str] = mapped_column(sa.String(20))                       # font_missing | disk_full | permission | io_error
+    detail: Mapped[str] = mapped_column(sa.Text)                           # what happened, what to fix
+    since: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    last_tried: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(default=1)

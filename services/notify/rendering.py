@@ -20,6 +20,7 @@ from nameko.extensions import DependencyProvider
 
 from services.notify.channels import OutgoingMessage
 from shared.config import data_dir
+from shared.problems import FontMissing, classify
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +119,6 @@ def render_html(unit_name: str, notices, today: date) -> str:
 
 # --- PDF -------------------------------------------------------------------------
 
-class FontMissing(RuntimeError):
-    pass
-
-
 _fonts: dict[str, str] = {}
 _font_lock = threading.Lock()
 
@@ -137,7 +134,15 @@ def cjk_font(path: str) -> str:
             from reportlab.pdfbase.ttfonts import TTFont
 
             name = f"DibaoCJK{len(_fonts)}"
-            pdfmetrics.registerFont(TTFont(name, path, subfontIndex=0))
+            try:
+                font = TTFont(name, path, subfontIndex=0)
+            except OSError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reportlab's TTFError: not a usable TrueType font
+                raise FontMissing(f"the font at {path} (NOTICE_FONT) cannot be embedded ({exc}): install the "
+                                  f"Debian package {FONT_PACKAGE} or point NOTICE_FONT at a TrueType CJK font"
+                                  ) from None
+            pdfmetrics.registerFont(font)
             _fonts[path] = name
         return _fonts[path]
 
@@ -199,13 +204,37 @@ class Board:
     font_path: str
 
     def render(self, unit_code: str, unit_name: str, notices, today: date) -> dict:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """Write the HTML page, then the PDF. Each that cannot be written (a
+        missing font, a full disk, a refused permission) is ``None`` and
+        listed in ``problems`` ({kind, target, code, detail}): the other is
+        still written, and notify retries the rest on its timer."""
         html_path = self.directory / f"{unit_code}.html"
         pdf_path = self.directory / f"{unit_code}.pdf"
+        result = {"unit_code": unit_code, "html": None, "pdf": None, "notices": len(notices), "problems": []}
         page = render_html(unit_name, notices, today)
-        write_atomically(html_path, lambda p: p.write_text(page, encoding="utf-8"))
-        write_atomically(pdf_path, lambda p: render_pdf(unit_name, notices, today, self.font_path, p))
-        return {"unit_code": unit_code, "html": str(html_path), "pdf": str(pdf_path), "notices": len(notices)}
+
+        def html(p):
+            p.write_text(page, encoding="utf-8")
+
+        def pdf(p):
+            render_pdf(unit_name, notices, today, self.font_path, p)
+
+        for kind, key, path, write in (("board_html", "html", html_path, html), ("board_pdf", "pdf", pdf_path, pdf)):
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                write_atomically(path, write)
+                result[key] = str(path)
+            except OSError as exc:
+                problem = classify(exc)
+                if problem is None:
+                    raise
+                result["problems"].append({"kind": kind, "target": unit_code, "code": problem.code,
+                                           "detail": problem.detail})
+                try:
+                    path.unlink(missing_ok=True)   # an older sheet would show notices no longer up
+                except OSError:
+                    pass
+        return result
 
 
 class NoticeBoard(DependencyProvider):

@@ -12,18 +12,19 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from services.notify import events  # noqa: F401 - registers notify's event contract
+from contracts import notify as events  # noqa: F401 - registers notify's event contract
 from services.notify import handlers, rendering, schemas
 from services.notify.channels import Channels, DeliveryFailed
 from services.notify.models import Base
 from services.notify.rendering import NoticeBoard
-from services.review import events as review_events  # noqa: F401 - the events notify consumes
+from contracts import review as review_events  # noqa: F401 - the events notify consumes
 from shared.db import AlreadyConsumed, Database
 from shared.events import load_payload, parse
 from shared.identity import Identity
 from shared.inbox import consume_event
 from shared.reference import Reference
 from shared.remote import ServiceRpc
+from shared.problems import classify
 from shared.rpc import load, rpc
 from shared.timer import config_timer
 
@@ -53,7 +54,8 @@ class NotifyService:
         """Health check: the service answers and its database is reachable."""
         with self.db.read() as uow:
             uow.session.execute(sa.text("SELECT 1"))
-        return {"service": self.name, "channels": ",".join(c.name for c in self.channels)}
+            problems = handlers.pending_problems(uow)
+        return {"service": self.name, "channels": ",".join(c.name for c in self.channels), "problems": problems}
 
     # --- notices ---------------------------------------------------------------
 
@@ -75,7 +77,9 @@ class NotifyService:
         due while notify was down, as soon as it is back."""
         with self.db() as uow:
             closed = handlers.close_due_notices(uow, None, self.ref.today(), self.ref)
-        self._rerender(*(c["unit_code"] for c in closed))
+        with self.db.read() as uow:
+            retry = handlers.boards_to_retry(uow)   # boards whose page or sheet could not be written
+        self._rerender(*(c["unit_code"] for c in closed), *retry)
 
     @rpc
     def close_due_notices(self, as_of=None):
@@ -90,9 +94,17 @@ class NotifyService:
 
     @rpc
     def render_board(self, unit_code):
+        """The unit's board page and printable sheet; a file that cannot be
+        written is null and listed in ``problems`` (retried on the timer)."""
         data = load(schemas.UnitSchema, {"unit_code": unit_code})
+        return self._render(self.caller.actor, data["unit_code"])
+
+    def _render(self, actor, unit_code) -> dict:
         with self.db.read() as uow:
-            return handlers.render_board(uow, self.caller.actor, data["unit_code"], self.board, self.ref)
+            result = handlers.render_board(uow, actor, unit_code, self.board, self.ref)
+        with self.db() as uow:
+            handlers.note_problems(uow, handlers.BOARD_KINDS, result["unit_code"], result["problems"])
+        return result
 
     @rpc
     def list_notices(self, unit_code, active_only=True):
@@ -111,8 +123,7 @@ class NotifyService:
         by ``render_board``; the notice itself stands."""
         for unit_code in sorted(set(unit_codes)):
             try:
-                with self.db.read() as uow:
-                    handlers.render_board(uow, None, unit_code, self.board, self.ref)
+                self._render(None, unit_code)
             except Exception:  # noqa: BLE001 - see above
                 log.exception("the board of %s was not rendered", unit_code)
 
@@ -187,9 +198,20 @@ class NotifyService:
         failed = []
         for channel in todo:
             try:
-                status = handlers.deliver(channel, message)
+                try:
+                    status = handlers.deliver(channel, message)
+                except OSError as exc:   # e.g. the file channel's disk is full: a visible problem, retried
+                    problem = classify(exc)
+                    if problem is None:
+                        raise
+                    with self.db() as uow:
+                        handlers.note_problems(uow, ("message",), channel.name, [
+                            {"kind": "message", "code": problem.code, "detail": problem.detail}])
+                    raise
                 with self.db() as uow:
                     handlers.record_message(uow, event, message, channel, status)
+                with self.db() as uow:
+                    handlers.note_problems(uow, ("message",), channel.name, [])
             except AlreadyConsumed:
                 log.warning("%s %s went by %s twice (two deliveries at once)", event["type"], event["event_id"],
                             channel.name)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from services.intake import events as _intake_events  # noqa: F401 - the contract we consume
-from services.payments import events  # noqa: F401 - registers payments' event contract
-from services.payments import handlers, schemas
+from contracts import intake as _intake_events  # noqa: F401 - the contract we consume
+from contracts import payments as events  # noqa: F401 - registers payments' event contract
+from services.payments import ledger, reconciliation, runs, schemas, standards
 from services.payments.models import Base
-from services.review import events as _review_events  # noqa: F401
+from contracts import review as _review_events  # noqa: F401
 from shared.config import repo_path
 from shared.db import Database
 from shared.errors import ValidationFailed
@@ -45,7 +45,7 @@ class PaymentsDatabase(Database):
     def setup(self):
         super().setup()
         config = self.container.config
-        handlers.seed_standards(self.database, StandardsTable.load(repo_path(config.get("STANDARDS_FILE"))))
+        standards.seed_standards(self.database, StandardsTable.load(repo_path(config.get("STANDARDS_FILE"))))
 
 
 class PaymentsService:
@@ -58,19 +58,19 @@ class PaymentsService:
     # --- facts from other services (inbox: each event has one effect) ----------
     @consume_event("review", "case_approved")
     def on_case_approved(self, body):
-        self.db.consume(body, "on_case_approved", handlers.case_approved)
+        self.db.consume(body, "on_case_approved", ledger.case_approved)
 
     @consume_event("review", "case_adjusted")
     def on_case_adjusted(self, body):
-        self.db.consume(body, "on_case_adjusted", handlers.case_adjusted)
+        self.db.consume(body, "on_case_adjusted", ledger.case_adjusted)
 
     @consume_event("review", "case_cancelled")
     def on_case_cancelled(self, body):
-        self.db.consume(body, "on_case_cancelled", handlers.case_cancelled)
+        self.db.consume(body, "on_case_cancelled", ledger.case_cancelled)
 
     @consume_event("intake", "checkin_recorded")
     def on_checkin_recorded(self, body):
-        self.db.consume(body, "on_checkin_recorded", handlers.checkin_recorded)
+        self.db.consume(body, "on_checkin_recorded", ledger.checkin_recorded)
 
     # --- operators ----------------------------------------------------------------
     @rpc
@@ -84,20 +84,20 @@ class PaymentsService:
         """低保标准: a new standard; the open-ended one recalculates every case under it (提标/降标)."""
         data = load(schemas.SetStandardSchema, data)
         with self.db() as uow:
-            standard, change = handlers.set_standard(uow, self.caller.actor, data, self.ref.policy)
+            standard, change = standards.set_standard(uow, self.caller.actor, data, self.ref.policy)
             return {"standard": STANDARD_OUT.dump(standard), "change": CHANGE_OUT.dump(change) if change else None}
 
     @rpc
     def list_standards(self, query=None):
         data = load(schemas.StandardQuerySchema, query or {})
         with self.db.read() as uow:
-            return STANDARDS_OUT.dump(handlers.list_standards(uow, self.caller.actor, data))
+            return STANDARDS_OUT.dump(standards.list_standards(uow, self.caller.actor, data))
 
     @rpc
     def standard_for(self, division_code, area_type, on):
         data = load(schemas.StandardQuerySchema, {"division_code": division_code, "area_type": area_type, "on": on})
         with self.db.read() as uow:
-            standard = handlers.standard_for(uow, data["division_code"], data["area_type"], data["on"])
+            standard = standards.standard_for(uow, data["division_code"], data["area_type"], data["on"])
             return STANDARD_OUT.dump(standard) if standard else None
 
     @rpc
@@ -105,7 +105,7 @@ class PaymentsService:
         """Where a case's benefit is paid (account encrypted at rest, shown masked)."""
         data = load(schemas.SetPayeeSchema, data)
         with self.db() as uow:
-            return LEDGER_OUT.dump(handlers.set_payees(uow, self.caller.actor, [data])[0])
+            return LEDGER_OUT.dump(ledger.set_payees(uow, self.caller.actor, [data])[0])
 
     @rpc
     def set_payees(self, items):
@@ -114,57 +114,57 @@ class PaymentsService:
             raise ValidationFailed.field("_schema", "expected a list")
         data = load(schemas.SetPayeeSchema, items, many=True)
         with self.db() as uow:
-            return {"cases": len(handlers.set_payees(uow, self.caller.actor, data))}
+            return {"cases": len(ledger.set_payees(uow, self.caller.actor, data))}
 
     @rpc
     def get_case(self, case_id):
         with self.db.read() as uow:
-            return LEDGER_OUT.dump(handlers.ledger_case(uow, self.caller.actor, case_id))
+            return LEDGER_OUT.dump(ledger.ledger_case(uow, self.caller.actor, case_id))
 
     @rpc
     def list_cases(self, query=None):
         """The ledger: cases payments pays, within the caller's unit (masked payees)."""
         data = load(schemas.ListCasesSchema, query or {})
         with self.db.read() as uow:
-            return LEDGERS_OUT.dump(handlers.list_cases(uow, self.caller.actor, data))
+            return LEDGERS_OUT.dump(ledger.list_cases(uow, self.caller.actor, data))
 
     @rpc
     def checkins(self, months):
         data = load(schemas.MonthsSchema, {"months": months})
         with self.db.read() as uow:
-            return handlers.checkins_by_month(uow, self.caller.actor, data["months"])
+            return ledger.checkins_by_month(uow, self.caller.actor, data["months"])
 
     @rpc
     def create_run(self, data):
         """Prepare the run for a period and an area; again (before approval) prepares the same run afresh."""
         data = load(schemas.CreateRunSchema, data)
         with self.db() as uow:
-            return RUN_OUT.dump(handlers.create_run(uow, self.caller.actor, data, self.ref.policy, self.ref.today()))
+            return RUN_OUT.dump(runs.create_run(uow, self.caller.actor, data, self.ref.policy, self.ref.today()))
 
     @rpc
     def approve_run(self, run_id):
         data = load(schemas.RunIdSchema, {"run_id": run_id})
         with self.db() as uow:
-            return RUN_OUT.dump(handlers.approve_run(uow, self.caller.actor, data["run_id"]))
+            return RUN_OUT.dump(runs.approve_run(uow, self.caller.actor, data["run_id"]))
 
     @rpc
     def export_run(self, run_id, format):  # noqa: A002 - the RPC's argument name
         data = load(schemas.ExportSchema, {"run_id": run_id, "format": format})
         with self.db() as uow:
-            return handlers.export_run(uow, self.caller.actor, data["run_id"], data["format"])
+            return runs.export_run(uow, self.caller.actor, data["run_id"], data["format"])
 
     @rpc
     def import_return(self, data):
         """对账: the bank's return file (base64) through its format plugin."""
         data = load(schemas.ImportReturnSchema, data)
         with self.db() as uow:
-            return handlers.import_return(uow, self.caller.actor, data)
+            return reconciliation.import_return(uow, self.caller.actor, data)
 
     @rpc
     def list_runs(self, query=None):
         data = load(schemas.ListRunsSchema, query or {})
         with self.db.read() as uow:
-            return RUNS_OUT.dump(handlers.list_runs(uow, self.caller.actor, data))
+            return RUNS_OUT.dump(runs.list_runs(uow, self.caller.actor, data))
 
     @rpc
     def get_run(self, run_id, limit=200):
@@ -172,7 +172,7 @@ class PaymentsService:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 100_000:
             raise ValidationFailed.field("limit", "a whole number from 0 to 100000")
         with self.db.read() as uow:
-            run, lines, held, by_status = handlers.run_detail(uow, self.caller.actor, data["run_id"], limit)
+            run, lines, held, by_status = runs.run_detail(uow, self.caller.actor, data["run_id"], limit)
             out = RUN_OUT.dump(run)
             out.update(lines_shown=LINES_OUT.dump(lines), held_back=HELD_OUT.dump(held), line_status=by_status)
             return out

@@ -28,6 +28,7 @@ from shared.policy.base import Policy, ReviewStep
 from shared.reference import ReferenceData
 from shared.staff import apply_identity_event, holds_role
 from shared.standards import Standard
+from shared.workdays import WorkdayCalendar
 
 SOURCE = "review"
 LEVEL_ROLES = {
@@ -62,13 +63,22 @@ def load_file(uow: UnitOfWork, application_id, for_update: bool = False) -> Revi
                    with_for_update=for_update)
 
 
+def workday_deadline(calendar: WorkdayCalendar, start: date, workdays: int | None) -> tuple[date | None, bool]:
+    """(the deadline ``workdays`` working days after ``start``, whether its count
+    crossed a provisional day); (None, False) when the policy sets none."""
+    if not workdays:
+        return None, False
+    counted = calendar.count(start, workdays)
+    return counted.day, counted.provisional
+
+
 # --- moving through the steps -------------------------------------------------
 
 def open_step(f: ReviewFile, step: ReviewStep | None, ref: ReferenceData, today: date) -> None:
     if step is None:  # pragma: no cover - a policy always ends with the joint review
         raise Conflict("the policy has no further step")
     f.status, f.step, f.step_opened_on = "in_review", step.name, today
-    f.step_due_on = ref.calendar.add_workdays(today, step.deadline_workdays) if step.deadline_workdays else None
+    f.step_due_on, f.step_due_provisional = workday_deadline(ref.calendar, today, step.deadline_workdays)
     f.notice_id = None
     unit = unit_of(f, step.level)
     f.record(Event(SOURCE, "review_step_opened", subject(f), {
@@ -99,12 +109,13 @@ def application_submitted(uow: UnitOfWork, event: dict, ref: ReferenceData) -> N
         return
     policy = load_policy(p["policy"])
     accepted = date.fromisoformat(p["accepted_on"])
-    due = ref.calendar.add_workdays(accepted, policy.process_workdays) if policy.process_workdays else None
+    due, provisional = workday_deadline(ref.calendar, accepted, policy.process_workdays)
     uow.session.add(ReviewFile(
         application_id=application_id, household_id=event["subject"]["household_id"],
         community_code=p["community_code"], township_code=p["township_code"], area_type=p["area_type"],
         policy=policy.name, accepted_on=accepted, household_size=p["member_count"],
-        status="awaiting_investigation", process_due_on=due, investigators=[], flags=[]))
+        status="awaiting_investigation", process_due_on=due, process_due_provisional=provisional,
+        investigators=[], flags=[]))
 
 
 def investigation_recorded(uow: UnitOfWork, event: dict, ref: ReferenceData, today: date) -> None:
@@ -141,12 +152,14 @@ def objection_filed(uow: UnitOfWork, event: dict, ref: ReferenceData) -> None:
     f.objections += 1
     policy = policy_of(f)
     if policy.process_workdays_with_objection:
-        f.process_due_on = ref.calendar.add_workdays(f.accepted_on, policy.process_workdays_with_objection)
+        f.process_due_on, f.process_due_provisional = workday_deadline(ref.calendar, f.accepted_on,
+                                                                        policy.process_workdays_with_objection)
     current_notice = f.step == event["payload"]["stage"] and f.notice_id in (None, event["subject"].get("notice_id"))
     if f.status != "in_review" or not current_notice:
         return
     interrupted = f.step
     f.status, f.step, f.step_opened_on, f.step_due_on = "awaiting_reinvestigation", None, None, None
+    f.step_due_provisional = False
     f.record(Event(SOURCE, "reinvestigation_required", subject(f), {
         "community_code": f.community_code, "step": interrupted,
         "objection_id": event["subject"].get("objection_id", "")}))
@@ -339,7 +352,7 @@ def approve(uow: UnitOfWork, f: ReviewFile, signatures: list, ref: ReferenceData
                 policy=policy.name, vulnerable_members=vulnerable)
     uow.session.add(case)
     uow.session.flush()
-    f.status, f.decided_on, f.step_due_on = "approved", today, None
+    f.status, f.decided_on, f.step_due_on, f.step_due_provisional = "approved", today, None, False
     case.record(Event(SOURCE, "case_approved", subject(f, case_id=case.id), {
         "community_code": f.community_code, "township_code": f.township_code, "area_type": f.area_type,
         "household_size": f.household_size, "monthly_benefit": benefit, "category": category,

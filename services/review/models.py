@@ -12,6 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from shared.crypto import EncryptedDecimal
 from shared.db import RecordsEvents, platform_tables
 from shared.staff import staff_model
+from shared.workday_schedule import schedule_table
 
 
 class Base(DeclarativeBase):
@@ -19,6 +20,8 @@ class Base(DeclarativeBase):
 
 
 OUTBOX, INBOX = platform_tables(Base.metadata)
+#: the official working-day schedules review owns (shared/workday_schedule.py)
+WORKDAY_SCHEDULE = schedule_table(Base.metadata)
 
 
 def new_id() -> str:
@@ -43,6 +46,9 @@ class ReviewFile(RecordsEvents, Base):
     step_opened_on: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
     step_due_on: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
     process_due_on: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
+    #: the deadline's count crossed a provisional day (a year without its official schedule)
+    step_due_provisional: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    process_due_provisional: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     investigators: Mapped[list] = mapped_column(sa.JSON, default=list)   # [{user, name}] of the latest investigation
     investigation_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
     objections: Mapped[int] = mapped_column(default=0)

@@ -4,6 +4,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
+from contracts.review import (RULE_CAMPAIGN, RULE_DEATH_REVIEW, RULE_INCOME_ABOVE,  # noqa: F401 - the rule names
+                              RULE_INCOME_CHANGED, RULE_MANUAL, RULE_REFUSED_WORK, RULE_THREE_IN_A_YEAR,
+                              RULE_TWO_IN_A_ROW, RULE_UNEXCUSED_LABOUR)
 from shared.errors import Conflict, Forbidden, ValidationFailed
 # the one month arithmetic (shared.months), under the names these rules use
 from shared.months import add_months as add_months_to_month, month_of, months_later as add_months  # noqa: F401
@@ -121,15 +124,7 @@ def override_has_reason(amount, reason: str | None) -> None:
 # job (services/review/month_end.py) evaluates the check-in and labour rules
 # set-based in SQL with the same parameters, and tests compare the two.
 
-RULE_TWO_IN_A_ROW = "two_missed_checkins_in_a_row"
-RULE_THREE_IN_A_YEAR = "three_missed_checkins_in_a_year"
-RULE_UNEXCUSED_LABOUR = "unexcused_labour_absence"
-RULE_REFUSED_WORK = "refused_suitable_work"
-RULE_INCOME_ABOVE = "income_above_standard"
-RULE_INCOME_CHANGED = "income_changed"
-RULE_DEATH_REVIEW = "member_death_review"
-RULE_CAMPAIGN = "campaign_inspection"
-RULE_MANUAL = "manual"
+# The rule names (RULE_*, a proposal's ``rule``) are review's contract: contracts.review.
 CAMPAIGN_RESULTS = ("kept", "raised", "lowered", "cancelled", "wrongly_included")
 WORK_INCOME_SOURCES = ("wages", "business")
 

@@ -81,6 +81,11 @@ class ReviewFileOut(Schema):
     step_opened_on = fields.Date(allow_none=True)
     step_due_on = fields.Date(allow_none=True)
     process_due_on = fields.Date(allow_none=True)
+    step_due_provisional = fields.Boolean()
+    process_due_provisional = fields.Boolean()
+    provisional = fields.Function(lambda f: bool(f.step_due_provisional or f.process_due_provisional),
+                                  metadata={"doc": "a deadline was counted across a year whose official "
+                                                   "working-day schedule is not loaded yet"})
     accepted_on = fields.Date()
     objections = fields.Integer()
     decided_on = fields.Date(allow_none=True)

@@ -14,13 +14,13 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from services.identity import events as _identity_events  # noqa: F401 - the staff registry's source
-from services.intake import events as _intake_events  # noqa: F401 - the contract we consume
-from services.notify import events as _notify_events  # noqa: F401
-from services.payments import events as _payments_events  # noqa: F401
-from services.review import events  # noqa: F401 - registers review's event contract
-from services.review import dynamic, handlers, month_end, schemas
-from services.review.models import Base, Case, Staff
+from contracts import identity as _identity_events  # noqa: F401 - the staff registry's source
+from contracts import intake as _intake_events  # noqa: F401 - the contract we consume
+from contracts import notify as _notify_events  # noqa: F401
+from contracts import payments as _payments_events  # noqa: F401
+from contracts import review as events  # noqa: F401 - registers review's event contract
+from services.review import calendar, dynamic, handlers, month_end, schemas
+from services.review.models import WORKDAY_SCHEDULE, Base, Case, Staff
 from shared.db import AlreadyConsumed, Database
 from shared.events import parse
 from shared.identity import Identity, authorize
@@ -30,6 +30,8 @@ from shared.staff import staff_within
 from shared.remote import ServiceRpc
 from shared.rpc import load, rpc
 from shared.timer import config_timer
+from shared.workday_schedule import event_payload as schedule_payload
+from shared.workday_schedule import refresh as refresh_schedule
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 FILE_OUT = schemas.ReviewFileOut()
@@ -316,3 +318,33 @@ class ReviewService:
     def campaign_progress(self, campaign_id):
         with self.db.read() as uow:
             return dynamic.campaign_progress(uow, self.caller.actor, campaign_id)
+
+    # --- the working-day calendar's official schedules (review owns them) ----------
+    @rpc
+    def import_calendar(self, rows):
+        """Load the official schedule(s) (放假安排, 调休) in ``rows`` ([{line, date,
+        workday, note}]): validated (ValidationFailed names the line, nothing
+        changed), stored, then every service uses it (calendar_schedule_loaded)."""
+        with self.db() as uow:
+            answer, years = calendar.import_calendar(uow, self.caller.actor, rows, self.ref)
+        self.ref.calendar.load_years(years)
+        return answer
+
+    @rpc
+    def calendar_year(self, year):
+        """A year's days off and make-up working days, each with its source; confirmed or provisional."""
+        return calendar.calendar_year(self.caller.actor, year, self.ref)
+
+    @rpc
+    def calendar_schedules(self):
+        """Every loaded official schedule, as the event carries it ({years, days}):
+        for a CLI or a service that counts working days on its own."""
+        authorize(self.caller.actor, calendar.VIEWERS)
+        return events.CalendarScheduleLoaded().dump(schedule_payload(self.ref.calendar.schedule))
+
+    @config_timer("CALENDAR_REFRESH_SECONDS", default=300)
+    def refresh_calendar(self):
+        """The stored official schedules into this process's calendar: on start,
+        and for a replica that did not take the import itself."""
+        with self.db.read() as uow:
+            refresh_schedule(self.ref.calendar, uow.session, WORKDAY_SCHEDULE)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from shared.workdays import WorkdayCalendar
+from shared.workdays import Counted, WorkdayCalendar
 
 
 @dataclass(frozen=True)
@@ -189,3 +189,9 @@ class Policy:
         if self.investigation_start_workdays is None:
             return None
         return calendar.add_workdays(accepted_on, self.investigation_start_workdays)
+
+    def investigation_start_deadline(self, accepted_on: date, calendar: WorkdayCalendar) -> Counted | None:
+        """:meth:`investigation_deadline` with whether its count crossed a provisional day."""
+        if self.investigation_start_workdays is None:
+            return None
+        return calendar.count(accepted_on, self.investigation_start_workdays)

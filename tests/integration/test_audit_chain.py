@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 
-from services.audit import chain
+from contracts import audit_chain as chain
 from services.audit.ingest import to_record, utc_text
 from services.audit.models import Base
 from services.audit.service import MIGRATIONS, AuditService
@@ -66,7 +66,7 @@ def test_altered_record_is_named(log):
 def test_dibao_audit_verify_passes_then_names_the_altered_record(log, config, tmp_path):
     from typer.testing import CliRunner
 
-    from shared.cli.root import app
+    from cli.root import app
     from tests.integration.test_reliability import write_config
     path = write_config(config, tmp_path / "cli.yml")
     ok = CliRunner().invoke(app, ["--config", path, "audit", "verify"])

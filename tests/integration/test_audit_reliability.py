@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from amqp import Message
 from kombu import Connection
 
-from services.audit.chain import verify
+from contracts.audit_chain import verify
 from shared.bus import declare_producer_topology
 from shared.config import REPO_ROOT
 from shared.db import make_engine

@@ -146,7 +146,7 @@ def test_figures_for_past_dates_match_a_hand_count(audit, tmp_path):
 
     from typer.testing import CliRunner
 
-    from shared.cli.root import app
+    from cli.root import app
     from tests.integration.test_reliability import write_config
     path = write_config(config, tmp_path / "cli.yml")
     out = tmp_path / "stats.xlsx"

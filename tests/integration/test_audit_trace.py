@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.audit.chain import verify
+from contracts.audit_chain import verify
 from services.audit.service import AuditService
 from services.intake.service import IntakeService
 from services.review.service import ReviewService

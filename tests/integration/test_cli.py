@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from services.intake.service import IntakeService
 from services.notify.service import NotifyService
 from services.review.service import ReviewService
-from shared.cli import app, main
-from shared.cli.importer import RowSource, build_household, groups, read_rows, scan
+from cli import app, main
+from cli.importer import RowSource, build_household, groups, read_rows, scan
 from shared.db import make_engine
 from shared.errors import NotFound
 from shared.identity import Role
@@ -464,6 +464,20 @@ def test_demo_starts_its_own_services_under_national2021(tmp_path, sqlite_config
                                                 for n in ("intake", "review")}))
     boards = list((demo_dir / "notices").glob("*.pdf"))
     assert boards and (demo_dir / "messages" / "outbox.jsonl").is_file()
+
+
+def test_demo_finishes_without_the_notice_font(tmp_path, sqlite_config, logger_levels):
+    """A machine without the CJK font (NOTICE_FONT points at nothing): the demo
+    goes through to the end, the boards' pages are written, and it says what
+    is missing instead of an InternalError."""
+    config = dict(sqlite_config, DATA_DIR=str(tmp_path / "var"), NOTICE_FONT=str(tmp_path / "no-font.ttc"))
+    result = dibao(write_config(tmp_path / "nofont.yml", config), "demo", "--households", "6", "--seed", "5")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "InternalError" not in out and "internal error" not in out
+    assert "notice boards" in out and "not made yet" in out and "fonts-wqy-zenhei" in out
+    demo_dir = tmp_path / "var" / "demo"
+    assert list((demo_dir / "notices").glob("*.html")) and not list((demo_dir / "notices").glob("*.pdf"))
 
 
 def test_demo_refuses_to_mix_with_part_of_the_services(intake, config_file):

@@ -159,7 +159,7 @@ def test_cli_month_end_proposals_approval_and_campaign(container_factory, sqlite
     import yaml
     from typer.testing import CliRunner
 
-    from shared.cli.root import app
+    from cli.root import app
 
     config, clock = start(container_factory, sqlite_config, "jiangxia", tmp_path)
     case = approved_case(config, clock, seed=79)

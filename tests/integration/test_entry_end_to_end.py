@@ -5,6 +5,7 @@ household back to a home investigation."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +117,52 @@ def _notice(config, app_id, stage):
         found = [n for n in rpc.notify.list_notices(COMMUNITY[:6]) if n["application_id"] == app_id
                  and n["stage"] == stage]
     return found[0] if found else None
+
+
+def test_without_the_notice_font_the_review_goes_on_and_the_pdf_follows_the_font(container_factory, sqlite_config,
+                                                                                  tmp_path):
+    """No CJK font (NOTICE_FONT points at nothing): the boards' HTML is written,
+    the application reaches approval, notify's health lists the PDF problem,
+    and once the font is there the timer makes the PDF."""
+    import shutil
+
+    from tests.integration.test_calendar import dibao
+
+    installed = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
+    assert installed.is_file(), "fonts-wqy-zenhei is a DEB_PACKAGES entry: `make sysdeps` installs it"
+    font = tmp_path / "fonts" / "wqy-zenhei.ttc"
+    config = dict(sqlite_config, POLICY="jiangxia", NOTICE_FONT=str(font), NOTICE_CHECK_SECONDS=0.5)
+    for service in (IntakeService, ReviewService, NotifyService):
+        container_factory(service, config).start()
+    register_staff(config)
+    data = household(seed=62)
+    with officer(config) as rpc:
+        created = rpc.intake.register_household(data)
+        app = rpc.intake.submit_application({"household_id": created["household_id"],
+                                             "accepted_on": (date.today() - timedelta(days=1)).isoformat()})
+        rpc.intake.record_investigation(investigation(app["id"], created["member_ids"]))
+    for step in [s.name for s in load_policy("jiangxia").review_steps]:
+        review_state(config, app["id"], step=step)
+        take_step(config, app["id"], step)
+    assert review_state(config, app["id"], status="approved")["case"]
+
+    with officer(config) as rpc:
+        board = rpc.notify.render_board(COMMUNITY)
+    assert board["html"] and Path(board["html"]).is_file() and board["pdf"] is None
+    assert [(p["kind"], p["code"]) for p in board["problems"]] == [("board_pdf", "font_missing")]
+    assert "fonts-wqy-zenhei" in board["problems"][0]["detail"]
+    with admin(config) as rpc:
+        problems = rpc.notify.ping()["problems"]
+    assert {(p["kind"], p["target"], p["code"]) for p in problems} >= {("board_pdf", COMMUNITY, "font_missing")}
+    health = dibao(tmp_path, config, "health", "notify")
+    assert health.exit_code == 0 and "font_missing" in health.output and "problem" in health.output
+
+    font.parent.mkdir(parents=True)
+    shutil.copyfile(installed, font)                   # the font is back: the timer retries
+
+    def made():
+        with admin(config) as rpc:
+            return not rpc.notify.ping()["problems"]
+
+    wait_for(made, timeout=20, message="the PDF made once the font is back")
+    assert (Path(config["DATA_DIR"]) / "notices" / f"{COMMUNITY}.pdf").is_file()

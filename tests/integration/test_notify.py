@@ -22,7 +22,7 @@ from kombu import Connection, Exchange, Producer
 from nameko.events import event_handler
 from pypdf import PdfReader
 
-import services.review.events  # noqa: F401 - registers the review events published here
+import contracts.review  # noqa: F401 - registers the review events published here
 from services.intake.service import IntakeService
 from services.notify.service import NotifyService
 from shared.db import make_engine
@@ -168,7 +168,7 @@ def test_notice_is_posted_once_and_the_board_shows_only_masked_ids(cluster, conf
     with officer(config) as rpc:
         paths = rpc.notify.render_board(COMMUNITY)
     assert paths == {"unit_code": COMMUNITY, "html": str(boards / f"{COMMUNITY}.html"),
-                     "pdf": str(boards / f"{COMMUNITY}.pdf"), "notices": 2}
+                     "pdf": str(boards / f"{COMMUNITY}.pdf"), "notices": 2, "problems": []}
     page = Path(paths["html"]).read_text("utf-8")
     pdf = "".join(p.extract_text() for p in PdfReader(paths["pdf"]).pages)
     for text in (page, pdf):
@@ -419,6 +419,32 @@ def test_a_decision_reaches_the_household_once_by_file_and_by_smtp(cluster, sqli
         assert list_parked(config["AMQP_URI"]) == []
     finally:
         smtp.close()
+
+
+def test_a_message_file_that_cannot_be_written_is_a_visible_problem_until_it_is(cluster, sqlite_config):
+    """The file channel's outbox cannot be written (here: a folder where the
+    file should be): notify's health lists the problem, the event is retried
+    then parked, and once the path is writable a replay writes the message
+    and clears the problem."""
+    c = cluster(sqlite_config, seed=28)
+    blocked = Path(sqlite_config["DATA_DIR"]) / "messages" / "outbox.jsonl"
+    blocked.mkdir(parents=True)
+    publish(sqlite_config, review_event("case_approved", c["household_id"], {
+        "community_code": COMMUNITY, "township_code": TOWNSHIP, "area_type": "urban", "household_size": 2,
+        "monthly_benefit": Decimal("812.50"), "category": "stable", "start_month": "2027-01",
+        "next_rereview_on": date(2027, 6, 30), "approved_on": date(2026, 12, 15), "policy": "jiangxia"},
+        case_id="case-3"))
+    wait_for(lambda: list_parked(sqlite_config["AMQP_URI"]), timeout=20, message="parked after its retries")
+    with admin(sqlite_config) as rpc:
+        [problem] = rpc.notify.ping()["problems"]
+    assert (problem["kind"], problem["target"], problem["code"]) == ("message", "file", "io_error")
+    assert str(blocked) in problem["detail"] and problem["attempts"] >= 1
+
+    blocked.rmdir()
+    assert replay(sqlite_config["AMQP_URI"]) == 1
+    wait_for(lambda: outbox_lines(sqlite_config), timeout=20, message="the message written")
+    with admin(sqlite_config) as rpc:
+        assert rpc.notify.ping()["problems"] == []
 
 
 # --- bad input -------------------------------------------------------------------------

@@ -13,10 +13,10 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from services.intake.service import IntakeService
-from services.payments.bank_formats import ReturnLine, load_format
+from shared.bank_formats import ReturnLine, load_format
 from services.payments.service import PaymentsService
-from shared.cli.payments import demo_payments
-from shared.cli.root import app
+from cli.payments import demo_payments
+from cli.root import app
 from shared.identity import Role
 from shared.testing import session_env
 from tests.helpers import household, officer

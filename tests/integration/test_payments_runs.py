@@ -8,7 +8,7 @@ import eventlet
 import pytest
 from nameko.extensions import DependencyProvider
 
-from services.payments.bank_formats import ReturnLine, load_format
+from shared.bank_formats import ReturnLine, load_format
 from services.payments.service import PaymentsService
 from shared.errors import Conflict, Forbidden, ValidationFailed
 from shared.testing import wait_for

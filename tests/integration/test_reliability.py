@@ -110,7 +110,7 @@ def no_relay_left_behind():
 
 
 def start_relay(config_path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "shared.outbox", "intake", "--config", str(config_path)],
+    proc = subprocess.Popen([sys.executable, "-m", "cli.relay", "intake", "--config", str(config_path)],
                             cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=dict(os.environ, PYTHONWARNINGS="ignore"))
     STARTED.append(proc)

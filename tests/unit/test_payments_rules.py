@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from services.payments import rules
-from services.payments.bank_formats import (ExportLine, ReturnFileError, ReturnLine, capital_amount, load_format)
+from shared.bank_formats import ExportLine, ReturnFileError, ReturnLine, capital_amount, load_format
 from services.payments.models import from_fen, to_fen
 from shared.errors import Conflict, Forbidden, ValidationFailed
 from shared.policy import load_policy
@@ -143,7 +143,7 @@ def test_bulk_event_bodies_are_the_envelopes_shared_events_would_write():
 
     from datetime import datetime, timezone
 
-    import services.payments.events  # noqa: F401 - registers payments' contract
+    import contracts.payments  # noqa: F401 - registers payments' contract
     from shared.events import encode, encode_many, parse
     subject = {"household_id": "h1", "case_id": "c1", "change_id": "x"}
     payload = {"case_id": "c1", "household_id": "h1", "community_code": "420115001001", "township_code": "420115001",

@@ -1,5 +1,6 @@
 from alembic import context
 
+from services.payments.models import Base
 from shared.migrations import run_env
 
-run_env(context)
+run_env(context, Base.metadata)

@@ -1,0 +1,237 @@
+"""``dibao audit``: the accountability record (责任追究).
+
+- ``dibao audit trace --household ID | --application ID | --case ID |
+  --operator USER [--from D --to D] | --unit CODE [--from D --to D]``:
+  who (name, role, unit), what, when and the outcome, in order;
+  ``--who-let-them-in CASE_ID``: everyone who took part in a case's entry;
+  ``--readers HOUSEHOLD_ID``: who read the household's file.
+  Asked of the audit service as the logged-in person (an auditor, a
+  director, the audit administrator); the query is recorded.
+- ``dibao audit verify [--checkpoint FILE]``: walks the whole hash chain in
+  the audit database and names the first altered, removed or inserted
+  record; with a checkpoint, also proves the log still extends it.
+- ``dibao audit checkpoint [--out FILE]``: the head ``{seq, hash}`` signed
+  with the deployment's key (AUDIT_SIGNING_KEY), for a third party to keep.
+- ``dibao audit public-key``: the key that verifies those signatures.
+"""
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from cli.common import cli_command, console, fail, get_config, rpc_session
+
+app = typer.Typer(help="The audit record: traces, who let them in, verify the chain, checkpoints.",
+                  no_args_is_help=True, rich_markup_mode="rich")
+
+OUTCOME_STYLE = {"ok": "green", "forbidden": "red", "validation_failed": "yellow", "conflict": "yellow",
+                 "not_found": "yellow", "internal_error": "red"}
+
+
+def _database(config: dict):
+    """The audit database, read through the chain's contract (no audit code imported)."""
+    import sqlalchemy as sa
+
+    from cli.common import SERVICES_DIR
+    from contracts.audit_chain import audit_record_table
+    from shared.db import ServiceDatabase, platform_tables
+
+    metadata = sa.MetaData()
+    platform_tables(metadata)
+    audit_record_table(metadata)
+    db = ServiceDatabase("audit", config["DB_URIS"]["audit"], metadata, SERVICES_DIR / "audit" / "migrations")
+    db.migrate()
+    return db
+
+
+def trace_table(title: str, lines: list[dict]) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAVY)
+    for column in ("#", "when (UTC)", "who", "role", "unit", "what", "outcome"):
+        table.add_column(column, no_wrap=column in ("when (UTC)", "what"))
+    for line in lines:
+        style = OUTCOME_STYLE.get(line["outcome"])
+        outcome = escape(str(line["outcome"]))
+        table.add_row(str(line["seq"]), line["when"][:19].replace("T", " "), escape(line["name"] or "(system)"),
+                      escape(line["role"] or ""), line["unit"] or "", escape(line["what"]),
+                      f"[{style}]{outcome}[/{style}]" if style else outcome)
+    return table
+
+
+def people_table(answer: dict) -> Table:
+    flag = "[red]found wrongly included[/red]" if answer["wrongly_included"] else "not found wrongly included"
+    table = Table(title=f"who let them in — case {answer['case_id']} ({flag})", box=box.SIMPLE_HEAVY)
+    for column in ("part", "name", "role / department", "unit", "when (UTC)"):
+        table.add_column(column)
+    for p in answer["people"]:
+        table.add_row(escape(p["part"]), escape(p["name"] or ""), escape(p["role"] or ""), p["unit"] or "",
+                      (p["when"] or "")[:19].replace("T", " "))
+    return table
+
+
+@app.command("trace")
+@cli_command
+def trace(
+    ctx: typer.Context,
+    household: Optional[str] = typer.Option(None, "--household", help="household id"),
+    application: Optional[str] = typer.Option(None, "--application", help="application id"),
+    case: Optional[str] = typer.Option(None, "--case", help="case id"),
+    operator: Optional[str] = typer.Option(None, "--operator", help="operator user id"),
+    unit: Optional[str] = typer.Option(None, "--unit", help="unit (division code): its activity"),
+    start: Optional[str] = typer.Option(None, "--from", help="from date (YYYY-MM-DD)"),
+    end: Optional[str] = typer.Option(None, "--to", help="to date (YYYY-MM-DD)"),
+    who_let_them_in: Optional[str] = typer.Option(None, "--who-let-them-in", metavar="CASE_ID",
+                                                  help="everyone who took part in the case's entry"),
+    readers: Optional[str] = typer.Option(None, "--readers", metavar="HOUSEHOLD_ID",
+                                          help="who read the household's file"),
+    limit: int = typer.Option(1000, "--limit"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Who did what, when, with what outcome (责任追究)."""
+    config = get_config(ctx)
+    asked = {"household_id": household, "application_id": application, "case_id": case, "operator": operator,
+             "unit_code": unit}
+    asked = {k: v for k, v in asked.items() if v}
+    if sum(bool(x) for x in (asked, who_let_them_in, readers)) != 1 or len(asked) > 1:
+        fail("give one of --household, --application, --case, --operator, --unit, --who-let-them-in, --readers")
+    with rpc_session(config) as rpc:
+        if who_let_them_in:
+            answer = rpc.audit.who_let_them_in(who_let_them_in)
+            console.print_json(data=answer) if as_json else console.print(people_table(answer))
+            return
+        if readers:
+            lines, title = rpc.audit.file_readers(readers), f"who read household {readers}'s file"
+        else:
+            query = dict(asked, limit=limit, **{k: v for k, v in (("from", start), ("to", end)) if v})
+            lines = rpc.audit.trace(query)
+            title = "trace of " + ", ".join(f"{k} {v}" for k, v in asked.items())
+    if as_json:
+        console.print_json(data=lines)
+    else:
+        console.print(trace_table(title, lines))
+        console.print(f"{len(lines)} record(s)")
+
+
+@app.command("verify")
+@cli_command
+def verify_command(
+    ctx: typer.Context,
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="a checkpoint file to prove the log extends"),
+    public_key: Optional[str] = typer.Option(None, "--public-key",
+                                             help="verify the checkpoint with this key (default: the deployment's)"),
+) -> None:
+    """Walk the whole chain; name the first altered, removed or inserted record."""
+    from contracts import audit_chain as chain
+
+    config = get_config(ctx)
+    db = _database(config)
+    try:
+        if checkpoint:
+            cp = json.loads(checkpoint.read_text(encoding="utf-8"))
+            key = public_key or chain.public_key_text(chain.signing_key(config))
+            result, problem = chain.verify_against(db.engine, cp, key)
+            if problem:
+                fail(f"verify FAILED: {problem}", code=2)
+            console.print(f"[green]checkpoint holds[/green]: record {cp['seq']} still has hash "
+                          f"{cp['head_hash'][:16]}…; the log only grew since ({result.records} records)")
+            return
+        result, _ = chain.verify(db.engine)
+    finally:
+        db.dispose()
+    if not result.ok:
+        fail(f"verify FAILED: {result.finding}", code=2)
+    console.print(f"[green]chain verifies[/green]: {result.records} records, head {result.head_seq} "
+                  f"hash {result.head_hash[:16]}…")
+
+
+@app.command("checkpoint")
+@cli_command
+def checkpoint_command(
+    ctx: typer.Context,
+    out: Optional[Path] = typer.Option(None, "--out", help="write the checkpoint here (default: print it)"),
+) -> None:
+    """Export the head {seq, hash}, signed with the deployment's key."""
+    from contracts import audit_chain as chain
+
+    config = get_config(ctx)
+    db = _database(config)
+    try:
+        cp = chain.make_checkpoint(db.engine, chain.signing_key(config))
+    except ValueError as exc:
+        fail(str(exc), code=2)
+    finally:
+        db.dispose()
+    text = json.dumps(cp, indent=2)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+        console.print(f"checkpoint of record {cp['seq']} written to {out}")
+    else:
+        console.print(text)
+
+
+@app.command("public-key")
+@cli_command
+def public_key_command(ctx: typer.Context) -> None:
+    """The Ed25519 public key (base64) that verifies this deployment's checkpoints."""
+    from contracts import audit_chain as chain
+
+    console.print(chain.public_key_text(chain.signing_key(get_config(ctx))))
+
+
+def parse_date(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} must be a date YYYY-MM-DD, not {value!r}")
+
+
+def demo_section(config: dict, district: str, runs: list) -> None:
+    """The demo's last part: the audit trace of one approved household
+    (every step of its entry, with names and roles), the chain verified,
+    and the statistics paragraph — when the audit service runs."""
+    import time
+
+    from cli.common import ping
+    from demo.identity_stand_in import demo_rpc
+
+    approved = [r for r in runs if r.review and r.review.get("status") == "approved"]
+    try:
+        ping(config, "audit", 2.0)
+    except Exception:  # noqa: BLE001 - no audit service: nothing to show
+        console.print("(the audit service is not running: no audit trace)")
+        return
+    if not approved:
+        return
+    run = approved[0]
+    console.print("[bold]audit: the accountability record (责任追究)[/bold] — "
+                  f"`dibao audit trace --household {run.household_id}`")
+    with demo_rpc(config, f"auditor-{district}", "审计员", "auditor", district) as rpc:
+        deadline = time.monotonic() + 30
+        while True:   # the record follows the bus: wait for the approval to be in it
+            lines = rpc.audit.trace({"household_id": run.household_id})
+            if any(line["what"] == "review.case_approved" for line in lines) or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        people = [line for line in lines if line["role"] not in (None, "system")]
+        console.print(trace_table(f"trace of household {run.household_id}: what people did "
+                                  f"({len(lines) - len(people)} records by the services themselves not shown)",
+                                  people))
+        from shared.clock import clock_from_config
+
+        today = clock_from_config(config).today()     # the services' day (the demo's clock when it moves one)
+        console.print(escape(rpc.audit.statistics(today.isoformat())["paragraph"]))
+    db = _database(config)
+    try:
+        from contracts import audit_chain as chain
+
+        result, _ = chain.verify(db.engine)
+    finally:
+        db.dispose()
+    console.print(f"chain: {'[green]verifies[/green]' if result.ok else f'[red]{result.finding}[/red]'} "
+                  f"({result.records} records) — `dibao audit verify`")

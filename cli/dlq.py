@@ -1,0 +1,62 @@
+"""``dibao dlq``: the dead-letter queue — events a handler kept failing on."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from cli.common import cli_command, console, fail, get_config, hide_password, one_line
+
+app = typer.Typer(help="Inspect and replay parked events (the dead-letter queue).", no_args_is_help=True)
+
+
+def _broker(config: dict) -> str:
+    from cli.common import broker_problem
+
+    uri = config["AMQP_URI"]
+    problem = broker_problem(uri)
+    if problem is not None:
+        fail(f"cannot reach RabbitMQ at {hide_password(uri)}: {one_line(problem) or type(problem).__name__}")
+    return uri
+
+
+@app.command("list")
+@cli_command
+def list_(
+    ctx: typer.Context,
+    limit: int = typer.Option(100, "--limit", "-n", min=1, help="show at most this many"),
+) -> None:
+    """List parked events without removing them."""
+    from shared.deadletter import list_parked
+
+    parked = list_parked(_broker(get_config(ctx)), limit=limit)
+    if not parked:
+        console.print("[green]the dead-letter queue is empty[/green]")
+        return
+    table = Table(title=f"parked events ({len(parked)})")
+    for column in ("message id", "event", "handler", "queue", "attempts", "reason"):
+        table.add_column(column, overflow="fold")
+    for p in parked:
+        event = p.event_type or (p.body.get("type", "") if isinstance(p.body, dict) else "")
+        source = p.body.get("source", "") if isinstance(p.body, dict) else ""
+        table.add_row(p.message_id or "-", f"{source}.{event}" if source else event, p.handler, p.queue,
+                      str(p.attempts), one_line(p.reason))
+    console.print(table)
+    console.print("replay them with [bold]dibao dlq replay[/bold] [--message-id ID]")
+
+
+@app.command("replay")
+@cli_command
+def replay(
+    ctx: typer.Context,
+    message_id: Optional[str] = typer.Option(None, "--message-id", "-m",
+                                             help="replay only this event (its message id = event id)"),
+) -> None:
+    """Send parked events back to the queue of the handler that failed them."""
+    from shared.deadletter import replay as replay_parked
+
+    count = replay_parked(_broker(get_config(ctx)), message_id=message_id)
+    if message_id and not count:
+        fail(f"no parked event with message id {message_id}")
+    console.print(f"replayed {count} event(s)")

@@ -1,0 +1,70 @@
+"""IT's commands: ``dibao migrate``, ``dibao health``. (Tokens come from
+``dibao login`` only: nothing in the CLI signs one.)"""
+from __future__ import annotations
+
+import importlib
+from typing import List
+
+import typer
+from rich.markup import escape
+
+from cli.common import (SERVICES_DIR, cli_command, console, fail, get_config, hide_password, ping,
+                        require_service)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("migrate")(migrate)
+    app.command("health")(health)
+
+
+@cli_command
+def migrate(
+    ctx: typer.Context,
+    services: List[str] = typer.Argument(..., metavar="SERVICE...", help="service(s) whose database to migrate"),
+) -> None:
+    """Apply a service's Alembic migrations to its database (DB_URIS.<service>)."""
+    from alembic.runtime.migration import MigrationContext
+
+    from shared.config import db_uri
+    from shared.db import ServiceDatabase
+
+    config = get_config(ctx)
+    for service in services:
+        require_service(service)
+        migrations = SERVICES_DIR / service / "migrations"
+        if not migrations.is_dir():
+            fail(f"{service} has no migrations folder ({migrations})")
+        try:
+            uri = db_uri(config, service)
+        except KeyError as exc:
+            fail(exc.args[0])
+        models = importlib.import_module(f"services.{service}.models")
+        database = ServiceDatabase(service, uri, models.Base.metadata, migrations)
+        try:
+            database.migrate()
+            with database.engine.connect() as conn:
+                revision = MigrationContext.configure(conn).get_current_revision()
+        finally:
+            database.dispose()
+        console.print(f"{service}: {hide_password(uri)} is at revision [bold]{revision}[/bold] (head)")
+
+
+@cli_command
+def health(
+    ctx: typer.Context,
+    service: str = typer.Argument(..., help="the service to ask"),
+    timeout: float = typer.Option(5.0, "--timeout", "-t", min=0.1, help="seconds to wait for the answer"),
+) -> None:
+    """Ask a service's ping RPC: exit 0 when it answers (docker healthchecks)."""
+    require_service(service)
+    config = get_config(ctx)
+    answer = ping(config, service, timeout) or {}
+    problems = answer.get("problems") or []
+    details = ", ".join(f"{k} {v}" for k, v in answer.items() if k not in ("service", "problems"))
+    console.print(f"{service}: [green]ok[/green]{' (' + details + ')' if details else ''}"
+                  + (f", [yellow]{len(problems)} problem{'s' if len(problems) != 1 else ''}[/yellow] "
+                     f"(it runs; these wait for a fix and are retried):" if problems else ""))
+    for p in problems:
+        console.print(f"  [yellow]{escape(p['kind'])} {escape(p['target'])}[/yellow]: {escape(p['code'])} since "
+                      f"{escape(p['since'][:19])}, {p['attempts']} attempt(s) — {escape(p['detail'])}")
+

@@ -1,0 +1,114 @@
+"""``dibao up``: every existing service in one process, on the embedded defaults.
+
+What ``nameko run`` does for one module, for all of them: a ServiceRunner
+with each service found under ``services/``; SIGTERM and Ctrl-C stop it
+gracefully (a second Ctrl-C kills).
+"""
+from __future__ import annotations
+
+import errno
+import signal
+from typing import Optional
+
+import typer
+from rich.panel import Panel
+from rich.table import Table
+
+from cli.common import (cli_command, configure_logging, console, discover_services, ensure_broker, fail,
+                        get_config, hide_password)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("up")(up)
+
+
+def select_services(wanted: Optional[str]) -> dict[str, type]:
+    """The discovered services, or the subset named in ``--services a,b``."""
+    found = discover_services()
+    if not found:
+        fail("no service exists yet (services/<name>/service.py)")
+    if not wanted:
+        return found
+    names = [n.strip() for n in wanted.split(",") if n.strip()]
+    unknown = [n for n in names if n not in found]
+    if unknown:
+        fail(f"unknown service(s) {', '.join(unknown)}; existing: {', '.join(found)}")
+    return {n: found[n] for n in names}
+
+
+def describe(config: dict, services: dict[str, type], title: str = "dibao up") -> Panel:
+    """A panel: what runs, on which policy, databases and broker."""
+    from shared.config import data_dir
+    from shared.policy import policy_from_config
+
+    policy = policy_from_config(config)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("services", ", ".join(services))
+    grid.add_row("policy", f"{policy.name} — {policy.title}")
+    grid.add_row("broker", hide_password(config["AMQP_URI"]))
+    for name in services:
+        grid.add_row(f"db {name}", hide_password(config.get("DB_URIS", {}).get(name, "(none)")))
+    grid.add_row("data dir", str(data_dir(config).resolve()))
+    return Panel(grid, title=title, expand=False)
+
+
+@cli_command
+def up(
+    ctx: typer.Context,
+    services: Optional[str] = typer.Option(
+        None, "--services", "-s", metavar="NAMES",
+        help="comma-separated services to run (default: every service under services/)"),
+) -> None:
+    """Run every existing service in this process until Ctrl-C or SIGTERM."""
+    import eventlet
+    from nameko.runners import ServiceRunner
+
+    config = get_config(ctx)
+    chosen = select_services(services)
+    missing_db = [n for n in chosen if n not in config.get("DB_URIS", {})]
+    if missing_db:
+        fail(f"config has no DB_URIS for {', '.join(missing_db)}")
+    ensure_broker(config)
+    if not config.get("IDENTITY_PUBLIC_KEY"):
+        # one host: the identity key is generated for this deployment (DATA_DIR/secrets,
+        # 0600) and every service derives the public key from it (shared.identity)
+        from shared.secrets import ensure_secrets
+
+        ensure_secrets(config, ["IDENTITY_SIGNING_KEY"])
+        from demo.identity_stand_in import install_stand_in_service_tokens
+
+        install_stand_in_service_tokens(config)   # TEMPORARY: until the identity service is on main
+    configure_logging(config)
+    console.print(describe(config, chosen))
+
+    runner = ServiceRunner(config)
+    for cls in chosen.values():
+        runner.add_service(cls)
+
+    def shutdown(signum, frame):
+        # signal handlers run in the main loop and may not use eventlet
+        # primitives: stop in a greenlet (as nameko run does)
+        eventlet.spawn_n(runner.stop)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    runner.start()
+    console.print(f"[green]running[/green] {', '.join(chosen)} — Ctrl-C or SIGTERM stops")
+    runnlet = eventlet.spawn(runner.wait)
+    while True:
+        try:
+            runnlet.wait()
+        except OSError as exc:
+            if exc.errno == errno.EINTR:
+                continue
+            raise
+        except KeyboardInterrupt:
+            console.print("\nstopping (Ctrl-C again to kill)…")
+            try:
+                runner.stop()
+            except KeyboardInterrupt:
+                runner.kill()
+        else:
+            break
+    console.print("stopped.")
