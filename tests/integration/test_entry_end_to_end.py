@@ -151,7 +151,7 @@ def test_without_the_notice_font_the_review_goes_on_and_the_pdf_follows_the_font
     assert board["html"] and Path(board["html"]).is_file() and board["pdf"] is None
     assert [(p["kind"], p["code"]) for p in board["problems"]] == [("board_pdf", "font_missing")]
     assert "fonts-wqy-zenhei" in board["problems"][0]["detail"]
-    with admin(config) as rpc:
+    with sysadmin(config) as rpc:
         problems = rpc.notify.ping()["problems"]
     assert {(p["kind"], p["target"], p["code"]) for p in problems} >= {("board_pdf", COMMUNITY, "font_missing")}
     health = dibao(tmp_path, config, "health", "notify")
@@ -161,7 +161,7 @@ def test_without_the_notice_font_the_review_goes_on_and_the_pdf_follows_the_font
     shutil.copyfile(installed, font)                   # the font is back: the timer retries
 
     def made():
-        with admin(config) as rpc:
+        with sysadmin(config) as rpc:
             return not rpc.notify.ping()["problems"]
 
     wait_for(made, timeout=20, message="the PDF made once the font is back")

@@ -435,7 +435,7 @@ def test_a_message_file_that_cannot_be_written_is_a_visible_problem_until_it_is(
         "next_rereview_on": date(2027, 6, 30), "approved_on": date(2026, 12, 15), "policy": "jiangxia"},
         case_id="case-3"))
     wait_for(lambda: list_parked(sqlite_config["AMQP_URI"]), timeout=20, message="parked after its retries")
-    with admin(sqlite_config) as rpc:
+    with sysadmin(sqlite_config) as rpc:
         [problem] = rpc.notify.ping()["problems"]
     assert (problem["kind"], problem["target"], problem["code"]) == ("message", "file", "io_error")
     assert str(blocked) in problem["detail"] and problem["attempts"] >= 1
@@ -443,7 +443,7 @@ def test_a_message_file_that_cannot_be_written_is_a_visible_problem_until_it_is(
     blocked.rmdir()
     assert replay(sqlite_config["AMQP_URI"]) == 1
     wait_for(lambda: outbox_lines(sqlite_config), timeout=20, message="the message written")
-    with admin(sqlite_config) as rpc:
+    with sysadmin(sqlite_config) as rpc:
         assert rpc.notify.ping()["problems"] == []
 
 
