@@ -46,6 +46,7 @@ from services.payments.service import MIGRATIONS
 from shared.crypto import get_cipher
 from shared.config import load_config
 from shared.db import ServiceDatabase, configure_cipher
+from shared.secrets import ensure_secrets
 from shared.identity import Actor, Role
 from shared.masking import mask_bank_account
 from shared.policy import load_policy
@@ -132,7 +133,8 @@ def timed_run(db: ServiceDatabase, period: str, policy_name: str):
 
 @pytest.mark.parametrize("backend_name", ["sqlite", "postgres"])
 def test_payment_run_and_standard_change_over_100k_cases(backend_name, tmp_path, request):
-    config = load_config()
+    config = load_config(DATA_DIR=str(tmp_path), DATA_KEY="")
+    ensure_secrets(config, ["DATA_KEY"])   # a deployment of its own: no shipped key
     configure_cipher(config)
     if backend_name == "sqlite":
         uri = f"sqlite:///{tmp_path}/payments.db"

@@ -169,7 +169,10 @@ def checkpoint_command(
         db.dispose()
     text = json.dumps(cp, indent=2)
     if out:
-        out.write_text(text + "\n", encoding="utf-8")
+        from cli.files import export_to
+
+        with export_to(out, "--out", binary=False) as fh:   # never through a symbolic link
+            fh.write(text + "\n")
         console.print(f"checkpoint of record {cp['seq']} written to {out}")
     else:
         console.print(text)

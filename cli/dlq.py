@@ -53,10 +53,38 @@ def replay(
     message_id: Optional[str] = typer.Option(None, "--message-id", "-m",
                                              help="replay only this event (its message id = event id)"),
 ) -> None:
-    """Send parked events back to the queue of the handler that failed them."""
-    from shared.deadletter import replay as replay_parked
+    """Send parked events back to the queue of the handler that failed them.
 
-    count = replay_parked(_broker(get_config(ctx)), message_id=message_id)
-    if message_id and not count:
+    Each goes through its service's ``replay_dead_letters`` command: the
+    system administrator's, recorded in the audit, and only to that service's
+    own handler queues — an event naming any other queue stays parked."""
+    from nameko.exceptions import RpcTimeout, UnknownService
+
+    from cli.common import existing_service_names, home_district
+    from shared.client import rpc_as
+    from shared.deadletter import list_parked
+    from shared.identity import Role
+
+    config = get_config(ctx)
+    parked = [p for p in list_parked(_broker(config), limit=100_000)
+              if not message_id or p.message_id == message_id]
+    if message_id and not parked:
         fail(f"no parked event with message id {message_id}")
+    services = sorted({p.handler.partition(".")[0] for p in parked} & set(existing_service_names()))
+    count = 0
+    if services:
+        # system administrator
+        with rpc_as(config, Role.ADMIN, home_district(config), user="admin", name="系统管理员") as rpc:
+            for service in services:
+                try:
+                    count += getattr(rpc, service).replay_dead_letters(message_id)["replayed"]
+                except (UnknownService, RpcTimeout):
+                    console.print(f"[yellow]{service} is not running: its events stay parked[/yellow]")
     console.print(f"replayed {count} event(s)")
+    if len(parked) > count:
+        left = [p for p in list_parked(config["AMQP_URI"], limit=100_000)
+                if not message_id or p.message_id == message_id]
+        queues = sorted({p.queue or "(none)" for p in left})
+        if left:
+            console.print(f"[yellow]{len(left)} event(s) left parked: their queue is no service's handler queue "
+                          f"({', '.join(queues)}), or its service is not running — see `dibao dlq list`[/yellow]")

@@ -382,7 +382,9 @@ def report_path(path: Path) -> Path:
 
 
 def write_report(path: Path, errors: list[RowError]) -> None:
-    with open(path, "w", newline="", encoding="utf-8-sig") as fh:
+    from cli.files import export_to
+
+    with export_to(path, "FILE", binary=False, encoding="utf-8-sig", newline="") as fh:   # beside the input
         writer = csv.writer(fh)
         writer.writerow(REPORT_HEADER)
         for e in sorted(errors, key=lambda e: (e.line, e.field)):
@@ -506,6 +508,8 @@ def sample(
     district: Optional[str] = typer.Option(None, "--district", help="district code (default: the deployment's)"),
 ) -> None:
     """Write a valid sample import file (made-up residents of the sample district)."""
+    from cli.files import export_to
+
     config = get_config(ctx)
     rows = sample_rows(config, households, seed, district)
     if file.suffix.lower() in XLSX_SUFFIXES:
@@ -518,9 +522,10 @@ def sample(
         for row in rows:
             sheet.append([row.get(c, "") for c in COLUMNS])
             count += 1
-        workbook.save(file)
+        with export_to(file, "FILE") as fh:
+            workbook.save(fh)
     else:
-        with open(file, "w", newline="", encoding="utf-8") as fh:
+        with export_to(file, "FILE", binary=False, newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(COLUMNS)
             count = 0

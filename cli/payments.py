@@ -145,11 +145,11 @@ def run_export(ctx: typer.Context, run_id: str,
     config = get_config(ctx)
     fmt = fmt or config.get("PAYMENTS_BANK_FORMAT") or "csv"
     result = call(config, "exporting the bank file", "export_run", run_id, fmt)
-    out.mkdir(parents=True, exist_ok=True)
-    bank_file = out / result["filename"]
-    bank_file.write_bytes(base64.b64decode(result["content"]))
-    summary = bank_file.with_suffix(".summary.txt")
-    summary.write_text(result["summary"], encoding="utf-8")
+    from cli.files import plain_name, write_in
+
+    name = plain_name(result["filename"], "filename")   # the server names the file; it stays inside --out
+    bank_file = write_in(out, name, "--out", base64.b64decode(result["content"]))
+    summary = write_in(out, Path(name).with_suffix(".summary.txt").name, "--out", result["summary"])
     console.print(f"{result['lines']} lines, total {result['total']} → {bank_file} ({result['encoding']}), {summary}")
 
 

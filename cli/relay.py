@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     eventlet.monkey_patch()
     from shared.config import load_config
-    from shared.db import ServiceDatabase, configure_cipher
+    from shared.db import ServiceDatabase, configure_cipher, encrypts
     from shared.outbox import OutboxRelay
 
     parser = argparse.ArgumentParser(prog="python -m cli.relay")
@@ -32,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = load_config(args.config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    configure_cipher(config)
     models = importlib.import_module(f"services.{args.service}.models")
+    if encrypts(models.Base.metadata):
+        configure_cipher(config)
     migrations = SERVICES_DIR / args.service / "migrations"
     database = ServiceDatabase(args.service, config["DB_URIS"][args.service], models.Base.metadata,
                                migrations if migrations.exists() else None)

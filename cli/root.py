@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from cli import audit, databases, dlq, docs, doctor, importer, ops, payments, review, stats, up
+from cli import audit, databases, dlq, docs, doctor, importer, ops, payments, review, secrets, stats, up
 from cli import calendar as calendar_cli
 from demo import command as demo
 from cli.common import State
@@ -41,6 +41,7 @@ app.add_typer(payments.app, name="payments")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(docs.app, name="docs")
 app.add_typer(audit.app, name="audit")
+app.add_typer(secrets.app, name="secrets")
 stats.register(app)
 databases.register(app)
 calendar_cli.register(app)

@@ -43,7 +43,10 @@ def write_xlsx(path: Path, figures: dict, board: list[dict]) -> None:
     score.append([label for _, label in SCORE_COLUMNS])
     for row in board:
         score.append([row[key] for key, _ in SCORE_COLUMNS])
-    book.save(path)
+    from cli.files import export_to
+
+    with export_to(path, "--xlsx") as fh:   # never through a symbolic link
+        book.save(fh)
 
 
 @cli_command

@@ -54,6 +54,23 @@ def describe(config: dict, services: dict[str, type], title: str = "dibao up") -
     return Panel(grid, title=title, expand=False)
 
 
+def ensure_deployment_secrets(config: dict, services) -> None:
+    """The deployment's first start generates the secrets it lacks into
+    <SECRETS_DIR> (0600) and later starts reuse them; a secret set to a value
+    the repository published, or malformed, stops here in one line."""
+    from cli.secrets import service_encrypts
+    from shared.secrets import check_secrets, ensure_secrets, required_secrets, secrets_dir
+
+    made = ensure_secrets(config)
+    if made:
+        console.print(f"generated this deployment's secrets in {secrets_dir(config).resolve()} (mode 0600; keep "
+                      f"them, DATA_KEY above all): {', '.join(made)}")
+    problems = [f"{name}: {problem}" for name in services
+                for problem in check_secrets(config, required_secrets(name, service_encrypts(name)))]
+    if problems:
+        fail("refusing to start — " + "; ".join(problems))
+
+
 @cli_command
 def up(
     ctx: typer.Context,
@@ -70,6 +87,7 @@ def up(
     missing_db = [n for n in chosen if n not in config.get("DB_URIS", {})]
     if missing_db:
         fail(f"config has no DB_URIS for {', '.join(missing_db)}")
+    ensure_deployment_secrets(config, chosen)
     ensure_broker(config)
     if not config.get("IDENTITY_PUBLIC_KEY"):
         # one host: the identity key is generated for this deployment (DATA_DIR/secrets,

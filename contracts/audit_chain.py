@@ -35,6 +35,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from sqlalchemy.dialects import postgresql
 
+from shared.secrets import load_secret
+
 #: JSON text kept verbatim on PostgreSQL (``json``, not ``jsonb``) so the stored form is the hashed form
 JsonText = sa.JSON().with_variant(postgresql.JSON(), "postgresql")
 
@@ -200,8 +202,9 @@ def _finding(count, pending, nxt) -> Verification:
 # --- checkpoints ------------------------------------------------------------------
 
 def signing_key(config: dict) -> Ed25519PrivateKey:
-    """The deployment's Ed25519 key: ``AUDIT_SIGNING_KEY`` is its 32-byte seed, base64."""
-    seed = base64.b64decode(config["AUDIT_SIGNING_KEY"])
+    """The deployment's Ed25519 key: ``AUDIT_SIGNING_KEY`` is its 32-byte seed, base64
+    (the setting, else ``<SECRETS_DIR>/audit_signing_key``; a published one is refused)."""
+    seed = base64.b64decode(load_secret(config, "AUDIT_SIGNING_KEY"))
     if len(seed) != 32:
         raise ValueError("AUDIT_SIGNING_KEY must be 32 bytes, base64")
     return Ed25519PrivateKey.from_private_bytes(seed)

@@ -58,6 +58,9 @@ def start_demo_services(config: dict, movable_clock: bool = False):
         stale.unlink(missing_ok=True)
     demo_config = dict(config, DATA_DIR=str(demo_dir),
                        DB_URIS={name: f"sqlite:///{demo_dir / (name + '.db')}" for name in names})
+    from shared.secrets import ensure_secrets
+
+    ensure_secrets(demo_config)   # the demo's own deployment: its secrets in <DATA_DIR>/demo/secrets, kept
     if movable_clock:
         (demo_dir / "clock").unlink(missing_ok=True)
         (demo_dir / "year.json").unlink(missing_ok=True)

@@ -19,6 +19,10 @@ from pathlib import Path
 
 
 class Clock:
+    #: a test or demo clock (fixed, file): its "today" is whatever it was set to,
+    #: so a caller may also act on later days; the system clock is the real date
+    moves_at_will: bool = False
+
     def today(self) -> date:  # pragma: no cover - interface
         raise NotImplementedError
 
@@ -32,6 +36,7 @@ class SystemClock(Clock):
 @dataclass(frozen=True)
 class FixedClock(Clock):
     day: date
+    moves_at_will = True
 
     def today(self) -> date:
         return self.day
@@ -40,6 +45,7 @@ class FixedClock(Clock):
 @dataclass(frozen=True)
 class FileClock(Clock):
     path: Path
+    moves_at_will = True
 
     def today(self) -> date:
         try:

@@ -1,8 +1,9 @@
 """Field encryption at rest (字段加密) and a blind index (盲索引).
 
 Resident ID numbers and incomes are stored encrypted with AES-256-GCM.  The
-key comes from the ``DATA_KEY`` setting (base64 of exactly 32 bytes, see
-:func:`key_from_config`).  Two independent sub-keys are derived from it with
+key comes from the ``DATA_KEY`` secret (base64 of exactly 32 bytes, see
+:func:`key_from_config`; the deployment's own, never a shipped default:
+``shared.secrets.load_secret``).  Two independent sub-keys are derived from it with
 HKDF-SHA256: one for encryption (info ``b"dibao-aes-gcm-v1"``), one for the
 blind index (info ``b"dibao-blind-index-v1"``).
 

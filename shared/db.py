@@ -27,11 +27,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from shared.commands import CommandRecorder
-from shared.crypto import FieldCipher, configure, key_from_config
+from shared.crypto import EncryptedDecimal, EncryptedString, FieldCipher, configure, key_from_config
 from shared.errors import NotFound
 from shared.events import Event, encode, encode_many, envelope, parse
 from shared.identity import TokenVerification, actor_of
 from shared.permissions import gate
+from shared.secrets import SecretError, load_secret, require_secrets
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +128,15 @@ def platform_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
 
 
 def configure_cipher(config: dict) -> None:
-    """Field encryption at rest (AES-GCM) keyed by the config's DATA_KEY."""
-    configure(FieldCipher(key_from_config(config["DATA_KEY"])))
+    """Field encryption at rest (AES-GCM) keyed by the deployment's DATA_KEY
+    (the setting, else <SECRETS_DIR>/data_key; see shared.secrets)."""
+    configure(FieldCipher(key_from_config(load_secret(config, "DATA_KEY"))))
+
+
+def encrypts(metadata: sa.MetaData) -> bool:
+    """Whether a service's tables have encrypted columns (it then holds DATA_KEY)."""
+    return any(isinstance(column.type, (EncryptedString, EncryptedDecimal))
+               for table in metadata.tables.values() for column in table.columns)
 
 
 _PENDING_EVENTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -193,7 +201,7 @@ class UnitOfWork:
         """The row with this id, or NotFound naming ``key`` (one rule for every service)."""
         obj = self.session.get(model, ident, **options) if is_id(ident) else None
         if obj is None:
-            raise NotFound(f"no {what} {ident}", {key: ident})
+            raise NotFound.of(what, ident, key)
         return obj
 
     def emit(self, event: Event) -> None:
@@ -457,7 +465,14 @@ class Database(DependencyProvider):
 
     def setup(self):
         config = self.container.config
-        configure_cipher(config)
+        uses_cipher = encrypts(self.metadata)
+        try:   # missing, published or malformed: refuse to start, naming the setting
+            require_secrets(config, self.service, uses_cipher)
+        except SecretError as exc:
+            log.critical("%s", exc)
+            raise
+        if uses_cipher:
+            configure_cipher(config)
         self.database = ServiceDatabase(self.service, config["DB_URIS"][self.service],
                                         self.metadata, self.migrations)
         self.database.migrate()

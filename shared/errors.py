@@ -56,6 +56,12 @@ class ValidationFailed(DibaoError):
 class NotFound(DibaoError):
     code = "not_found"
 
+    @classmethod
+    def of(cls, what: str, ident, key: str):
+        """The one answer for "no such ``what``" (a row that does not exist,
+        and one outside the caller's jurisdiction: :mod:`shared.jurisdiction`)."""
+        return cls(f"no {what} {ident}", {key: ident})
+
 
 @deserialize_to_instance
 class Forbidden(DibaoError):

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.config import SERVICES, load_config
+from shared.secrets import SECRETS, ensure_secrets
 from shared.client import rpc_with
 from shared.identity import (AUTH_TOKEN_KEY, DEFAULT_TTL_SECONDS, Role, private_key_from_seed, public_key_text,
                              sign_token, token_claims)
@@ -236,14 +237,22 @@ def publish_identity_event(config: dict, event_type: str, payload: dict, occurre
 
 
 def test_config(amqp_uri: str, db_uris: dict, data_dir: str, **overrides) -> dict:
+    """A test deployment's configuration, with secrets of its own: generated
+    into ``<data_dir>/secrets`` as ``dibao up`` does on a first start (the
+    settings themselves stay empty, so everything reads them the way a
+    deployment does: ``shared.secrets.load_secret``)."""
     play_identity()
     config = load_config()
     config.update({"AMQP_URI": amqp_uri, "DB_URIS": db_uris, "DATA_DIR": str(data_dir),
                    "OUTBOX_POLL_SECONDS": 0.2, "INBOX_BACKOFF_SECONDS": 0.05, "INBOX_MAX_ATTEMPTS": 3,
-                   "RPC_TIMEOUT": 20, "IDENTITY_PUBLIC_KEY": TEST_IDENTITY_PUBLIC_KEY,
-                   "IDENTITY_SIGNING_KEY": TEST_IDENTITY_SEED})
+                   "RPC_TIMEOUT": 20})
+    config.update({setting: "" for setting in SECRETS})   # not the developer's environment
+    config.pop("SECRETS_DIR", None)
+    # the harness plays identity: its key signs the tests' tokens; services verify with its public half
+    config.update({"IDENTITY_PUBLIC_KEY": TEST_IDENTITY_PUBLIC_KEY, "IDENTITY_SIGNING_KEY": TEST_IDENTITY_SEED})
     config.pop("LOGGING", None)
     config.update(overrides)
+    ensure_secrets(config)
     return config
 
 

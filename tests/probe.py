@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import Database, platform_tables
+from shared import deadletter
 from shared.events import parse
 from shared.inbox import consume_event
 
@@ -27,7 +28,7 @@ class Effect(ProbeBase):
 FAILURES = {"remaining": 0, "calls": 0}
 
 
-class InboxProbe:
+class InboxProbe(deadletter.DeadLetterReplay):
     name = "probe"
     db = Database("probe", ProbeBase.metadata, None, relay=False)
 

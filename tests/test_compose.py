@@ -40,8 +40,15 @@ SEPARATORS = {"&&", "||", ";", "|", "&"}
 
 
 def load_compose(path: Path = COMPOSE_FILE) -> dict:
-    # SafeLoader understands the `<<: *anchor` merge keys used in the file.
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    # SafeLoader understands the `<<: *anchor` merge keys used in the file. Without the
+    # implicit `${...}` resolver nameko adds to SafeLoader once any config was loaded
+    # (setup_yaml_parser): compose's own `${VAR:?error}` / `${VAR:-}` must stay as written.
+    loader = type("ComposeLoader", (yaml.SafeLoader,), {})
+    loader.yaml_implicit_resolvers = {
+        first: [(tag, pattern) for tag, pattern in resolvers if tag != "!env_var"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
 
 
 def config_env_vars(path: Path = CONFIG_FILE) -> set[str]:
@@ -238,10 +245,87 @@ def test_environment_only_uses_variables_config_reads(compose):
 def test_dibao_containers_set_broker_secrets_and_their_database(containers):
     for name, svc in containers.items():
         env = environment(svc)
-        required = {"DIBAO_AMQP_URI", "DIBAO_IDENTITY_PUBLIC_KEY", "DIBAO_DATA_KEY", "DIBAO_DATA_DIR",
-                    f"DIBAO_{name.upper()}_DB_URI"}
+        required = {"DIBAO_AMQP_URI", "DIBAO_DATA_DIR", "DIBAO_SECRETS_DIR", f"DIBAO_{name.upper()}_DB_URI"}
         missing = required - env.keys()
         assert not missing, f"compose service {name!r} lacks {sorted(missing)} (it would use the laptop defaults)"
+
+
+# --- (b2) each container holds exactly its own secrets, none with a default ---
+
+
+def held_secrets(name: str) -> tuple[str, ...]:
+    """What shared.secrets says the service holds (DATA_KEY only if it stores encrypted columns)."""
+    from shared.db import encrypts
+    from shared.secrets import required_secrets
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    models = importlib.import_module(f"services.{name}.models")
+    return required_secrets(name, encrypts(models.Base.metadata))
+
+
+def is_secret_variable(key: str) -> bool:
+    """DIBAO_<a secret of shared.secrets> (or the HS256 TOKEN_KEY, which no container may get any more)."""
+    from shared.secrets import SECRETS
+
+    return key.startswith("DIBAO_") and (key.removeprefix("DIBAO_") in SECRETS or key == "DIBAO_TOKEN_KEY")
+
+
+OVERRIDE_FILE = ROOT / "docker-compose.secrets.yml"
+
+
+def test_each_container_holds_exactly_its_secrets_and_none_has_a_default(containers):
+    checked = 0
+    for name, svc in containers.items():
+        if is_pending(name):
+            continue
+        env = environment(svc)
+        given = {key.removeprefix("DIBAO_") for key in env if is_secret_variable(key)}
+        assert given == set(held_secrets(name)), (
+            f"{name}: the environment passes {sorted(given)}, but {name} holds {sorted(held_secrets(name))} "
+            f"(docs/security.md): no container gets a secret it does not hold, none lacks one")
+        for setting in given:
+            value = env[f"DIBAO_{setting}"]
+            assert value in (f"${{DIBAO_{setting}:-}}", f"${{DIBAO_{setting}}}"), (
+                f"{name}: DIBAO_{setting} is {value!r}: a secret comes from .env or Docker secrets, never a default")
+        checked += 1
+    assert checked, "no Dibao container checked"
+
+
+def test_no_password_or_key_has_a_default_in_compose():
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    with_default = sorted({m.group(0) for m in re.finditer(r"\$\{([A-Z_]*(PASSWORD|KEY|SECRET)[A-Z_]*):?-([^}]+)\}", text)})
+    assert not with_default, f"docker-compose.yml ships a default secret: {with_default}"
+
+
+def test_every_container_checks_its_secrets_before_it_migrates(containers):
+    for name, svc in containers.items():
+        words = shell_words(svc.get("command"))
+        first = words.index("dibao") if "dibao" in words else len(words)
+        assert words[first:first + 4] == ["dibao", "secrets", "check", name], (
+            f"{name}: command should start with `dibao secrets check {name}` (a one-line refusal naming the setting)")
+
+
+def test_docker_secrets_override_gives_each_container_its_own_files(containers):
+    override = load_compose(OVERRIDE_FILE)
+    assert set(override["services"]) == set(containers), "docker-compose.secrets.yml must cover every container"
+    files = override["secrets"]
+    for name, svc in override["services"].items():
+        if is_pending(name):
+            continue
+        assert sorted(svc["secrets"]) == sorted(s.lower() for s in held_secrets(name)), name
+        assert set(svc) == {"secrets"}, f"{name}: the override changes only the secrets"
+    used = {secret for svc in override["services"].values() for secret in svc["secrets"]}
+    assert set(files) == used, "a Docker secret that no container uses, or one not declared"
+    for secret, spec in files.items():
+        assert spec == {"file": f"./secrets/{secret}"}, secret
+
+
+def test_secrets_stay_out_of_git_and_out_of_the_image():
+    dockerignore = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
+    gitignore = (ROOT / ".gitignore").read_text(encoding="utf-8").split()
+    assert ".env" in dockerignore and "secrets" in dockerignore, "`COPY . .` would bake .env or secrets/ into the image"
+    assert ".env" in gitignore and "/secrets/" in gitignore
 
 
 # --- (c) `dibao migrate X` / `dibao health X` name real services -------------

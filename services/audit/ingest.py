@@ -262,6 +262,9 @@ class AuditIngest(DependencyProvider):
     """Runs :class:`ChainIngest` in the audit service's container, on the
     service's own ``Database``."""
 
+    #: the queue it consumes and parks failures from (``dibao dlq replay`` sends them back here)
+    handler_queue = AUDIT_QUEUE
+
     def __init__(self):
         self.ingest: ChainIngest | None = None
 

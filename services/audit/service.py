@@ -18,13 +18,14 @@ from services.audit import handlers, schemas
 from services.audit.ingest import AuditIngest
 from services.audit.models import Base
 from shared.db import Database
+from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
 from shared.identity import Identity
 from shared.rpc import load, rpc
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-class AuditService:
+class AuditService(deadletter.DeadLetterReplay):
     name = "audit"
 
     db = Database("audit", Base.metadata, MIGRATIONS)

@@ -22,6 +22,7 @@ from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import Event
 from shared.identity import Actor, Role
 from shared.identity import authorize as require
+from shared.jurisdiction import get_within, within
 from shared.reference import ReferenceData
 from shared.staff import apply_identity_event, staff_member, staff_within
 
@@ -52,17 +53,20 @@ def list_staff(uow: UnitOfWork, actor: Actor, unit_code: str) -> list[dict]:
 
 # --- households --------------------------------------------------------------
 
-def _members_and_incomes(household: Household, data: dict, session) -> None:
+def _members_and_incomes(actor: Actor, household: Household, data: dict, session) -> None:
     indexes = [resident_index(m["resident_id"]) for m in data["members"]]
     with session.no_autoflush:  # nothing of this household needs to be written to answer
         clash = session.execute(
-            sa.select(Member.resident_id_index, Member.household_id)
+            sa.select(Member.resident_id_index, Member.household_id, Household.community_code)
+            .join(Household, Household.id == Member.household_id)
             .where(Member.resident_id_index.in_(indexes), Member.household_id != household.id)
         ).first()
     if clash:
         n = indexes.index(clash[0])
-        raise Conflict("this person is already a member of another household",
-                       {"field": f"members.{n}.resident_id", "household_id": clash[1]})
+        details = {"field": f"members.{n}.resident_id"}
+        if actor.covers(clash[2]):   # another jurisdiction's household is not named (nor its community)
+            details["household_id"] = clash[1]
+        raise Conflict("this person is already a member of another household", details)
     # A member keeps its id across updates (labour records, investigations and
     # events refer to it): members are matched by ID number, changed in place,
     # and only those no longer listed are removed.
@@ -110,7 +114,7 @@ def register_household(uow: UnitOfWork, actor: Actor, data: dict, ref: Reference
                           registered_at=stamp, registered_by=actor.user, updated_at=stamp,
                           members=[], incomes=[], assets=[], documents=[])
     uow.session.add(household)
-    _members_and_incomes(household, data, uow.session)
+    _members_and_incomes(actor, household, data, uow.session)
     household.record(Event(SOURCE, "household_registered", {"household_id": household.id}, {
         "community_code": household.community_code, "township_code": household.township_code,
         "district_code": household.district_code, "area_type": area_type,
@@ -119,20 +123,21 @@ def register_household(uow: UnitOfWork, actor: Actor, data: dict, ref: Reference
     return household
 
 
-def load_household(uow: UnitOfWork, household_id: str) -> Household:
-    return uow.get(Household, household_id, "household", "household_id")
+def load_household(uow: UnitOfWork, actor: Actor, roles, household_id: str) -> Household:
+    """The household, for an actor of ``roles`` whose jurisdiction covers it
+    (to anyone else it does not exist: shared/jurisdiction.py)."""
+    return get_within(uow, actor, roles, Household, household_id, "household", "household_id")
 
 
 def update_household(uow: UnitOfWork, actor: Actor, household_id: str, data: dict, ref: ReferenceData) -> Household:
-    household = load_household(uow, household_id)
-    require(actor, CASEWORKERS, household.community_code)
+    household = load_household(uow, actor, CASEWORKERS, household_id)
     if data["community_code"] != household.community_code:
         raise Conflict("moving a household to another community is a transfer, not an update",
                        {"field": "community_code"})
     household.address, household.phone = data["address"], data["phone"]
     if data["area_type"]:
         household.area_type = data["area_type"]
-    _members_and_incomes(household, data, uow.session)
+    _members_and_incomes(actor, household, data, uow.session)
     household.version += 1
     household.updated_at = now()
     household.record(Event(SOURCE, "household_updated", {"household_id": household.id}, {
@@ -144,8 +149,7 @@ def update_household(uow: UnitOfWork, actor: Actor, household_id: str, data: dic
 
 def view_household(uow: UnitOfWork, actor: Actor, household_id: str, purpose: str = "view") -> Household:
     """Read a household's file; the read itself is recorded (file_viewed)."""
-    household = load_household(uow, household_id)
-    require(actor, READERS, household.community_code)
+    household = load_household(uow, actor, READERS, household_id)
     uow.emit(Event(SOURCE, "file_viewed", {"household_id": household.id},
                    {"purpose": purpose, "community_code": household.community_code}))
     uow.commit()
@@ -153,18 +157,22 @@ def view_household(uow: UnitOfWork, actor: Actor, household_id: str, purpose: st
 
 
 def find_by_resident_id(uow: UnitOfWork, actor: Actor, resident_id: str) -> Household:
-    member = uow.session.execute(
-        sa.select(Member).where(Member.resident_id_index == resident_index(resident_id))).scalar_one_or_none()
-    if member is None:
-        raise NotFound("no household has a member with this resident ID number")
-    return view_household(uow, actor, member.household_id, purpose="lookup")
+    """The household of the member with this ID number, within the actor's
+    jurisdiction: "not registered" and "registered elsewhere" are one answer."""
+    require(actor, READERS)
+    found = uow.session.execute(
+        sa.select(Member.household_id, Household.community_code)
+        .join(Household, Household.id == Member.household_id)
+        .where(Member.resident_id_index == resident_index(resident_id))).first()
+    within(actor, found.community_code if found else None,
+           NotFound("no household in your jurisdiction has a member with this resident ID number"))
+    return view_household(uow, actor, found.household_id, purpose="lookup")
 
 
 # --- applications and investigations ----------------------------------------
 
 def submit_application(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> Application:
-    household = load_household(uow, data["household_id"])
-    require(actor, CASEWORKERS, household.community_code)
+    household = load_household(uow, actor, CASEWORKERS, data["household_id"])
     if data["accepted_on"] > ref.today():
         raise ValidationFailed.field("accepted_on", "in the future")
     open_count = uow.session.scalar(
@@ -190,15 +198,17 @@ def submit_application(uow: UnitOfWork, actor: Actor, data: dict, ref: Reference
     return application
 
 
-def load_application(uow: UnitOfWork, application_id: str, with_investigations: bool = False) -> Application:
+def load_application(uow: UnitOfWork, actor: Actor, roles, application_id: str,
+                     with_investigations: bool = False) -> Application:
+    """The application, for an actor of ``roles`` whose jurisdiction covers it."""
     options = [joinedload(Application.investigations)] if with_investigations else []
-    return uow.get(Application, application_id, "application", "application_id", options=options)
+    return get_within(uow, actor, roles, Application, application_id, "application", "application_id",
+                      options=options)
 
 
 def record_investigation(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> HomeInvestigation:
-    application = load_application(uow, data["application_id"])
+    application = load_application(uow, actor, CASEWORKERS, data["application_id"])
     household = application.household
-    require(actor, CASEWORKERS, household.community_code)
     if application.status not in ("submitted", "investigated"):
         raise Conflict(f"application is {application.status}; it takes no investigation",
                        {"status": application.status})
@@ -242,8 +252,7 @@ def record_investigation(uow: UnitOfWork, actor: Actor, data: dict, ref: Referen
 # --- the household file (一户一档) -------------------------------------------
 
 def register_document(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> FileDocument:
-    household = load_household(uow, data["household_id"])
-    require(actor, CASEWORKERS, household.community_code)
+    household = load_household(uow, actor, CASEWORKERS, data["household_id"])
     if data["document_date"] > ref.today():
         raise ValidationFailed.field("document_date", "in the future")
     doc = FileDocument(household_id=household.id, kind=data["kind"], title=data["title"],
@@ -258,8 +267,7 @@ def register_document(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceD
 
 
 def file_report(uow: UnitOfWork, actor: Actor, household_id: str) -> dict:
-    household = load_household(uow, household_id)
-    require(actor, READERS, household.community_code)
+    household = load_household(uow, actor, READERS, household_id)
     stages = ["registered"]
     statuses = set(uow.session.scalars(sa.select(Application.status).where(Application.household_id == household_id)))
     if statuses:
@@ -274,8 +282,7 @@ def file_report(uow: UnitOfWork, actor: Actor, household_id: str) -> dict:
 # --- monthly check-ins and labour ----------------------------------------------
 
 def record_checkin(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> CheckIn:
-    household = load_household(uow, data["household_id"])
-    require(actor, (Role.COMMUNITY_OFFICER, Role.TOWNSHIP_OFFICER), household.community_code)
+    household = load_household(uow, actor, (Role.COMMUNITY_OFFICER, Role.TOWNSHIP_OFFICER), data["household_id"])
     rules.checkin_month_not_future(data["month"], data["checked_in_on"], ref.today())
     cases = list(uow.session.scalars(sa.select(CaseStatus).where(CaseStatus.household_id == household.id)))
     rules.checkin_case_not_cancelled(data["month"], cases)
@@ -294,8 +301,7 @@ def record_checkin(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData
 
 
 def record_labour(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> LabourAttendance:
-    household = load_household(uow, data["household_id"])
-    require(actor, (Role.COMMUNITY_OFFICER, Role.TOWNSHIP_OFFICER), household.community_code)
+    household = load_household(uow, actor, (Role.COMMUNITY_OFFICER, Role.TOWNSHIP_OFFICER), data["household_id"])
     if data["member_id"] not in {m.id for m in household.members}:
         raise ValidationFailed.field("member_id", "not a member of this household")
     if data["labour_date"] > ref.today():
@@ -319,8 +325,7 @@ def record_labour(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData)
 def record_death(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> Member:
     """A member's death, recorded as a fact: the household's size changes
     (household_updated) and the review acts on it (member_died)."""
-    household = load_household(uow, data["household_id"])
-    require(actor, CASEWORKERS, household.community_code)
+    household = load_household(uow, actor, CASEWORKERS, data["household_id"])
     member = next((m for m in household.members if m.id == data["member_id"]), None)
     if member is None:
         raise ValidationFailed.field("member_id", "not a member of this household")

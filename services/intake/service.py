@@ -16,6 +16,7 @@ from contracts import identity as _identity_events  # noqa: F401 - the staff reg
 from contracts import review as _review_events  # noqa: F401 - the review events intake consumes
 from services.intake.models import WORKDAY_SCHEDULE, Application, Base
 from shared.db import Database
+from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
 from shared.inbox import consume_event
 from shared.errors import EXPECTED_ERRORS, ValidationFailed
 from shared.identity import Identity, authorize
@@ -35,7 +36,7 @@ INVESTIGATION_OUT = schemas.InvestigationOut()
 INVESTIGATION_OUTS = schemas.InvestigationOut(many=True)
 
 
-class IntakeService:
+class IntakeService(deadletter.DeadLetterReplay):
     name = "intake"
 
     db = Database("intake", Base.metadata, MIGRATIONS)
@@ -120,8 +121,8 @@ class IntakeService:
     @rpc
     def get_application(self, application_id):
         with self.db.read() as uow:
-            application = handlers.load_application(uow, application_id, with_investigations=True)
-            authorize(self.caller.actor, handlers.READERS, application.community_code)
+            application = handlers.load_application(uow, self.caller.actor, handlers.READERS, application_id,
+                                                    with_investigations=True)
             out = APPLICATION_OUT.dump(application)
             out["investigations"] = INVESTIGATION_OUTS.dump(application.investigations)
             return out

@@ -21,6 +21,7 @@ from shared.errors import ValidationFailed
 from shared.events import Event
 from shared.identity import Actor, Role
 from shared.identity import authorize as require
+from shared.jurisdiction import get_within
 from shared.masking import mask_resident_id
 from shared.reference import ReferenceData
 
@@ -98,14 +99,13 @@ def notice_subject(notice: Notice, **more) -> dict:
             "application_id": notice.application_id, "case_id": notice.case_id, **more}
 
 
-def load_notice(uow: UnitOfWork, notice_id, for_update: bool = False) -> Notice:
-    return uow.get(Notice, notice_id, "notice", "notice_id", with_for_update=for_update)
+def notice_for(uow: UnitOfWork, actor: Actor, roles, notice_id, for_update: bool = False) -> Notice:
+    """The notice if the actor may see it; an outsider gets the NotFound of an unknown id."""
+    return get_within(uow, actor, roles, Notice, notice_id, "notice", "notice_id", with_for_update=for_update)
 
 
 def view_notice(uow: UnitOfWork, actor: Actor, notice_id) -> Notice:
-    notice = load_notice(uow, notice_id)
-    require(actor, READERS, notice.community_code)
-    return notice
+    return notice_for(uow, actor, READERS, notice_id)
 
 
 def list_notices(uow: UnitOfWork, actor: Actor, data: dict) -> list[Notice]:
@@ -165,8 +165,7 @@ def render_board(uow: UnitOfWork, actor: Actor | None, unit_code: str, board: Bo
 def file_objection(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> Objection:
     """群众异议, recorded by an officer; the notice row is locked so that a
     closing running at the same time counts it or refuses it."""
-    notice = load_notice(uow, data["notice_id"], for_update=True)
-    require(actor, STAFF, notice.community_code)
+    notice = notice_for(uow, actor, STAFF, data["notice_id"], for_update=True)
     today = ref.today()
     rules.objection_window_open(notice.status, notice.closes_on, today)
     objection = Objection(notice_id=notice.id, text=data["text"].strip(), anonymous=data["anonymous"],
@@ -182,8 +181,7 @@ def file_objection(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData
 
 
 def list_objections(uow: UnitOfWork, actor: Actor, notice_id) -> list[Objection]:
-    notice = load_notice(uow, notice_id)
-    require(actor, OBJECTION_READERS, notice.community_code)
+    notice = notice_for(uow, actor, OBJECTION_READERS, notice_id)
     return list(uow.session.scalars(
         sa.select(Objection).where(Objection.notice_id == notice.id).order_by(Objection.filed_at)))
 

@@ -19,6 +19,7 @@ from services.notify.models import Base
 from services.notify.rendering import NoticeBoard
 from contracts import review as review_events  # noqa: F401 - the events notify consumes
 from shared.db import AlreadyConsumed, Database
+from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
 from shared.events import load_payload, parse
 from shared.identity import Identity
 from shared.inbox import consume_event
@@ -39,7 +40,7 @@ OBJECTION_OUTS = schemas.ObjectionOut(many=True)
 REMINDER_OUTS = schemas.ReminderOut(many=True)
 
 
-class NotifyService:
+class NotifyService(deadletter.DeadLetterReplay):
     name = "notify"
 
     db = Database("notify", Base.metadata, MIGRATIONS)

@@ -13,6 +13,7 @@ from services.payments.models import BenefitAdjustment, BenefitPeriod, CheckIn, 
 from shared.db import UnitOfWork
 from shared.events import load_payload
 from shared.identity import Actor, authorize
+from shared.jurisdiction import get_within
 from shared.masking import mask_bank_account, mask_name
 
 
@@ -85,8 +86,8 @@ def set_payees(uow: UnitOfWork, actor: Actor, items: list[dict]) -> list[LedgerC
     at rest; runs snapshot them; lists show them masked."""
     cases = []
     for n, data in enumerate(items):
-        case = uow.get(LedgerCase, data["case_id"], "case in the payments ledger", f"{n}.case_id")
-        authorize(actor, PAYEE_SETTERS, case.community_code)
+        case = get_within(uow, actor, PAYEE_SETTERS, LedgerCase, data["case_id"], "case in the payments ledger",
+                          f"{n}.case_id")
         case.payee_name, case.payee_name_masked = data["payee_name"], mask_name(data["payee_name"])
         case.account_number, case.account_masked = data["account_number"], mask_bank_account(data["account_number"])
         case.bank_name = data["bank_name"]
@@ -99,9 +100,7 @@ def set_payees(uow: UnitOfWork, actor: Actor, items: list[dict]) -> list[LedgerC
 # --- reads -------------------------------------------------------------------------
 
 def ledger_case(uow: UnitOfWork, actor: Actor, case_id) -> LedgerCase:
-    case = uow.get(LedgerCase, case_id, "case", "case_id")
-    authorize(actor, READERS, case.community_code)
-    return case
+    return get_within(uow, actor, READERS, LedgerCase, case_id, "case", "case_id")
 
 
 def list_cases(uow: UnitOfWork, actor: Actor, data: dict) -> list[LedgerCase]:

@@ -17,11 +17,11 @@ from contracts.payments import SOURCE
 from services.payments import rules
 from services.payments.handlers import RUN_CHECKERS, RUN_MAKERS, P, now, raw, yuan
 from services.payments.models import PaymentRun
-from services.payments.runs import load_run
+from services.payments.runs import run_for
 from shared.bank_formats import ReturnFileError, load_format
 from shared.db import UnitOfWork
 from shared.errors import Conflict, ValidationFailed
-from shared.identity import Actor, authorize
+from shared.identity import Actor
 
 
 def import_return(uow: UnitOfWork, actor: Actor, data: dict) -> dict:
@@ -37,8 +37,7 @@ def import_return(uow: UnitOfWork, actor: Actor, data: dict) -> dict:
         returned = fmt.parse_return(content)
     except (ReturnFileError, csv.Error) as exc:
         raise ValidationFailed.field("content", f"not a {fmt.name} return file: {exc}") from None
-    run = load_run(uow, data["run_id"], for_update=True)
-    authorize(actor, RUN_MAKERS + RUN_CHECKERS, run.division_code)
+    run = run_for(uow, actor, RUN_MAKERS + RUN_CHECKERS, data["run_id"], for_update=True)
     rules.run_is(run.status, ("exported", "approved"), "reconcile")
     stated = sum((ln.amount for ln in returned.lines), Decimal("0.00"))
     if returned.count != len(returned.lines):

@@ -21,6 +21,7 @@ from shared.db import UnitOfWork
 from shared.errors import Forbidden
 from shared.events import Event
 from shared.identity import Actor, authorize
+from shared.jurisdiction import get_within
 from shared.policy.base import Policy
 
 
@@ -28,6 +29,13 @@ from shared.policy.base import Policy
 
 def load_run(uow: UnitOfWork, run_id, for_update: bool = False) -> PaymentRun:
     return uow.get(PaymentRun, run_id, "payment run", "run_id", with_for_update=for_update)
+
+
+def run_for(uow: UnitOfWork, actor: Actor, roles, run_id, for_update: bool = False) -> PaymentRun:
+    """The run, for an actor of ``roles`` whose jurisdiction covers its
+    division; to anyone else it does not exist (shared/jurisdiction.py)."""
+    return get_within(uow, actor, roles, PaymentRun, run_id, "payment run", "run_id",
+                      division=lambda run: run.division_code, with_for_update=for_update)
 
 
 def _find_run(uow: UnitOfWork, period: str, area_type: str, division_code: str) -> PaymentRun | None:
@@ -152,8 +160,7 @@ def carry_forward(uow: UnitOfWork, run: PaymentRun) -> None:
 
 def approve_run(uow: UnitOfWork, actor: Actor, run_id) -> PaymentRun:
     """The checker approves (never the maker); the run is frozen from now on."""
-    run = load_run(uow, run_id, for_update=True)
-    authorize(actor, RUN_CHECKERS, run.division_code)
+    run = run_for(uow, actor, RUN_CHECKERS, run_id, for_update=True)
     rules.run_is(run.status, ("prepared",), "approve")
     rules.maker_is_not_checker(run.prepared_by, actor.user)
     run.status, run.approved_by, run.approved_at = "approved", actor.user, now()
@@ -167,8 +174,7 @@ def approve_run(uow: UnitOfWork, actor: Actor, run_id) -> PaymentRun:
 def export_run(uow: UnitOfWork, actor: Actor, run_id, format_name: str) -> dict:
     """The bank file through a format plugin, and the summary sheet (大写 total)."""
     fmt = load_format(format_name)
-    run = load_run(uow, run_id, for_update=True)
-    authorize(actor, RUN_MAKERS + RUN_CHECKERS, run.division_code)
+    run = run_for(uow, actor, RUN_MAKERS + RUN_CHECKERS, run_id, for_update=True)
     rules.run_is(run.status, ("approved", "exported", "reconciled"), "export")
     lines = uow.session.execute(sa.select(PaymentLine).where(PaymentLine.run_id == run.id)
                                 .order_by(PaymentLine.id)).scalars()
@@ -201,8 +207,7 @@ def list_runs(uow: UnitOfWork, actor: Actor, data: dict) -> list[PaymentRun]:
 
 
 def run_detail(uow: UnitOfWork, actor: Actor, run_id, limit: int = 200) -> tuple[PaymentRun, list, list, dict]:
-    run = load_run(uow, run_id)
-    authorize(actor, READERS, run.division_code)
+    run = run_for(uow, actor, READERS, run_id)
     lines = list(uow.session.scalars(sa.select(PaymentLine).where(PaymentLine.run_id == run.id)
                                      .order_by(PaymentLine.id).limit(limit)))
     held = list(uow.session.scalars(sa.select(HoldBack).where(HoldBack.run_id == run.id)

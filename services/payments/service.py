@@ -19,6 +19,7 @@ from services.payments.models import Base
 from contracts import review as _review_events  # noqa: F401
 from shared.config import repo_path
 from shared.db import Database
+from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
 from shared.errors import ValidationFailed
 from shared.identity import Identity
 from shared.inbox import consume_event
@@ -48,7 +49,7 @@ class PaymentsDatabase(Database):
         standards.seed_standards(self.database, StandardsTable.load(repo_path(config.get("STANDARDS_FILE"))))
 
 
-class PaymentsService:
+class PaymentsService(deadletter.DeadLetterReplay):
     name = "payments"
 
     db = PaymentsDatabase("payments", Base.metadata, MIGRATIONS)

@@ -10,6 +10,7 @@ Nothing is cancelled silently, and no fact is proposed twice.
 from __future__ import annotations
 
 import uuid
+from operator import attrgetter
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -22,9 +23,10 @@ from services.review.handlers import standard_for
 from services.review.models import (Campaign, CampaignInspection, Case, CaseProposal, HouseholdCheckIn,
                                     LabourFact, Staff)
 from shared.db import UnitOfWork
-from shared.errors import Conflict, ValidationFailed
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import Event
 from shared.identity import Actor, Role, authorize
+from shared.jurisdiction import get_within, within
 from shared.policy import load_policy
 from shared.policy.base import Policy
 from shared.reference import ReferenceData
@@ -46,6 +48,12 @@ def case_subject(case: Case, **more) -> dict:
 
 def load_case(uow: UnitOfWork, case_id, for_update: bool = False) -> Case:
     return uow.get(Case, case_id, "case", "case_id", with_for_update=for_update)
+
+
+def case_for(uow: UnitOfWork, actor: Actor, roles, case_id, for_update: bool = False) -> Case:
+    """The case, for an actor of ``roles`` whose jurisdiction covers it; to
+    anyone else it does not exist (shared/jurisdiction.py)."""
+    return get_within(uow, actor, roles, Case, case_id, "case", "case_id", with_for_update=for_update)
 
 
 def active_case_of(uow: UnitOfWork, household_id: str) -> Case | None:
@@ -156,15 +164,23 @@ def load_proposal(uow: UnitOfWork, proposal_id, for_update: bool = False) -> Cas
         raise ValidationFailed.field("proposal_id", "not a proposal id") from None
     proposal = uow.session.get(CaseProposal, ident, with_for_update=for_update)
     if proposal is None:
-        from shared.errors import NotFound
-        raise NotFound(f"no proposal {proposal_id}", {"proposal_id": proposal_id})
+        raise NotFound.of("proposal", proposal_id, "proposal_id")
     return proposal
+
+
+def proposal_for(uow: UnitOfWork, actor: Actor, proposal_id, for_update: bool = False) -> tuple[CaseProposal, Case]:
+    """The proposal and its case, if the actor's jurisdiction covers the case;
+    else the answer for a proposal that does not exist (ids are sequential:
+    an outsider must not learn which exist elsewhere)."""
+    proposal = load_proposal(uow, proposal_id, for_update)
+    case = load_case(uow, proposal.case_id, for_update)
+    within(actor, case.community_code, NotFound.of("proposal", proposal_id, "proposal_id"))
+    return proposal, case
 
 
 def propose_manually(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData, today: date) -> CaseProposal:
     """An officer proposes (rule ``manual``): the same approval follows."""
-    case = load_case(uow, data["case_id"], for_update=True)
-    authorize(actor, CASE_MANAGERS, case.community_code)
+    case = case_for(uow, actor, CASE_MANAGERS, data["case_id"], for_update=True)
     if case.status != "active":
         raise Conflict(f"the case is {case.status}", {"status": case.status})
     reason = rules.has_reason(data["reason"])
@@ -186,8 +202,7 @@ def propose_manually(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceDa
 
 def approve_proposal(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData, today: date) -> CaseProposal:
     """One approval, by the role the policy names next; the last one applies it."""
-    proposal = load_proposal(uow, data["proposal_id"], for_update=True)
-    case = load_case(uow, proposal.case_id, for_update=True)
+    proposal, case = proposal_for(uow, actor, data["proposal_id"], for_update=True)
     policy = load_policy(case.policy)
     if proposal.status != "pending":
         raise Conflict(f"the proposal is {proposal.status}", {"status": proposal.status})
@@ -206,8 +221,7 @@ def approve_proposal(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceDa
 
 
 def reject_proposal(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData, today: date) -> CaseProposal:
-    proposal = load_proposal(uow, data["proposal_id"], for_update=True)
-    case = load_case(uow, proposal.case_id)
+    proposal, case = proposal_for(uow, actor, data["proposal_id"], for_update=True)
     policy = load_policy(case.policy)
     if proposal.status != "pending":
         raise Conflict(f"the proposal is {proposal.status}", {"status": proposal.status})
@@ -284,8 +298,7 @@ def list_proposals(uow: UnitOfWork, actor: Actor, unit_code: str, status: str | 
 
 def change_category(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData, today: date) -> Case:
     """分类管理: a new category (and so re-review cadence), with the reason."""
-    case = load_case(uow, data["case_id"], for_update=True)
-    authorize(actor, CASE_MANAGERS, case.community_code)
+    case = case_for(uow, actor, CASE_MANAGERS, data["case_id"], for_update=True)
     reason = rules.has_reason(data["reason"])
     policy = load_policy(case.policy)
     rules.category_is_known(data["category"], policy)
@@ -307,8 +320,7 @@ def change_category(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceDat
 def record_rereview(uow: UnitOfWork, actor: Actor, data: dict, facts: HouseholdFacts, ref: ReferenceData,
                     today: date) -> tuple[Case, CaseProposal | None]:
     """复核: judged on the household's facts as intake has them; the next date per category."""
-    case = load_case(uow, data["case_id"], for_update=True)
-    authorize(actor, INSPECTORS, case.community_code)
+    case = case_for(uow, actor, INSPECTORS, data["case_id"], for_update=True)
     if case.status != "active":
         raise Conflict(f"the case is {case.status}", {"status": case.status})
     reviewed_on = data["reviewed_on"] or today
@@ -364,13 +376,14 @@ def create_campaign(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceDat
 
 def record_inspection(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData,
                       today: date) -> tuple[CampaignInspection, CaseProposal | None]:
+    authorize(actor, INSPECTORS)
     campaign = uow.get(Campaign, data["campaign_id"], "campaign", "campaign_id")
+    within(actor, campaign.unit_code, NotFound.of("campaign", data["campaign_id"], "campaign_id"), overlap=True)
     inspection = uow.session.scalar(sa.select(CampaignInspection).where(
         CampaignInspection.campaign_id == campaign.id, CampaignInspection.case_id == data["case_id"])
         .with_for_update())
-    if inspection is None:
+    if inspection is None or not actor.covers(inspection.community_code):   # elsewhere: as if not in it
         raise ValidationFailed.field("case_id", "this case is not in the campaign")
-    authorize(actor, INSPECTORS, inspection.community_code)
     if inspection.result is not None:
         raise Conflict(f"the result for this case is already recorded ({inspection.result})",
                        {"result": inspection.result})
@@ -412,8 +425,8 @@ def _inspection_proposal(uow, actor, campaign, case, data, ref, today) -> CasePr
 
 def campaign_progress(uow: UnitOfWork, actor: Actor, campaign_id) -> dict:
     """Per township and community: cases, inspected, and each result."""
-    campaign = uow.get(Campaign, campaign_id, "campaign", "campaign_id")
-    authorize(actor, CASE_READERS, campaign.unit_code)
+    campaign = get_within(uow, actor, CASE_READERS, Campaign, campaign_id, "campaign", "campaign_id",
+                          division=attrgetter("unit_code"))
     rows = uow.session.execute(
         sa.select(CampaignInspection.township_code, CampaignInspection.community_code, CampaignInspection.result,
                   sa.func.count())

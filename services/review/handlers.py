@@ -22,6 +22,7 @@ from shared.db import UnitOfWork
 from shared.errors import Conflict, ValidationFailed
 from shared.events import Event, load_payload
 from shared.identity import STAFF_ROLES, Actor, Role, authorize
+from shared.jurisdiction import get_within
 from shared.money import round_fen
 from shared.policy import load_policy
 from shared.policy.base import Policy, ReviewStep
@@ -61,6 +62,13 @@ def policy_of(f: ReviewFile) -> Policy:
 def load_file(uow: UnitOfWork, application_id, for_update: bool = False) -> ReviewFile:
     return uow.get(ReviewFile, application_id, "application under review", "application_id",
                    with_for_update=for_update)
+
+
+def file_for(uow: UnitOfWork, actor: Actor, roles, application_id, for_update: bool = False) -> ReviewFile:
+    """The file, for an actor of ``roles`` whose jurisdiction covers its
+    community; to anyone else it does not exist (shared/jurisdiction.py)."""
+    return get_within(uow, actor, roles, ReviewFile, application_id, "application under review", "application_id",
+                      with_for_update=for_update)
 
 
 def workday_deadline(calendar: WorkdayCalendar, start: date, workdays: int | None) -> tuple[date | None, bool]:
@@ -168,8 +176,7 @@ def objection_filed(uow: UnitOfWork, event: dict, ref: ReferenceData) -> None:
 # --- operators' steps ------------------------------------------------------------
 
 def record_evaluation(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData, today: date) -> ReviewFile:
-    f = load_file(uow, data["application_id"], for_update=True)
-    authorize(actor, LEVEL_ROLES["community"], f.community_code)
+    f = file_for(uow, actor, LEVEL_ROLES["community"], data["application_id"], for_update=True)
     step = rules.step_is_current(f.status, f.step, "evaluation", policy_of(f))
     participants = data["participants"]
     rules.participants_all_signed(participants)
@@ -199,8 +206,8 @@ def record_evaluation(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceD
 
 
 def skip_evaluation(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData, today: date) -> ReviewFile:
-    f = load_file(uow, data["application_id"], for_update=True)
-    authorize(actor, LEVEL_ROLES["community"] + LEVEL_ROLES["township"], f.community_code)
+    f = file_for(uow, actor, LEVEL_ROLES["community"] + LEVEL_ROLES["township"], data["application_id"],
+                 for_update=True)
     step = rules.step_is_current(f.status, f.step, "evaluation", policy_of(f))
     rules.evaluation_may_be_skipped(step, f.objections)
     uow.session.add(CommunityEvaluation(application_id=f.application_id, participants=[], passed=True,
@@ -216,7 +223,7 @@ def skip_evaluation(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceDat
 
 def record_township_review(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData,
                            today: date) -> ReviewFile:
-    f = load_file(uow, data["application_id"], for_update=True)
+    f = file_for(uow, actor, LEVEL_ROLES["township"], data["application_id"], for_update=True)
     authorize(actor, LEVEL_ROLES["township"], f.township_code)
     policy = policy_of(f)
     # the township acts by committee (jiangxia) or by an initial opinion (national2021)
@@ -278,8 +285,7 @@ def identity_event(uow: UnitOfWork, env: dict) -> None:
 def sign_joint_review(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData, today: date,
                       facts: HouseholdFacts | None) -> tuple[ReviewFile, Case | None]:
     """会审: three people, three roles; the third signature decides."""
-    f = load_file(uow, data["application_id"], for_update=True)
-    authorize(actor, (), f.community_code)
+    f = file_for(uow, actor, (), data["application_id"], for_update=True)
     policy = policy_of(f)
     rules.step_is_current(f.status, f.step, "joint_review", policy)
     role = rules.joint_review_role_of(actor, f.investigators, data["role"],
@@ -368,7 +374,7 @@ def approve(uow: UnitOfWork, f: ReviewFile, signatures: list, ref: ReferenceData
 
 
 def reject_application(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData, today: date) -> ReviewFile:
-    f = load_file(uow, data["application_id"], for_update=True)
+    f = file_for(uow, actor, READERS, data["application_id"], for_update=True)
     if f.status not in ("in_review", "awaiting_investigation", "awaiting_reinvestigation"):
         raise Conflict(f"the application is already {f.status}", {"status": f.status})
     level = policy_of(f).step(f.step).level if f.step else "community"

@@ -9,6 +9,10 @@ operator at the same time, propose nothing twice. A case that already has
 a cancellation pending gets no second one. The pure form of each rule, with
 the same policy parameters, is in services/review/rules.py.
 
+Every statement is filtered by the unit it runs for (a division-code
+prefix): an operator's run acts only on the cases of their unit; the
+service's own timer runs for every case (``unit=None``).
+
 Re-review reminders: every active case whose re-review date falls within
 the policy's lead time gets one ``review.review_due`` per due date
 (``review_due_sent`` remembers it).
@@ -35,6 +39,11 @@ def month_number(column):
             + sa.cast(sa.func.substr(column, 6, 2), sa.Integer))
 
 
+def in_unit(unit: str | None):
+    """SQL: the case lies within ``unit`` (a division-code prefix); None: every case."""
+    return sa.true() if unit is None else Case.community_code.startswith(unit, autoescape=True)
+
+
 def _no_pending_cancellation():
     p = sa.orm.aliased(CaseProposal)
     return ~sa.exists().where(p.case_id == Case.id, p.status == "pending", p.action == "cancel")
@@ -59,7 +68,8 @@ def _constants(rule: str, reason, action: str, today: date):
             sa.literal(f"rule:{rule}"), sa.literal([], sa.JSON), sa.literal(1)]
 
 
-def two_missed_checkins_in_a_row(uow: UnitOfWork, policy: Policy, month: str, today: date) -> int:
+def two_missed_checkins_in_a_row(uow: UnitOfWork, policy: Policy, month: str, today: date,
+                                 unit: str | None = None) -> int:
     n = policy.checkin_missed_in_a_row
     if not n:
         return 0
@@ -69,12 +79,13 @@ def two_missed_checkins_in_a_row(uow: UnitOfWork, policy: Policy, month: str, to
                                 HouseholdCheckIn.month.in_(window))
     rows = (sa.select(Case.id, sa.literal(rule), sa.literal(fact),
                       *_constants(rule, f"连续{n}个月未续保登记（{window[0]}至{window[-1]}）", "cancel", today))
-            .where(Case.status == "active", Case.start_month <= window[0], ~stamped,
+            .where(Case.status == "active", in_unit(unit), Case.start_month <= window[0], ~stamped,
                    _no_pending_cancellation(), _not_proposed_yet(rule, fact)))
     return _propose(uow, rows)
 
 
-def three_missed_checkins_in_a_year(uow: UnitOfWork, policy: Policy, month: str, today: date) -> int:
+def three_missed_checkins_in_a_year(uow: UnitOfWork, policy: Policy, month: str, today: date,
+                                    unit: str | None = None) -> int:
     n = policy.checkin_missed_per_year
     if not n:
         return 0
@@ -87,29 +98,30 @@ def three_missed_checkins_in_a_year(uow: UnitOfWork, policy: Policy, month: str,
                .correlate(Case).scalar_subquery())
     rows = (sa.select(Case.id, sa.literal(rule), sa.literal(fact),
                       *_constants(rule, f"{month[:4]}年内累计{n}次以上未续保登记（截至{month}）", "cancel", today))
-            .where(Case.status == "active", Case.start_month <= month, expected - stamped >= n,
+            .where(Case.status == "active", in_unit(unit), Case.start_month <= month, expected - stamped >= n,
                    _no_pending_cancellation(), _not_proposed_yet(rule, fact)))
     return _propose(uow, rows)
 
 
-def _labour_counts(attendance: str, as_of: date):
+def _labour_counts(attendance: str, as_of: date, unit: str | None):
     """Per active case and member: how many times the member's attendance was
     ``attendance`` since the case was approved."""
     return (sa.select(Case.id.label("case_id"), LabourFact.member_id, sa.func.count().label("times"))
             .join(LabourFact, LabourFact.household_id == Case.household_id)
-            .where(Case.status == "active", LabourFact.attendance == attendance,
+            .where(Case.status == "active", in_unit(unit), LabourFact.attendance == attendance,
                    LabourFact.labour_date >= Case.approved_on, LabourFact.labour_date <= as_of)
             .group_by(Case.id, LabourFact.member_id).subquery())
 
 
-def unexcused_labour_absence(uow: UnitOfWork, policy: Policy, as_of: date, today: date) -> int:
+def unexcused_labour_absence(uow: UnitOfWork, policy: Policy, as_of: date, today: date,
+                             unit: str | None = None) -> int:
     """公益劳动: each unexcused absence at or over the threshold is a new fact (the
     township may still reject the proposal: the absence *may* cancel)."""
     n = policy.labour_unexcused_absences_to_cancel
     if not n:
         return 0
     rule = rules.RULE_UNEXCUSED_LABOUR
-    counts = _labour_counts("unexcused", as_of)
+    counts = _labour_counts("unexcused", as_of, unit)
     fact = sa.literal("labour:") + counts.c.member_id + sa.literal(":") + sa.cast(counts.c.times, sa.String)
     rows = (sa.select(Case.id, sa.literal(rule), fact,
                       *_constants(rule, f"家庭成员无故不参加公益劳动（累计{n}次以上）", "cancel", today))
@@ -118,13 +130,14 @@ def unexcused_labour_absence(uow: UnitOfWork, policy: Policy, as_of: date, today
     return _propose(uow, rows)
 
 
-def refused_suitable_work(uow: UnitOfWork, policy: Policy, as_of: date, today: date) -> int:
+def refused_suitable_work(uow: UnitOfWork, policy: Policy, as_of: date, today: date,
+                          unit: str | None = None) -> int:
     """National: a member refusing suitable work N times: stop that person's share, once per member."""
     n = policy.work_refusals_to_stop_share
     if not n:
         return 0
     rule = rules.RULE_REFUSED_WORK
-    counts = _labour_counts("refused", as_of)
+    counts = _labour_counts("refused", as_of, unit)
     fact = sa.literal("refused:") + counts.c.member_id
     rows = (sa.select(Case.id, sa.literal(rule), fact,
                       *_constants(rule, f"家庭成员无正当理由{n}次拒绝适当工作，停发其本人保障金", "stop_share", today))
@@ -133,14 +146,14 @@ def refused_suitable_work(uow: UnitOfWork, policy: Policy, as_of: date, today: d
     return _propose(uow, rows)
 
 
-def reviews_due(uow: UnitOfWork, policy: Policy, as_of: date, today: date) -> int:
+def reviews_due(uow: UnitOfWork, policy: Policy, as_of: date, today: date, unit: str | None = None) -> int:
     """复核提醒: one review_due per case and due date, ``rereview_lead_days`` ahead."""
     horizon = as_of + timedelta(days=policy.rereview_lead_days)
     sent = sa.exists().where(ReviewDueSent.case_id == Case.id, ReviewDueSent.due_on == Case.next_rereview_on)
     due = uow.session.execute(
         sa.select(Case.id, Case.household_id, Case.community_code, Case.township_code, Case.category,
                   Case.next_rereview_on)
-        .where(Case.status == "active", Case.next_rereview_on <= horizon, ~sent)).all()
+        .where(Case.status == "active", in_unit(unit), Case.next_rereview_on <= horizon, ~sent)).all()
     if not due:
         return 0
     uow.session.execute(ReviewDueSent.__table__.insert(),
@@ -153,16 +166,19 @@ def reviews_due(uow: UnitOfWork, policy: Policy, as_of: date, today: date) -> in
     return len(due)
 
 
-def run(uow: UnitOfWork, policy: Policy, as_of: date, today: date) -> dict:
+def run(uow: UnitOfWork, policy: Policy, as_of: date, today: date, unit: str | None = None) -> dict:
     """Every month-end rule for the month that has ended by ``as_of``, and the
-    reminders due by then; one transaction."""
+    reminders due by then, for the cases within ``unit`` (None: all); one transaction."""
     month = rules.month_evaluated(as_of)
     proposals = {
-        rules.RULE_TWO_IN_A_ROW: two_missed_checkins_in_a_row(uow, policy, month, today),
-        rules.RULE_THREE_IN_A_YEAR: three_missed_checkins_in_a_year(uow, policy, month, today),
-        rules.RULE_UNEXCUSED_LABOUR: unexcused_labour_absence(uow, policy, as_of, today),
-        rules.RULE_REFUSED_WORK: refused_suitable_work(uow, policy, as_of, today),
+        rules.RULE_TWO_IN_A_ROW: two_missed_checkins_in_a_row(uow, policy, month, today, unit),
+        rules.RULE_THREE_IN_A_YEAR: three_missed_checkins_in_a_year(uow, policy, month, today, unit),
+        rules.RULE_UNEXCUSED_LABOUR: unexcused_labour_absence(uow, policy, as_of, today, unit),
+        rules.RULE_REFUSED_WORK: refused_suitable_work(uow, policy, as_of, today, unit),
     }
-    due = reviews_due(uow, policy, as_of, today)
+    due = reviews_due(uow, policy, as_of, today, unit)
     uow.commit()
-    return {"month": month, "as_of": as_of.isoformat(), "proposals": proposals, "review_due": due}
+    out = {"month": month, "as_of": as_of.isoformat(), "proposals": proposals, "review_due": due}
+    if unit is not None:
+        out["unit_code"] = unit
+    return out

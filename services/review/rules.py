@@ -134,6 +134,14 @@ def month_number(month: str) -> int:
     return int(month[:4]) * 12 + int(month[5:7])
 
 
+def month_end_not_after_today(as_of: date, today: date, clock_moves_at_will: bool) -> date:
+    """A month end is judged on days that have come: ``as_of`` after today
+    only on a test or demo clock (shared/clock.py), never on the real date."""
+    if as_of > today and not clock_moves_at_will:
+        raise ValidationFailed.field("as_of", f"after today ({today.isoformat()}): the month has not ended yet")
+    return as_of
+
+
 def month_evaluated(as_of: date) -> str:
     """The month a month-end run on ``as_of`` judges: the last month that has
     ended by then (as_of's own month on its last day, else the one before)."""

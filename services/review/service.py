@@ -19,9 +19,10 @@ from contracts import intake as _intake_events  # noqa: F401 - the contract we c
 from contracts import notify as _notify_events  # noqa: F401
 from contracts import payments as _payments_events  # noqa: F401
 from contracts import review as events  # noqa: F401 - registers review's event contract
-from services.review import calendar, dynamic, handlers, month_end, schemas
+from services.review import calendar, dynamic, handlers, month_end, rules, schemas
 from services.review.models import WORKDAY_SCHEDULE, Base, Case, Staff
 from shared.db import AlreadyConsumed, Database
+from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
 from shared.events import parse
 from shared.identity import Identity, authorize
 from shared.inbox import consume_event
@@ -42,7 +43,7 @@ PROPOSAL_OUT = schemas.ProposalOut()
 CAMPAIGN_OUT = schemas.CampaignOut()
 
 
-class ReviewService:
+class ReviewService(deadletter.DeadLetterReplay):
     name = "review"
 
     db = Database("review", Base.metadata, MIGRATIONS)
@@ -128,7 +129,7 @@ class ReviewService:
         actor = self.caller.actor
         facts = None
         with self.db.read() as uow:   # intake's facts only for the signature that decides
-            f = handlers.load_file(uow, data["application_id"])
+            f = handlers.file_for(uow, actor, (), data["application_id"])
             deciding = handlers.missing_roles(uow, f) == {data["role"]}
         if deciding:
             latest = self.remote.intake.get_application(f.application_id)["investigations"][-1]
@@ -150,8 +151,7 @@ class ReviewService:
     @rpc
     def get_application(self, application_id):
         with self.db.read() as uow:
-            f = handlers.load_file(uow, application_id)
-            authorize(self.caller.actor, handlers.READERS, f.community_code)
+            f = handlers.file_for(uow, self.caller.actor, handlers.READERS, application_id)
             out = FILE_OUT.dump(f)
             case = uow.session.scalar(sa.select(Case).where(Case.application_id == f.application_id))
             out["case"] = CASE_OUT.dump(case) if case else None
@@ -203,33 +203,35 @@ class ReviewService:
         """The month-end rules and re-review reminders, from stored facts: a run
         judges the month that has ended by today; a second run adds nothing."""
         today = self.ref.today()
-        self._month_end(today, today)
+        self._month_end(today, today, None)   # the service's own run: every case
 
-    def _month_end(self, as_of, today) -> dict:
+    def _month_end(self, as_of, today, unit: str | None) -> dict:
         """One run; when another run (the timer, an operator, another replica)
         committed the same proposals first, the unique constraints refuse
         ours and a fresh run finds nothing left to add."""
         for attempt in range(3):
             try:
                 with self.db() as uow:
-                    return month_end.run(uow, self.ref.policy, as_of, today)
+                    return month_end.run(uow, self.ref.policy, as_of, today, unit)
             except IntegrityError:
                 if attempt == 2:
                     raise
 
     @rpc
     def run_month_end(self, as_of=None):
-        """Run the month-end rules now (operators, tests): the month ended by ``as_of``."""
+        """Run the month-end rules now (operators, tests): the month ended by
+        ``as_of``, for the cases of the caller's unit only; a day after today
+        only on a test or demo clock."""
         data = load(schemas.MonthEndSchema, {"as_of": as_of} if as_of is not None else {})
-        authorize(self.caller.actor, dynamic.MONTH_END_RUNNERS)
+        actor = authorize(self.caller.actor, dynamic.MONTH_END_RUNNERS)
         today = self.ref.today()
-        return self._month_end(data["as_of"] or today, today)
+        as_of = rules.month_end_not_after_today(data["as_of"] or today, today, self.ref.clock.moves_at_will)
+        return self._month_end(as_of, today, actor.unit)
 
     @rpc
     def get_case(self, case_id):
         with self.db.read() as uow:
-            case = dynamic.load_case(uow, case_id)
-            authorize(self.caller.actor, dynamic.CASE_READERS, case.community_code)
+            case = dynamic.case_for(uow, self.caller.actor, dynamic.CASE_READERS, case_id)
             out = CASE_OUT.dump(case)
             proposals = uow.session.scalars(sa.select(dynamic.CaseProposal)
                                             .where(dynamic.CaseProposal.case_id == case.id)
@@ -249,8 +251,7 @@ class ReviewService:
         """复核: judged on the household's facts as intake has them now."""
         data = load(schemas.RereviewSchema, data)
         with self.db.read() as uow:
-            case = dynamic.load_case(uow, data["case_id"])
-            authorize(self.caller.actor, dynamic.INSPECTORS, case.community_code)
+            case = dynamic.case_for(uow, self.caller.actor, dynamic.INSPECTORS, data["case_id"])
         facts = dynamic.HouseholdFacts.from_household(self.remote.intake.get_household(case.household_id))
         with self.db() as uow:
             case, proposal = dynamic.record_rereview(uow, self.caller.actor, data, facts, self.ref, self.ref.today())

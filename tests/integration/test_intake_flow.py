@@ -146,7 +146,7 @@ def test_typed_errors_name_the_field_and_change_nothing(intake, config):
         assert "investigators.1.user" in err.value.fields
 
     with officer(config, unit=OTHER_COMMUNITY, user="qian.other") as rpc:
-        with pytest.raises(Forbidden):
+        with pytest.raises(NotFound):            # another community's household does not exist for them
             rpc.intake.get_household(created["household_id"])
 
     engine = make_engine(config["DB_URIS"]["intake"])

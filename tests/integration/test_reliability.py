@@ -27,11 +27,11 @@ from services.intake.schemas import HouseholdSchema
 from services.intake.service import MIGRATIONS, IntakeService
 from shared.config import REPO_ROOT
 from shared.db import ServiceDatabase, configure_cipher
-from shared.deadletter import list_parked, replay
+from shared.deadletter import list_parked
 from shared.identity import Actor, Role
 from shared.reference import ReferenceData
 from shared.sample import SampleDistrict
-from shared.testing import TcpProxy, wait_for
+from shared.testing import TcpProxy, rpc_as, wait_for
 from tests import probe
 from tests.helpers import COMMUNITY
 
@@ -208,9 +208,10 @@ def test_failing_handler_is_retried_then_parked_and_replayed_once(container_fact
     assert parked[0].handler == "probe.on_household"
     assert [h for _, h in probe.effects(uri)] == [first]
 
-    # the operator fixes the cause and replays: processed once
+    # the operator fixes the cause and replays (the system administrator, a recorded command): processed once
     probe.FAILURES.update(remaining=0, calls=0)
-    assert replay(sqlite_config["AMQP_URI"]) == 1
+    with rpc_as(sqlite_config, Role.ADMIN, "420115", user="admin") as rpc:
+        assert rpc.probe.replay_dead_letters() == {"replayed": 1}
     wait_for(lambda: len(probe.effects(uri)) == 2, timeout=20, message="replayed event processed")
     assert list_parked(sqlite_config["AMQP_URI"]) == []
     # replaying an already processed event again is a no-op (the inbox)

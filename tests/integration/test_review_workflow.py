@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from services.intake.service import IntakeService
 from services.review.service import ReviewService
 from shared.db import make_engine
-from shared.errors import Conflict, Forbidden, ValidationFailed
+from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.testing import wait_for
 from tests.helpers import household, investigation, officer, register_staff
 from tests.review_helpers import (close_notice, committee, community, deputy, director, evaluation, object_to,
@@ -188,10 +188,10 @@ def test_jurisdiction_each_level_acts_on_its_own_units(container_factory, sqlite
     app_id, _ = investigated(config, seed=36)
     review_state(config, app_id, step="community_evaluation")
     with rpc_as(config, Role.COMMUNITY_OFFICER, "420115002001", user="qian.other") as rpc:
-        with pytest.raises(Forbidden):
+        with pytest.raises(NotFound):            # outside their jurisdiction: as if it did not exist
             rpc.review.record_evaluation(evaluation(app_id))
     with rpc_as(config, Role.TOWNSHIP_OFFICER, "420115002", user="other.township") as rpc:
-        with pytest.raises(Forbidden):
+        with pytest.raises(NotFound):
             rpc.review.get_application(app_id)
 
 

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, select, text
 
 from shared import crypto
+from shared.secrets import SECRETS
 from shared.crypto import (
     EncryptedDecimal,
     EncryptedString,
@@ -30,8 +31,9 @@ def cipher(monkeypatch):
 
 def test_key_from_config():
     assert key_from_config(base64.b64encode(KEY).decode()) == KEY
-    # the laptop default in config.yml
-    assert len(key_from_config("ZGV2LWRhdGEta2V5LWNoYW5nZS1tZS0zMi1ieXRlcyE=")) == 32
+    # what `dibao secrets init` generates for a deployment (shared.secrets), with the file's newline
+    generated = SECRETS["DATA_KEY"].generate()
+    assert key_from_config(generated + "\n") == base64.b64decode(generated)
 
 
 @pytest.mark.parametrize(

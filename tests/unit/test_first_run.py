@@ -40,7 +40,7 @@ def test_run_installs_the_same_debian_packages_as_test_and_checks_them():
 def test_every_run_time_path_in_config_is_covered_by_the_repo_or_deb_packages():
     raw = yaml.safe_load((REPO_ROOT / "config.yml").read_text(encoding="utf-8").replace("!raw_env_var", ""))
     path_keys = {k for k in raw if k.endswith(("_FILE", "_FONT"))}
-    assert path_keys <= set(RUNTIME_PATHS), f"add {path_keys - set(RUNTIME_PATHS)} to shared/cli/doctor.py"
+    assert path_keys <= set(RUNTIME_PATHS), f"add {path_keys - set(RUNTIME_PATHS)} to cli/doctor.py"
     config = load_config()
     for key, (provider, _, optional) in RUNTIME_PATHS.items():
         path = config[key]
