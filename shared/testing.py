@@ -149,6 +149,24 @@ TEST_IDENTITY_KEY = private_key_from_seed(TEST_IDENTITY_SEED)
 TEST_IDENTITY_PUBLIC_KEY = public_key_text(TEST_IDENTITY_KEY.public_key())
 
 
+def repository_token_key() -> str:
+    """The HS256 key config.yml shipped as its default until 2026-12, read from
+    the git history (the tree keeps only its digest: shared.secrets.KNOWN_VALUES),
+    for the tests that try it as an insider would. Without the history: a
+    stand-in (the token is refused for its algorithm either way)."""
+    import re
+
+    from shared.config import REPO_ROOT
+
+    try:
+        text = subprocess.run(["git", "log", "-p", "-S", "DIBAO_TOKEN_KEY:", "--", "config.yml"], cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        text = ""
+    found = re.search(r"\$\{DIBAO_TOKEN_KEY:([^}]+)\}", text)
+    return found.group(1) if found else "the repository's old HS256 key (no git history here)"
+
+
 def person_token(user: str, name: str | None = None, unit: str = "", roles=(), ttl_seconds: int = 3600,
                  session_id: str | None = None, key: Ed25519PrivateKey | None = None, **claims) -> str:
     """A person's token as identity signs it at login (``claims`` override)."""

@@ -20,7 +20,7 @@ from services.review.service import ReviewService
 from shared.db import make_engine
 from shared.errors import Conflict, Forbidden
 from shared.identity import Role
-from shared.secrets import _SHIPPED_DEFAULTS
+from shared.testing import repository_token_key
 from shared.testing import (person_token, publish_identity_event, rpc_as, rpc_with_token, service_token_for,
                             wait_for)
 from tests.helpers import COMMUNITY, DISTRICT, household, register_staff
@@ -64,7 +64,7 @@ def test_tokens_identity_did_not_sign_or_that_no_longer_count_are_refused_record
     tokens = {
         "bad_signature": officer_token(key=Ed25519PrivateKey.generate()),
         "algorithm_refused": jwt.encode({"sub": "admin", "role": "admin", "unit": "", "exp": now + 3600},
-                                        _SHIPPED_DEFAULTS[0], algorithm="HS256"),   # the old default key, as admin
+                                        repository_token_key(), algorithm="HS256"),   # the old default key, as admin
         "expired": officer_token(iat=now - 3600, exp=now - 1),
         "wrong_audience": officer_token(aud="another-system"),
     }
