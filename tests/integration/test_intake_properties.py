@@ -118,7 +118,7 @@ ACTORS = {
     "partner": (Role.PARTNER_BUREAU, DISTRICT, "partner.finance"),           # may read nothing here
     "anonymous": None,                                                        # no token at all
     "forged": "forged",                                                       # a token not signed by us
-    "admin": (Role.ADMIN, DISTRICT, "admin"),                                 # system administrator (replay)
+    "admin": (Role.SYSTEM_ADMIN, DISTRICT, "admin"),                                 # system administrator (replay)
 }
 
 

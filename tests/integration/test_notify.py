@@ -316,7 +316,7 @@ def test_a_notice_asked_for_while_intake_is_away_is_retried_parked_and_replayed(
     assert parked.attempts == 3 and parked.handler == "notify.on_notice_requested"
     assert rows(sqlite_config, "SELECT id FROM notice") == []
     container_factory(IntakeService, sqlite_config).start()   # intake is back; the administrator replays
-    with rpc_as(sqlite_config, Role.ADMIN, DISTRICT, user="admin") as rpc:
+    with sysadmin(sqlite_config) as rpc:
         assert rpc.notify.replay_dead_letters() == {"replayed": 1}
     notice = post(sqlite_config, env)
     assert notice["household_id"] == c["household_id"] and len(of_type("notice_posted")) == 1
@@ -443,7 +443,7 @@ def test_a_message_file_that_cannot_be_written_is_a_visible_problem_until_it_is(
     assert str(blocked) in problem["detail"] and problem["attempts"] >= 1
 
     blocked.rmdir()
-    with admin(sqlite_config) as rpc:
+    with sysadmin(sqlite_config) as rpc:
         assert rpc.notify.replay_dead_letters() == {"replayed": 1}
     wait_for(lambda: outbox_lines(sqlite_config), timeout=20, message="the message written")
     with sysadmin(sqlite_config) as rpc:
