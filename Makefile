@@ -59,8 +59,9 @@ sysdeps: ## install the Debian packages in DEB_PACKAGES that are missing
 	apt-get update -qq && \
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing </dev/null
 
-run: venv sysdeps ## install what the services need (DEB_PACKAGES), check it (dibao doctor), run every service (dibao up)
+run: venv sysdeps ## install what the services need (DEB_PACKAGES), check it (dibao doctor), set up the broker's users (dibao broker setup), run every service (dibao up)
 	@$(VENV)/bin/dibao doctor || echo "run: something above is missing; the services run anyway (notice PDFs wait for the font)"
+	$(VENV)/bin/dibao broker setup
 	$(VENV)/bin/dibao up
 
 test: venv sysdeps ## run the test suite (PYTEST_ARGS=... appended)

@@ -323,13 +323,43 @@ def configure_logging(config: dict, quiet: bool = False) -> None:
             logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def start_runner(config: dict, classes: list[type]):
-    """A nameko ServiceRunner with these services, started (blocks until ready)."""
+def service_runner(config: dict, classes):
+    """A nameko ServiceRunner with these services, each container on its own
+    config: its own broker user when broker users are on (shared.broker)."""
     from nameko.runners import ServiceRunner
+
+    from shared.broker import service_config
 
     runner = ServiceRunner(config)
     for cls in classes:
+        runner.config = service_config(config, cls.name)
         runner.add_service(cls)
+    runner.config = config
+    return runner
+
+
+def check_service_users(config: dict) -> None:
+    """With broker users on, fail in one line unless the services' users can
+    connect (``dibao broker setup`` creates them)."""
+    from shared.broker import uri_for, users_enabled
+    from shared.secrets import SecretError
+
+    if not users_enabled(config):
+        return
+    try:
+        uri = uri_for(config, "cli")
+    except SecretError:
+        fail("the services' broker users are not set up: run `dibao broker setup` "
+             "(or set BROKER_SERVICE_USERS false to connect everything with AMQP_URI)")
+    problem = broker_problem(uri)
+    if problem is not None:
+        fail(f"the broker refuses the services' users ({one_line(problem) or type(problem).__name__}): "
+             f"run `dibao broker setup`")
+
+
+def start_runner(config: dict, classes: list[type]):
+    """A nameko ServiceRunner with these services, started (blocks until ready)."""
+    runner = service_runner(config, classes)
     runner.start()
     return runner
 

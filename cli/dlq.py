@@ -11,14 +11,17 @@ from cli.common import cli_command, console, fail, get_config, hide_password, on
 app = typer.Typer(help="Inspect and replay parked events (the dead-letter queue).", no_args_is_help=True)
 
 
-def _broker(config: dict) -> str:
+def _broker(config: dict):
+    """The broker to read: the config with broker users on (read as the tools'
+    user, replayed as the service that parked each event), else the URI."""
+    from shared.broker import users_enabled
     from cli.common import broker_problem
 
     uri = config["AMQP_URI"]
     problem = broker_problem(uri)
     if problem is not None:
         fail(f"cannot reach RabbitMQ at {hide_password(uri)}: {one_line(problem) or type(problem).__name__}")
-    return uri
+    return config if users_enabled(config) else uri
 
 
 @app.command("list")

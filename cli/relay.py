@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     database = ServiceDatabase(args.service, config["DB_URIS"][args.service], models.Base.metadata,
                                migrations if migrations.exists() else None)
     database.migrate()
-    relay = OutboxRelay.from_config(database, config)
+    from shared.broker import service_config
+    relay = OutboxRelay.from_config(database, service_config(config, args.service))   # as its own broker user
     log.info("relaying %s's outbox (%d pending)", args.service, relay.pending())
     relay.run()
     return 0

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from cli import audit, databases, dlq, docs, doctor, importer, ops, payments, review, secrets, stats, up
+from cli import audit, broker, databases, dlq, docs, doctor, importer, ops, payments, review, secrets, stats, up
 from cli import calendar as calendar_cli
 from demo import command as demo
 from cli.common import State
@@ -39,6 +39,7 @@ app.add_typer(importer.app, name="import")
 app.add_typer(review.app, name="review")
 app.add_typer(payments.app, name="payments")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(broker.app, name="broker")
 app.add_typer(docs.app, name="docs")
 app.add_typer(audit.app, name="audit")
 app.add_typer(secrets.app, name="secrets")

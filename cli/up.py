@@ -14,8 +14,8 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from cli.common import (cli_command, configure_logging, console, discover_services, ensure_broker, fail,
-                        get_config, hide_password)
+from cli.common import (check_service_users, cli_command, configure_logging, console, discover_services,
+                        ensure_broker, fail, get_config, hide_password, service_runner)
 
 
 def register(app: typer.Typer) -> None:
@@ -48,6 +48,9 @@ def describe(config: dict, services: dict[str, type], title: str = "dibao up") -
     grid.add_row("services", ", ".join(services))
     grid.add_row("policy", f"{policy.name} — {policy.title}")
     grid.add_row("broker", hide_password(config["AMQP_URI"]))
+    from shared.broker import user_name, users_enabled
+    grid.add_row("broker users", ", ".join(user_name(config, n) for n in services) if users_enabled(config)
+                 else "off: every service connects with AMQP_URI's user")
     for name in services:
         grid.add_row(f"db {name}", hide_password(config.get("DB_URIS", {}).get(name, "(none)")))
     grid.add_row("data dir", str(data_dir(config).resolve()))
@@ -80,7 +83,6 @@ def up(
 ) -> None:
     """Run every existing service in this process until Ctrl-C or SIGTERM."""
     import eventlet
-    from nameko.runners import ServiceRunner
 
     config = get_config(ctx)
     chosen = select_services(services)
@@ -89,6 +91,7 @@ def up(
         fail(f"config has no DB_URIS for {', '.join(missing_db)}")
     ensure_deployment_secrets(config, chosen)
     ensure_broker(config)
+    check_service_users(config)
     if not config.get("IDENTITY_PUBLIC_KEY"):
         # one host: the identity key is generated for this deployment (DATA_DIR/secrets,
         # 0600) and every service derives the public key from it (shared.identity)
@@ -101,9 +104,7 @@ def up(
     configure_logging(config)
     console.print(describe(config, chosen))
 
-    runner = ServiceRunner(config)
-    for cls in chosen.values():
-        runner.add_service(cls)
+    runner = service_runner(config, chosen.values())
 
     def shutdown(signum, frame):
         # signal handlers run in the main loop and may not use eventlet

@@ -9,7 +9,7 @@ from shared.events import event_type
 SOURCE = "intake"
 
 
-@event_type(SOURCE, "household_registered")
+@event_type(SOURCE, "household_registered", partner=True)
 class HouseholdRegistered(Schema):
     """A household was registered at its community (户籍登记). Subject: household_id."""
 
@@ -20,7 +20,7 @@ class HouseholdRegistered(Schema):
     member_count = fields.Integer(required=True, metadata={"doc": "household size"})
 
 
-@event_type(SOURCE, "household_updated")
+@event_type(SOURCE, "household_updated", partner=True)
 class HouseholdUpdated(Schema):
     """A household's members, incomes or assets were changed. Subject: household_id."""
 
@@ -30,7 +30,7 @@ class HouseholdUpdated(Schema):
     changed = fields.List(fields.String(), required=True, metadata={"doc": "which parts changed"})
 
 
-@event_type(SOURCE, "application_submitted")
+@event_type(SOURCE, "application_submitted", partner=True)
 class ApplicationSubmitted(Schema):
     """An application was accepted at the community (申请受理). Subject: household_id, application_id."""
 
@@ -44,7 +44,7 @@ class ApplicationSubmitted(Schema):
     member_count = fields.Integer(required=True)
 
 
-@event_type(SOURCE, "investigation_recorded")
+@event_type(SOURCE, "investigation_recorded", partner=True)
 class InvestigationRecorded(Schema):
     """A home investigation (入户调查) was recorded. Subject: household_id, application_id, investigation_id."""
 
@@ -66,7 +66,7 @@ class DocumentRegistered(Schema):
     reference = fields.String(allow_none=True, required=True)
 
 
-@event_type(SOURCE, "checkin_recorded")
+@event_type(SOURCE, "checkin_recorded", partner=True)
 class CheckinRecorded(Schema):
     """The household's book was stamped for a month (续保登记). Subject: household_id."""
 
@@ -75,7 +75,7 @@ class CheckinRecorded(Schema):
     checked_in_on = fields.Date(required=True)
 
 
-@event_type(SOURCE, "labour_recorded")
+@event_type(SOURCE, "labour_recorded", partner=True)
 class LabourRecorded(Schema):
     """A member's public-welfare labour attendance (公益劳动). Subject: household_id, member_id."""
 
@@ -93,7 +93,7 @@ class FileViewed(Schema):
     community_code = fields.String(required=True)
 
 
-@event_type(SOURCE, "member_died")
+@event_type(SOURCE, "member_died", partner=True)
 class MemberDied(Schema):
     """A member's death was recorded (a fact the review acts on). Subject: household_id, member_id."""
 

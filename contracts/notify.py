@@ -6,7 +6,7 @@ from shared.events import event_type
 SOURCE = "notify"
 
 
-@event_type(SOURCE, "notice_posted")
+@event_type(SOURCE, "notice_posted", partner=True)
 class NoticePosted(Schema):
     """A public notice went up on a board. Subject: notice_id, household_id, application_id."""
 
@@ -16,7 +16,7 @@ class NoticePosted(Schema):
     closes_on = fields.Date(required=True, metadata={"doc": "last day of the posting period"})
 
 
-@event_type(SOURCE, "notice_closed")
+@event_type(SOURCE, "notice_closed", partner=True)
 class NoticeClosed(Schema):
     """A notice's posting period ended. Subject: notice_id, household_id, application_id."""
 
@@ -26,7 +26,7 @@ class NoticeClosed(Schema):
     objections = fields.Integer(required=True, metadata={"doc": "objections filed against it"})
 
 
-@event_type(SOURCE, "objection_filed")
+@event_type(SOURCE, "objection_filed", partner=True)
 class ObjectionFiled(Schema):
     """Someone objected to a notice (群众异议). Subject: notice_id, objection_id, household_id, application_id."""
 

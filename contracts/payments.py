@@ -15,7 +15,7 @@ from shared.money import Money
 SOURCE = "payments"
 
 
-@event_type(SOURCE, "standard_changed")
+@event_type(SOURCE, "standard_changed", partner=True)
 class StandardChanged(Schema):
     """A guarantee standard was set (提标/降标) and every affected case recalculated. Subject: change_id."""
 
@@ -31,7 +31,21 @@ class StandardChanged(Schema):
         "doc": "cases whose benefit could not be recalculated (no basis): held back until reviewed"})
 
 
-@event_type(SOURCE, "benefit_changed")
+class BenefitChangedForPartners(Schema):
+    """What partners receive of ``benefit_changed``: the direction, no amounts (income by subtraction)."""
+
+    case_id = fields.String(required=True)
+    household_id = fields.String(required=True)
+    community_code = fields.String(required=True)
+    township_code = fields.String(required=True)
+    area_type = fields.String(required=True)
+    household_size = fields.Integer(required=True)
+    direction = fields.String(required=True)
+    effective_month = fields.String(required=True)
+    change_id = fields.String(required=True)
+
+
+@event_type(SOURCE, "benefit_changed", partner=BenefitChangedForPartners)
 class BenefitChanged(Schema):
     """A case's monthly benefit changed with a standard. Subject: household_id, case_id, change_id."""
 
@@ -48,7 +62,19 @@ class BenefitChanged(Schema):
     change_id = fields.String(required=True)
 
 
-@event_type(SOURCE, "payment_run_approved")
+class PaymentRunApprovedForPartners(Schema):
+    """What partners receive of ``payment_run_approved``: no total (a one-line run's total is a benefit)."""
+
+    run_id = fields.String(required=True)
+    period = fields.String(required=True)
+    area_type = fields.String(required=True)
+    division_code = fields.String(required=True)
+    lines = fields.Integer(required=True)
+    prepared_by = fields.String(required=True)
+    approved_by = fields.String(required=True)
+
+
+@event_type(SOURCE, "payment_run_approved", partner=PaymentRunApprovedForPartners)
 class PaymentRunApproved(Schema):
     """A payment run was approved (by someone other than who prepared it) and frozen. Subject: run_id."""
 
@@ -76,12 +102,33 @@ class _LinePayload(Schema):
     paid_on = fields.Date(required=True, allow_none=True, metadata={"doc": "the bank's value date (null if failed)"})
 
 
-@event_type(SOURCE, "payment_disbursed")
+class PaymentLineForPartners(Schema):
+    """What partners receive of a payment line: that it was paid, not the amount."""
+
+    run_id = fields.String(required=True)
+    line_id = fields.String(required=True)
+    case_id = fields.String(required=True)
+    household_id = fields.String(required=True)
+    community_code = fields.String(required=True)
+    township_code = fields.String(required=True)
+    area_type = fields.String(required=True)
+    household_size = fields.Integer(required=True)
+    period = fields.String(required=True)
+    paid_on = fields.Date(required=True, allow_none=True)
+
+
+class PaymentFailedForPartners(PaymentLineForPartners):
+    """What partners receive of ``payment_failed``: no amount, not the bank's reason."""
+
+    carried_forward = fields.Boolean(required=True)
+
+
+@event_type(SOURCE, "payment_disbursed", partner=PaymentLineForPartners)
 class PaymentDisbursed(_LinePayload):
     """The bank paid a line of a run (reconciliation). Subject: household_id, case_id, run_id."""
 
 
-@event_type(SOURCE, "payment_failed")
+@event_type(SOURCE, "payment_failed", partner=PaymentFailedForPartners)
 class PaymentFailed(_LinePayload):
     """The bank could not pay a line (reconciliation). Subject: household_id, case_id, run_id."""
 

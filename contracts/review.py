@@ -7,7 +7,7 @@ from shared.money import Money
 SOURCE = "review"
 
 
-@event_type(SOURCE, "review_step_opened")
+@event_type(SOURCE, "review_step_opened", partner=True)
 class ReviewStepOpened(Schema):
     """An application reached a review step; its clock starts. Subject: household_id, application_id."""
 
@@ -19,7 +19,7 @@ class ReviewStepOpened(Schema):
     due_on = fields.Date(allow_none=True, required=True, metadata={"doc": "statutory deadline (working days), or null"})
 
 
-@event_type(SOURCE, "community_evaluated")
+@event_type(SOURCE, "community_evaluated", partner=True)
 class CommunityEvaluated(Schema):
     """The community democratic evaluation (民主评议) was held. Subject: household_id, application_id."""
 
@@ -35,7 +35,7 @@ class CommunityEvaluated(Schema):
                             metadata={"doc": "[{name, role}] of the participants who signed (accountable)"})
 
 
-@event_type(SOURCE, "township_reviewed")
+@event_type(SOURCE, "township_reviewed", partner=True)
 class TownshipReviewed(Schema):
     """The township/street reviewed the application (评审委员会 or 初审意见). Subject: household_id, application_id."""
 
@@ -60,7 +60,7 @@ class NoticeRequested(Schema):
     blocking = fields.Boolean(required=True, metadata={"doc": "the review waits for notice_closed"})
 
 
-@event_type(SOURCE, "reinvestigation_required")
+@event_type(SOURCE, "reinvestigation_required", partner=True)
 class ReinvestigationRequired(Schema):
     """An objection sent the application back to a home investigation. Subject: household_id, application_id."""
 
@@ -69,7 +69,22 @@ class ReinvestigationRequired(Schema):
     objection_id = fields.String(required=True)
 
 
-@event_type(SOURCE, "case_approved")
+class CaseApprovedForPartners(Schema):
+    """What partners receive of ``case_approved``: no benefit, standard or gap
+    (with the household size they give the verified income by subtraction)."""
+
+    community_code = fields.String(required=True)
+    township_code = fields.String(required=True)
+    area_type = fields.String(required=True)
+    household_size = fields.Integer(required=True)
+    category = fields.String(required=True)
+    start_month = fields.String(required=True)
+    next_rereview_on = fields.Date(required=True)
+    approved_on = fields.Date(required=True)
+    policy = fields.String(required=True)
+
+
+@event_type(SOURCE, "case_approved", partner=CaseApprovedForPartners)
 class CaseApproved(Schema):
     """The district joint review approved: a case exists. Subject: household_id, application_id, case_id."""
 
@@ -92,7 +107,15 @@ class CaseApproved(Schema):
     benefit_overridden = fields.Boolean(allow_none=True, metadata={"doc": "the joint review set the benefit by hand"})
 
 
-@event_type(SOURCE, "application_rejected")
+class ApplicationRejectedForPartners(Schema):
+    """What partners receive of ``application_rejected``: not the reason (staff's words, may name figures)."""
+
+    community_code = fields.String(required=True)
+    step = fields.String(required=True)
+    rejected_on = fields.Date(required=True)
+
+
+@event_type(SOURCE, "application_rejected", partner=ApplicationRejectedForPartners)
 class ApplicationRejected(Schema):
     """The application was refused at a step, with the reason. Subject: household_id, application_id."""
 
@@ -128,7 +151,24 @@ class _CaseFacts(Schema):
     rule = fields.String(required=True, metadata={"doc": "the rule that proposed it, or `manual`"})
 
 
-@event_type(SOURCE, "case_adjusted")
+class _CaseFactsForPartners(Schema):
+    case_id = fields.String(required=True)
+    household_id = fields.String(required=True)
+    community_code = fields.String(required=True)
+    township_code = fields.String(required=True)
+    area_type = fields.String(required=True)
+    household_size = fields.Integer(required=True)
+    effective_month = fields.String(required=True)
+    rule = fields.String(required=True)
+
+
+class CaseAdjustedForPartners(_CaseFactsForPartners):
+    """What partners receive of ``case_adjusted``: the direction, no benefit, gap or reason."""
+
+    direction = fields.String(required=True)
+
+
+@event_type(SOURCE, "case_adjusted", partner=CaseAdjustedForPartners)
 class CaseAdjusted(_CaseFacts):
     """A case's benefit was raised or lowered (approved proposal). Subject: household_id, application_id, case_id."""
 
@@ -138,7 +178,14 @@ class CaseAdjusted(_CaseFacts):
     benefit_gap = Money(required=True, metadata={"doc": "standard × size − income, unclamped (may be negative)"})
 
 
-@event_type(SOURCE, "case_cancelled")
+class CaseCancelledForPartners(_CaseFactsForPartners):
+    """What partners receive of ``case_cancelled``: no reason (staff's words)."""
+
+    wrongly_included = fields.Boolean(required=True)
+    gradual_exit_until = fields.String(allow_none=True, required=True)
+
+
+@event_type(SOURCE, "case_cancelled", partner=CaseCancelledForPartners)
 class CaseCancelled(_CaseFacts):
     """A case was cancelled after an approved proposal (never silently). Subject: household_id, application_id, case_id.
 
@@ -150,7 +197,7 @@ class CaseCancelled(_CaseFacts):
                                        metadata={"doc": "YYYY-MM: paid through that month, then stops; or null"})
 
 
-@event_type(SOURCE, "review_due")
+@event_type(SOURCE, "review_due", partner=True)
 class ReviewDue(Schema):
     """A case's re-review (复核) falls due soon: the community officer is reminded. Subject: household_id, case_id."""
 
@@ -162,7 +209,16 @@ class ReviewDue(Schema):
     due_on = fields.Date(required=True)
 
 
-@event_type(SOURCE, "category_changed")
+class CategoryChangedForPartners(Schema):
+    """What partners receive of ``category_changed``: no reason (staff's words)."""
+
+    community_code = fields.String(required=True)
+    old_category = fields.String(required=True)
+    new_category = fields.String(required=True)
+    next_rereview_on = fields.Date(required=True)
+
+
+@event_type(SOURCE, "category_changed", partner=CategoryChangedForPartners)
 class CategoryChanged(Schema):
     """A case's category (re-review cadence) changed, with its reason. Subject: household, application, case ids."""
 
@@ -173,7 +229,7 @@ class CategoryChanged(Schema):
     reason = fields.String(required=True)
 
 
-@event_type(SOURCE, "campaign_created")
+@event_type(SOURCE, "campaign_created", partner=True)
 class CampaignCreated(Schema):
     """A re-inspection campaign (入户清查) over a unit's active cases. Subject: campaign_id."""
 
@@ -184,7 +240,7 @@ class CampaignCreated(Schema):
     cases = fields.Integer(required=True, metadata={"doc": "active cases assigned to its teams"})
 
 
-@event_type(SOURCE, "inspection_recorded")
+@event_type(SOURCE, "inspection_recorded", partner=True)
 class InspectionRecorded(Schema):
     """A campaign's team recorded a case's result. Subject: campaign_id, household_id, case_id."""
 

@@ -12,9 +12,13 @@ from contextlib import contextmanager
 
 @contextmanager
 def rpc_with(config: dict, context: dict | None = None, timeout: float | None = None):
-    """A cluster RPC proxy acting with ``context`` (None: anonymous, e.g. a ping)."""
-    from nameko.standalone.rpc import ClusterRpcProxy
+    """A cluster RPC proxy acting with ``context`` (a logged-in person's token;
+    None: anonymous, e.g. a ping), with a timeout; on the broker it connects as
+    the operators' tools user (``<prefix>cli``) when broker users are on
+    (:mod:`shared.broker`) — or, inside a service's container (the
+    gateway's), as that service's own user."""
+    from shared.broker import rpc_proxy
 
-    with ClusterRpcProxy(config, context_data=dict(context or {}),
-                         timeout=timeout or float(config.get("RPC_TIMEOUT", 30))) as proxy:
+    with rpc_proxy(config, config.get("BROKER_SERVICE") or "cli", context_data=dict(context or {}),
+                   timeout=timeout or float(config.get("RPC_TIMEOUT", 30))) as proxy:
         yield proxy

@@ -12,6 +12,12 @@ queues — the queues of its ``@consume_event`` entrypoints, read from the
 running container, never a list kept by hand. A parked message naming any
 other queue (an RPC queue, the audit's queue, a queue nobody consumes) stays
 parked.
+
+With broker users on, the service replays as its own broker user through
+``dibao.retry`` (nobody may publish to the default exchange), keeping the
+publisher it had recorded when it parked the event (``x-dibao-publisher``):
+its inbox accepts a replay exactly when the event's original publisher was
+its source — a parked forgery is parked again, never laundered.
 """
 from __future__ import annotations
 
@@ -22,10 +28,11 @@ from kombu import Connection
 from amqp import Message
 from nameko.extensions import DependencyProvider
 
-from shared.bus import DEAD_LETTER_QUEUE, dead_letter_queue
+from shared.broker import connection_user, restricted, uri_for
+from shared.bus import DEAD_LETTER_QUEUE, RETRY_EXCHANGE, dead_letter_queue
 from shared.errors import ValidationFailed
 from shared.identity import Identity, Role, authorize
-from shared.inbox import ATTEMPTS_HEADER, ReliableEventHandler
+from shared.inbox import ATTEMPTS_HEADER, PUBLISHER_HEADER, ReliableEventHandler
 from shared.rpc import rpc
 
 
@@ -52,12 +59,26 @@ def _parked(msg) -> ParkedEvent:
                        headers.get("x-dibao-reason", ""), int(headers.get(ATTEMPTS_HEADER, 0)), body)
 
 
-def list_parked(amqp_uri: str, limit: int = 100) -> list[ParkedEvent]:
-    """Read parked events without removing them."""
-    out = []
-    with Connection(amqp_uri) as conn:
-        channel = conn.channel()
+def _reader(where: str | dict) -> tuple[str, bool]:
+    if isinstance(where, str):
+        return where, False
+    return uri_for(where, "cli"), restricted(where)
+
+
+def _declare(channel, passive: bool) -> None:
+    if passive:
+        channel.queue_declare(DEAD_LETTER_QUEUE, passive=True)
+    else:
         dead_letter_queue()(channel).declare()
+
+
+def list_parked(where: str | dict, limit: int = 100) -> list[ParkedEvent]:
+    """Read parked events without removing them (``where``: a URI, or the config)."""
+    out = []
+    uri, passive = _reader(where)
+    with Connection(uri) as conn:
+        channel = conn.channel()
+        _declare(channel, passive)
         held = []
         while len(out) < limit:
             msg = channel.basic_get(DEAD_LETTER_QUEUE, no_ack=False)
@@ -71,17 +92,22 @@ def list_parked(amqp_uri: str, limit: int = 100) -> list[ParkedEvent]:
     return out
 
 
-def replay(amqp_uri: str, queues, message_id: str | None = None) -> int:
+def replay(amqp_uri: str, queues, message_id: str | None = None, passive: bool = False) -> int:
     """Send parked events (all, or the one with ``message_id``) whose queue is
-    one of ``queues`` back to it; every other parked event stays parked."""
+    one of ``queues`` back to it, through ``dibao.retry`` as ``amqp_uri``'s
+    user; every other parked event stays parked. Only what is parked when it
+    begins: an event parked again meanwhile waits for the next replay."""
     queues = frozenset(queues)
     replayed = 0
+    user = connection_user(amqp_uri)
     with Connection(amqp_uri) as conn:
         channel = conn.channel()
         channel.confirm_select()
-        dead_letter_queue()(channel).declare()
+        _declare(channel, passive)
         keep = []
-        while True:
+        remaining = channel.queue_declare(DEAD_LETTER_QUEUE, passive=True).message_count
+        while remaining > 0:
+            remaining -= 1
             msg = channel.basic_get(DEAD_LETTER_QUEUE, no_ack=False)
             if msg is None:
                 break
@@ -90,11 +116,12 @@ def replay(amqp_uri: str, queues, message_id: str | None = None) -> int:
             if target not in queues or (message_id and msg.properties.get("message_id") != message_id):
                 keep.append(msg.delivery_tag)
                 continue
-            for key in [k for k in headers if k.startswith("x-dibao-")]:
+            for key in [k for k in headers if k.startswith("x-dibao-") and k != PUBLISHER_HEADER]:
                 headers.pop(key)
             props = {k: v for k, v in msg.properties.items() if k in ("content_type", "content_encoding", "message_id")}
-            channel.basic_publish_confirm(Message(msg.body, application_headers=headers, delivery_mode=2, **props),
-                                          exchange="", routing_key=target)
+            channel.basic_publish_confirm(Message(msg.body, application_headers=headers, delivery_mode=2,
+                                                  user_id=user, **props),
+                                          exchange=RETRY_EXCHANGE, routing_key=target)
             channel.basic_ack(msg.delivery_tag)
             replayed += 1
         for tag in keep:
@@ -116,8 +143,9 @@ class DeadLetters(DependencyProvider):
     """``replay(message_id=None)``: this service's parked events back to its own handler queues."""
 
     def get_dependency(self, worker_ctx):
-        uri, queues = self.container.config["AMQP_URI"], handler_queues(self.container)
-        return lambda message_id=None: replay(uri, queues, message_id)
+        config = self.container.config
+        uri, queues, passive = config["AMQP_URI"], handler_queues(self.container), restricted(config)
+        return lambda message_id=None: replay(uri, queues, message_id, passive)
 
 
 class DeadLetterReplay:

@@ -56,23 +56,72 @@ class EventType:
     schema: type[Schema]
     description: str
     instance: Schema
+    #: what partner bureaus receive: None (internal: nothing), or the payload
+    #: fields of the partner form (all of them when it is partner-safe as is)
+    partner_fields: frozenset | None = None
+    partner_schema: type[Schema] | None = None
+
+    @property
+    def partner_as_is(self) -> bool:
+        return self.partner_schema is self.schema
 
 
 CATALOGUE: dict[tuple[str, str], EventType] = {}
 
 
-def event_type(source: str, name: str, version: int = 1):
-    """Register a payload schema as the contract of ``source``/``name``."""
+def _field_keys(schema_cls: type[Schema]) -> frozenset:
+    return frozenset(f.data_key or name for name, f in schema_cls().fields.items())
+
+
+def event_type(source: str, name: str, version: int = 1, partner: bool | type[Schema] = False):
+    """Register a payload schema as the contract of ``source``/``name``.
+
+    ``partner`` says what partner bureaus receive (DESIGN §3.4a): ``False``
+    (the default) — it is internal, they receive nothing; ``True`` — it is
+    partner-safe as it is; a Schema class — its *partner form*: only the
+    payload fields that schema names (none from which an income, an asset,
+    an account or an ID number can be derived)."""
 
     def register(schema_cls: type[Schema]) -> type[Schema]:
         key = (source, name)
         if key in CATALOGUE and CATALOGUE[key].schema is not schema_cls:
             raise ValueError(f"event {source}.{name} registered twice")
         doc = (schema_cls.__doc__ or "").strip()
-        CATALOGUE[key] = EventType(source, name, version, schema_cls, doc, schema_cls())
+        partner_schema = schema_cls if partner is True else (partner or None)
+        partner_fields = _field_keys(partner_schema) if partner_schema else None
+        if partner_fields is not None and not partner_fields <= _field_keys(schema_cls):
+            raise ValueError(f"the partner form of {source}.{name} names fields the event does not have: "
+                             f"{sorted(partner_fields - _field_keys(schema_cls))}")
+        CATALOGUE[key] = EventType(source, name, version, schema_cls, doc, schema_cls(), partner_fields,
+                                   partner_schema)
         return schema_cls
 
     return register
+
+
+def partner_form(source: str, name: str, body: str) -> str | None:
+    """The body of a separate partner copy: only for types with a partner
+    form (a type partner-safe as it is reaches partners by an exchange
+    binding, :mod:`shared.outbox`; an internal one never)."""
+    spec = CATALOGUE.get((source, name))
+    if spec is None or spec.partner_fields is None or spec.partner_as_is:
+        return None
+    return partner_body(source, name, body)
+
+
+def partner_body(source: str, name: str, body: str) -> str | None:
+    """The body partner bureaus receive for an event published by ``source``
+    (None: internal, they receive nothing): the same text when the type is
+    partner-safe as it is, else the envelope with the partner form's payload."""
+    spec = CATALOGUE.get((source, name))
+    if spec is None or spec.partner_fields is None:
+        return None
+    if spec.partner_as_is:
+        return body
+    env = json.loads(body)
+    payload = env.get("payload") or {}
+    env["payload"] = {k: v for k, v in payload.items() if k in spec.partner_fields}
+    return encode(env)
 
 
 @dataclass
@@ -197,6 +246,17 @@ def render_markdown() -> str:
         "compatible change; renaming or removing one makes a new `version`.",
         "No event carries a resident ID number or an income.",
         "",
+        "## Partner bureaus",
+        "",
+        "A partner bureau connects with the URI `dibao broker partner-add NAME` "
+        "prints, to a vhost of its own; the same handler as above works there "
+        "unchanged. It receives only the partner-safe events, each as it is or in "
+        "its *partner form* (the payload without the fields named below): nothing "
+        "from which a household's income, assets, account or ID number can be "
+        "derived. Internal events (the figures payments recalculates from, staff's "
+        "free-text reasons, who read a file) stay in the core. Events published "
+        "before the partner first connects wait for it.",
+        "",
         "## The contracts as a package (optional)",
         "",
         "The handler above needs nothing of Dibao's. A partner that wants the payloads "
@@ -215,6 +275,8 @@ def render_markdown() -> str:
         "",
         "`contracts.load_all()` registers every type; `contracts/audit_chain.py` is the "
         "audit log's record and signed-checkpoint format, for a third party that verifies it.",
+        "A partner form loads with its own schema: "
+        "`CATALOGUE[(source, type)].partner_schema`.",
         "",
         "## Envelope",
         "",
@@ -231,12 +293,23 @@ def render_markdown() -> str:
         lines += [f"## {source}", ""]
         for spec in sorted(by_source[source], key=lambda s: s.name):
             lines += [f"### `{source}.{spec.name}` (version {spec.version})", "", spec.description, "",
+                      _partner_line(spec), "",
                       "| field | type | required | meaning |", "|---|---|---|---|"]
             for name, fld in spec.schema().fields.items():
                 lines.append(f"| `{name}` | {_type_name(fld)} | {'yes' if fld.required else 'no'} | "
                              f"{fld.metadata.get('doc', '')} |")
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _partner_line(spec: EventType) -> str:
+    if spec.partner_fields is None:
+        return "**Partners:** internal — partner bureaus do not receive it."
+    if spec.partner_as_is:
+        return "**Partners:** receive it as it is."
+    left_out = sorted(_field_keys(spec.schema) - spec.partner_fields)
+    return ("**Partners:** receive its partner form — the payload without "
+            + ", ".join(f"`{name}`" for name in left_out) + ".")
 
 
 def _type_name(fld) -> str:

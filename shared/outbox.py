@@ -8,6 +8,14 @@ did not return as unroutable) are marked sent. A crash or a broker outage
 between commit and confirm leaves rows unsent, so they are published again
 later: delivery is at least once, and consumers dedupe on ``event_id``.
 
+Every message carries the relay's broker user in ``user_id`` — RabbitMQ
+refuses a ``user_id`` that is not the connection's user, so consumers know
+who published it (:mod:`shared.inbox`). Partner-safe types reach
+``<source>.partner-events`` (:mod:`shared.bus`) by an exchange binding the
+relay makes at connect; an event with a *partner form* is published there
+a second time, in that form (not mandatory: there
+may be no partner), and its row is marked sent when both are confirmed.
+
 Confirms are pipelined — a whole batch is in flight before we wait — which
 is what makes the relay several times faster than nameko's own dispatcher,
 that waits for each confirm in turn.
@@ -26,8 +34,10 @@ import sqlalchemy as sa
 from amqp import Message
 from kombu import Connection
 
+from shared.broker import connection_user, restricted
 from shared.bus import declare_producer_topology
 from shared.db import ServiceDatabase, utcnow
+from shared.events import CATALOGUE, partner_form
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +49,12 @@ class Unconfirmed(Exception):
 class ConfirmingPublisher:
     """py-amqp channel in confirm mode with many publishes in flight."""
 
-    def __init__(self, amqp_uri: str, service: str, confirm_timeout: float = 30.0):
+    def __init__(self, amqp_uri: str, service: str, confirm_timeout: float = 30.0, restricted: bool = False):
         self.amqp_uri = amqp_uri
         self.service = service
         self.confirm_timeout = confirm_timeout
+        self.restricted = restricted
+        self.user_id = connection_user(amqp_uri)
         self.conn: Connection | None = None
         self.channel = None
 
@@ -51,7 +63,11 @@ class ConfirmingPublisher:
         conn = Connection(self.amqp_uri, heartbeat=0, connect_timeout=5)
         conn.connect()
         channel = conn.channel()
-        declare_producer_topology(channel, self.service)
+        declare_producer_topology(channel, self.service, self.restricted)
+        # partner-safe types as they are reach <service>.partner-events by binding, at no cost to the relay
+        for (source, name), spec in list(CATALOGUE.items()):
+            if source == self.service and spec.partner_as_is:
+                channel.exchange_bind(f"{source}.partner-events", f"{source}.events", routing_key=name)
         channel.confirm_select()
         channel.events["basic_ack"].add(self._on_ack)
         channel.events["basic_nack"].add(self._on_nack)
@@ -95,12 +111,22 @@ class ConfirmingPublisher:
             self._next_tag += 1
             self._pending[self._next_tag] = row.event_id
             by_event[row.event_id] = row.id
+            headers = {"nameko.correlation_id": row.correlation_id}
             msg = Message(
                 row.body.encode("utf-8"), content_type="application/json", content_encoding="utf-8",
-                delivery_mode=2, message_id=row.event_id,
-                application_headers={"nameko.correlation_id": row.correlation_id},
+                delivery_mode=2, message_id=row.event_id, user_id=self.user_id, application_headers=headers,
             )
             self.channel.basic_publish(msg, exchange=row.exchange, routing_key=row.routing_key, mandatory=True)
+            source = row.exchange[:-len(".events")] if row.exchange.endswith(".events") else None
+            partner = partner_form(source, row.routing_key, row.body) if source else None
+            if partner is not None:
+                self._next_tag += 1
+                self._pending[self._next_tag] = row.event_id
+                self.channel.basic_publish(
+                    Message(partner.encode("utf-8"), content_type="application/json", content_encoding="utf-8",
+                            delivery_mode=2, message_id=row.event_id, user_id=self.user_id,
+                            application_headers=headers),
+                    exchange=f"{source}.partner-events", routing_key=row.routing_key)
         while self._pending:
             try:
                 self.conn.drain_events(timeout=self.confirm_timeout)
@@ -113,11 +139,12 @@ class ConfirmingPublisher:
 
 
 class OutboxRelay:
-    def __init__(self, database: ServiceDatabase, amqp_uri: str, batch: int = 1000, poll_seconds: float = 1.0):
+    def __init__(self, database: ServiceDatabase, amqp_uri: str, batch: int = 1000, poll_seconds: float = 1.0,
+                 restricted_user: bool = False):
         self.db = database
         self.batch = batch
         self.poll_seconds = poll_seconds
-        self.publisher = ConfirmingPublisher(amqp_uri, database.service)
+        self.publisher = ConfirmingPublisher(amqp_uri, database.service, restricted=restricted_user)
         self._wake = eventlet.event.Event()
         self._running = False
         self.published = 0
@@ -125,7 +152,7 @@ class OutboxRelay:
     @classmethod
     def from_config(cls, database: ServiceDatabase, config: dict) -> "OutboxRelay":
         return cls(database, config["AMQP_URI"], int(config.get("OUTBOX_BATCH", 1000)),
-                   float(config.get("OUTBOX_POLL_SECONDS", 1.0)))
+                   float(config.get("OUTBOX_POLL_SECONDS", 1.0)), restricted(config))
 
     def declare_topology(self) -> None:
         """Declare exchanges and the audit queue now (start-up), or fail loudly."""

@@ -18,7 +18,8 @@ from typing import Callable
 
 import eventlet.pools
 from nameko.extensions import DependencyProvider
-from nameko.standalone.rpc import ClusterRpcProxy
+
+from shared.broker import rpc_proxy
 
 from shared.identity import AUTH_TOKEN_KEY
 
@@ -45,7 +46,7 @@ def from_identity(config: dict, service: str) -> tuple[str, float]:
     from shared.secrets import load_secret
 
     secret = load_secret(config, f"SERVICE_SECRET_{service.upper()}")
-    with ClusterRpcProxy(config, timeout=float(config.get("RPC_TIMEOUT", 30))) as proxy:
+    with rpc_proxy(config, service, timeout=float(config.get("RPC_TIMEOUT", 30))) as proxy:
         answer = proxy.identity.service_token(service, secret)
     expires = answer.get("expires_at")
     if isinstance(expires, str):
@@ -107,7 +108,8 @@ class ServiceRpc(DependencyProvider):
         return service_context(self.config, self.container.service_name)
 
     def _create(self):
-        standalone = ClusterRpcProxy(self.config, context_data={}, timeout=self.timeout)
+        # reply queues rpc.reply-<service>-<uuid>: only this service's broker user may read them
+        standalone = rpc_proxy(self.config, self.container.service_name, context_data={}, timeout=self.timeout)
         entry = (standalone, standalone.start())
         self.created.append(entry)
         return entry

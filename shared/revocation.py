@@ -85,7 +85,8 @@ class RevocationListener:
 
     def queue(self) -> Queue:
         exchange = event_exchange(SOURCE)
-        return Queue(f"identity.revocations.{self.service}.{uuid.uuid4().hex[:12]}", exclusive=True,
+        # named as the service's own event queues are (shared.broker: evt-<source>-<type>--<service>.<name>)
+        return Queue(f"evt-identity-revocations--{self.service}.{uuid.uuid4().hex[:12]}", exclusive=True,
                      auto_delete=True, durable=False,
                      bindings=[binding(exchange, routing_key=name) for name in REVOCATION_EVENTS])
 
@@ -137,13 +138,12 @@ class RevocationListener:
 
     def _catch_up(self) -> None:
         """Best effort: the revocations still in force, from identity."""
-        from nameko.standalone.rpc import ClusterRpcProxy
-
+        from shared.broker import rpc_proxy
         from shared.remote import service_context
 
         try:
             context = service_context(self.config, self.service)
-            with ClusterRpcProxy(self.config, context_data=context, timeout=3) as proxy:
+            with rpc_proxy(self.config, self.service, context_data=context, timeout=3) as proxy:
                 since = datetime.fromtimestamp(time.time() - MAX_TTL_SECONDS, timezone.utc).isoformat()
                 entries = proxy.identity.revocations(since)
             log.info("%d revocation(s) in force from identity", apply_listed(self.revocations, entries))

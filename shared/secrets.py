@@ -1,7 +1,8 @@
 """The deployment's secrets: given to it, or generated for it — never shipped.
 
 A secret is a config setting (``DATA_KEY``, ``AUDIT_SIGNING_KEY``,
-``IDENTITY_SIGNING_KEY``, ``SERVICE_SECRET_<SERVICE>``) whose value comes
+``IDENTITY_SIGNING_KEY``, ``SERVICE_SECRET_<SERVICE>``,
+``BROKER_PASSWORD_<SERVICE>``) whose value comes
 from, in order:
 
 1. the setting itself (the environment variable named in config.yml,
@@ -78,6 +79,8 @@ class SecretSpec:
 
 #: The services that act on their own with an identity of their own.
 SERVICE_NAMES = ("intake", "review", "payments", "audit", "notify", "identity", "gateway")
+#: Broker users that are not services: the operators' tools (shared/broker.py).
+BROKER_TOOLS = ("cli",)
 
 SECRETS: dict[str, SecretSpec] = {spec.setting: spec for spec in (
     SecretSpec("DATA_KEY", _seed32, "base64 of 32 bytes: encrypts ID numbers, incomes, accounts at rest"),
@@ -86,6 +89,9 @@ SECRETS: dict[str, SecretSpec] = {spec.setting: spec for spec in (
     *(SecretSpec(f"SERVICE_SECRET_{name.upper()}", _password,
                  f"the {name} service's credential for its own identity (service:{name})", _check_password)
       for name in SERVICE_NAMES),
+    *(SecretSpec(f"BROKER_PASSWORD_{name.upper()}", _password,
+                 f"the password of the {name} broker user (dibao broker setup)", _check_password)
+      for name in SERVICE_NAMES + BROKER_TOOLS + ("shovel",)),
 )}
 
 #: The public half of IDENTITY_SIGNING_KEY, written beside the secrets (not a secret: mode 0644).

@@ -66,8 +66,8 @@ class VhostManager:
     def _enable_api(self) -> bool:
         if not shutil.which("rabbitmq-plugins"):
             return False
-        subprocess.run(["rabbitmq-plugins", "enable", "--online", "rabbitmq_management"],
-                       capture_output=True, timeout=120)
+        subprocess.run(["rabbitmq-plugins", "enable", "--online", "rabbitmq_management", "rabbitmq_shovel",
+                        "rabbitmq_shovel_management"], capture_output=True, timeout=120)   # shovel: partners
         for _ in range(60):
             if self._api_up():
                 return True
@@ -263,7 +263,7 @@ def test_config(amqp_uri: str, db_uris: dict, data_dir: str, **overrides) -> dic
     config = load_config()
     config.update({"AMQP_URI": amqp_uri, "DB_URIS": db_uris, "DATA_DIR": str(data_dir),
                    "OUTBOX_POLL_SECONDS": 0.2, "INBOX_BACKOFF_SECONDS": 0.05, "INBOX_MAX_ATTEMPTS": 3,
-                   "RPC_TIMEOUT": 20})
+                   "RPC_TIMEOUT": 20, "BROKER_SERVICE_USERS": False})
     config.update({setting: "" for setting in SECRETS})   # not the developer's environment
     config.pop("SECRETS_DIR", None)
     # the harness plays identity: its key signs the tests' tokens; services verify with its public half
@@ -272,6 +272,49 @@ def test_config(amqp_uri: str, db_uris: dict, data_dir: str, **overrides) -> dic
     config.update(overrides)
     ensure_secrets(config)
     return config
+
+
+def with_broker_users(config: dict) -> dict:
+    """The config with broker users of its own on its vhost (``dibao broker
+    setup`` under a unique ``dibao-test-<hex>-`` prefix, passwords in its
+    DATA_DIR): containers then run on ``shared.broker.service_config(config,
+    service)``. :func:`remove_broker_users` deletes them (and its partners)."""
+    from shared import rabbit_admin
+
+    users = dict(config, BROKER_SERVICE_USERS=True, BROKER_USER_PREFIX=f"dibao-test-{uuid.uuid4().hex[:8]}-",
+                 BROKER_ADMIN_API=MGMT_API)
+    rabbit_admin.setup(users)
+    return users
+
+
+def publish_event(config: dict, env: dict, routing_key: str | None = None, body: str | bytes | None = None) -> dict:
+    """Publish an envelope as its source's relay would: to ``<source>.events``
+    — as the source's own broker user, with ``user_id``, when broker users are
+    on (consumers refuse anything else). ``body``: other bytes instead."""
+    from amqp import Message
+    from kombu import Connection
+
+    from shared.broker import connection_user, uri_for, users_enabled
+    from shared.events import encode
+
+    source = env["source"]
+    uri = uri_for(config, source)
+    props = {"user_id": connection_user(uri)} if users_enabled(config) else {}
+    with Connection(uri) as conn:
+        channel = conn.channel()
+        channel.confirm_select()
+        channel.basic_publish_confirm(Message(encode(env) if body is None else body, content_type="application/json",
+                                              content_encoding="utf-8", delivery_mode=2, **props),
+                                      exchange=f"{source}.events", routing_key=routing_key or env["type"])
+    return env
+
+
+def remove_broker_users(config: dict) -> None:
+    from shared import rabbit_admin
+
+    for partner in rabbit_admin.list_partners(config):
+        rabbit_admin.remove_partner(config, partner["name"])
+    rabbit_admin.remove_users(config)
 
 
 class SqliteUris(dict):

@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 import sqlalchemy as sa
-from kombu import Connection, Exchange, Producer
 
 from services.audit.models import audit_records
 from shared.db import make_engine
-from shared.events import encode
 from shared.identity import Role
-from shared.testing import rpc_as, wait_for
+from shared.testing import publish_event, rpc_as, wait_for
 from tests.helpers import DISTRICT, household, investigation, officer
 from tests.review_helpers import (close_notice, committee, community, deputy, director, evaluation, review_state,
                                   township)
@@ -58,11 +56,7 @@ def publish(config, source: str, kind: str, subject: dict, payload: dict, versio
     env = {"event_id": event_id or str(uuid.uuid4()), "type": kind, "source": source, "version": version,
            "occurred_at": datetime.now(timezone.utc).isoformat(), "actor": actor, "subject": subject,
            "correlation_id": "test", "payload": payload}
-    with Connection(config["AMQP_URI"]) as conn:
-        Producer(conn.default_channel).publish(
-            encode(env), exchange=Exchange(f"{source}.events", type="topic", durable=True), routing_key=kind,
-            content_type="application/json", content_encoding="utf-8", delivery_mode=2)
-    return env
+    return publish_event(config, env)
 
 
 def records(config, where: str = "1=1") -> list:

@@ -3,7 +3,38 @@ from __future__ import annotations
 
 import pytest
 
-from shared.testing import (PostgresDatabases, VhostManager, amqp_uri_for, sqlite_uris, test_config)
+import os
+
+from shared.testing import (PostgresDatabases, VhostManager, amqp_uri_for, remove_broker_users, sqlite_uris,
+                            test_config, with_broker_users)
+
+#: DIBAO_TEST_BROKER_USERS=1: every test's config gets broker users of its own
+#: (dibao broker setup on its vhost) and each container connects as its service.
+BROKER_USERS = os.environ.get("DIBAO_TEST_BROKER_USERS", "").lower() in ("1", "true", "yes")
+
+
+def _deployment(config: dict):
+    if not BROKER_USERS:
+        yield config
+        return
+    config = with_broker_users(config)
+    yield config
+    remove_broker_users(config)
+
+
+@pytest.fixture
+def container_factory(container_factory):
+    """nameko's, with each Dibao container on its service's own config (its
+    broker user) when the test's config has broker users on; a test's own
+    observer services keep the test's (administrator's) connection."""
+    from shared.broker import BROKER_USERS, service_config, users_enabled
+
+    def make(service_cls, config, *args, **kwargs):
+        if users_enabled(config) and "BROKER_SERVICE" not in config and service_cls.name in BROKER_USERS:
+            config = service_config(config, service_cls.name)
+        return container_factory(service_cls, config, *args, **kwargs)
+
+    return make
 
 
 @pytest.fixture(scope="session")
@@ -53,10 +84,10 @@ def db_uris(backend, tmp_path, request):
 
 @pytest.fixture
 def config(amqp_uri, db_uris, tmp_path):
-    return test_config(amqp_uri, db_uris, tmp_path / "data")
+    yield from _deployment(test_config(amqp_uri, db_uris, tmp_path / "data"))
 
 
 @pytest.fixture
 def sqlite_config(amqp_uri, tmp_path):
     """Config on SQLite only, for tests whose point is not the database."""
-    return test_config(amqp_uri, sqlite_uris(tmp_path), tmp_path / "data")
+    yield from _deployment(test_config(amqp_uri, sqlite_uris(tmp_path), tmp_path / "data"))

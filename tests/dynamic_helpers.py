@@ -147,14 +147,9 @@ def wait_event(config, kind: str, count: int = 1, service: str = "review") -> li
 
 def republish(config, envelope: dict, source: str) -> None:
     """Deliver an event again, as the broker would after a lost ack."""
-    from kombu import Connection, Exchange, Producer
+    from shared.testing import publish_event
 
-    from shared.events import encode
-    with Connection(config["AMQP_URI"]) as conn:
-        Producer(conn.default_channel).publish(
-            encode(envelope), exchange=Exchange(f"{source}.events", type="topic", durable=True),
-            routing_key=envelope["type"].split(".")[-1], content_type="application/json",
-            content_encoding="utf-8", delivery_mode=2)
+    publish_event(config, dict(envelope, source=source), routing_key=envelope["type"].split(".")[-1])
 
 
 def update_incomes(config, case: dict, incomes: list[dict]) -> dict:

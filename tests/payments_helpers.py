@@ -10,13 +10,11 @@ from datetime import date
 from decimal import Decimal
 
 import sqlalchemy as sa
-from kombu import Connection, Exchange, Producer
 
 from shared.db import make_engine
 from shared.errors import NotFound
-from shared.events import encode
 from shared.identity import Role
-from shared.testing import rpc_as, wait_for
+from shared.testing import publish_event, rpc_as, wait_for
 
 import contracts.intake  # noqa: F401 - registers the contracts we publish
 import contracts.payments  # noqa: F401
@@ -64,11 +62,7 @@ def envelope(source: str, event_type: str, subject: dict, payload: dict, event_i
 
 
 def publish(config, env: dict) -> dict:
-    with Connection(config["AMQP_URI"]) as conn:
-        Producer(conn.default_channel).publish(
-            encode(env), exchange=Exchange(f"{env['source']}.events", type="topic", durable=True),
-            routing_key=env["type"], content_type="application/json", content_encoding="utf-8", delivery_mode=2)
-    return env
+    return publish_event(config, env)
 
 
 def case_approved(case_id: str, start_month: str, benefit: str, size: int = 2, area_type: str = "urban",

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from kombu import Connection, Exchange, Producer
 
-from shared.events import Event, encode, envelope
+from shared.events import Event, envelope
 from shared.identity import Role
-from shared.testing import rpc_as, wait_for
+from shared.testing import publish_event, rpc_as, wait_for
 from tests.helpers import COMMUNITY, DISTRICT, TOWNSHIP
 
 import contracts.notify  # noqa: F401 - registers notify's contract
@@ -70,12 +69,7 @@ def review_state(config, application_id, step=None, status=None, timeout=20):
 
 def publish_as_notify(config, event_type: str, subject: dict, payload: dict) -> dict:
     env = envelope(Event("notify", event_type, subject, payload), None, "test")
-    with Connection(config["AMQP_URI"]) as conn:
-        Producer(conn.default_channel).publish(
-            encode(env), exchange=Exchange("notify.events", type="topic", durable=True),
-            routing_key=event_type, content_type="application/json", content_encoding="utf-8",
-            delivery_mode=2)
-    return env
+    return publish_event(config, env)
 
 
 def close_notice(config, f: dict, objections: int = 0) -> dict:

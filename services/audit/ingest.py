@@ -8,8 +8,10 @@ commits, and only then acks the batch (``multiple=True`` up to its last
 delivery tag). A crash before the ack redelivers the batch; the records
 already committed are skipped by event id, so each event is recorded once.
 
-An event that is malformed, of an unknown type, or of a newer version than
-this deployment knows is parked on ``dibao.dead-letter`` (with the reason in
+An event that is malformed, of an unknown type, of a newer version than
+this deployment knows, or whose publisher (the broker-validated ``user_id``)
+is not the broker user of its source service (:mod:`shared.inbox`: that one
+also raises a bus alarm) is parked on ``dibao.dead-letter`` (with the reason in
 the ``x-dibao-*`` headers, as :mod:`shared.inbox` does) before the batch is
 acked; ingest goes on. ``dibao dlq replay`` sends it back here after an
 upgrade.
@@ -33,9 +35,11 @@ from amqp import Message
 from kombu import Connection
 from nameko.extensions import DependencyProvider
 
-from shared.bus import AUDIT_QUEUE, DEAD_LETTER_QUEUE, declare_producer_topology
+from shared.broker import connection_user, expected_publisher, restricted
+from shared.bus import AUDIT_QUEUE, DEAD_LETTER_QUEUE, PARK_EXCHANGE, RETRY_EXCHANGE, declare_producer_topology
 from shared.db import Database, ServiceDatabase
 from shared.events import CATALOGUE
+from shared.inbox import PUBLISHER_HEADER, publisher_of_record, publisher_problem, raise_alarm
 from shared.outbox import RelayLease
 from contracts import audit_chain as chain
 from contracts import audit as _contracts  # noqa: F401 - every service's event schemas, registered
@@ -134,9 +138,12 @@ class ChainIngest:
     """The consumer loop; ``run()`` in a green thread, ``stop()`` to end it."""
 
     def __init__(self, database: ServiceDatabase, amqp_uri: str, batch: int = 1000, prefetch: int = 2000,
-                 batch_seconds: float = 0.2):
+                 batch_seconds: float = 0.2, publisher_of=lambda source: None, restricted_user: bool = False):
         self.db = database
         self.amqp_uri = amqp_uri
+        self.publisher_of = publisher_of           # source service -> its broker user (None: not checked)
+        self.own_user = connection_user(amqp_uri)
+        self.restricted = restricted_user
         self.batch = batch
         self.prefetch = max(prefetch, batch)
         self.batch_seconds = batch_seconds
@@ -152,14 +159,18 @@ class ChainIngest:
     @classmethod
     def from_config(cls, database: ServiceDatabase, config: dict) -> "ChainIngest":
         return cls(database, config["AMQP_URI"], int(config.get("AUDIT_BATCH", 1000)),
-                   int(config.get("AUDIT_PREFETCH", 2000)), float(config.get("AUDIT_BATCH_SECONDS", 0.2)))
+                   int(config.get("AUDIT_PREFETCH", 2000)), float(config.get("AUDIT_BATCH_SECONDS", 0.2)),
+                   lambda source: expected_publisher(config, source), restricted(config))
 
     def connect(self) -> None:
         self.close()
         conn = Connection(self.amqp_uri, heartbeat=0, connect_timeout=5)
         conn.connect()
         channel = conn.channel()
-        declare_producer_topology(channel, "audit")   # the queue and its bindings, if nobody has yet
+        if self.restricted:
+            channel.queue_declare(AUDIT_QUEUE, passive=True)   # declared by dibao broker setup
+        else:
+            declare_producer_topology(channel, "audit")   # the queue and its bindings, if nobody has yet
         channel.basic_qos(0, self.prefetch, False)
         channel.basic_consume(AUDIT_QUEUE, callback=self.buffer.append, no_ack=False)
         dlq = conn.channel()
@@ -233,9 +244,16 @@ class ChainIngest:
         records, parked = [], []
         for msg in messages:
             try:
-                records.append(to_record(msg.body, recorded_at))
+                record = to_record(msg.body, recorded_at)
             except Unrecordable as exc:
                 parked.append((msg, str(exc)))
+                continue
+            problem = self.publisher_problem(msg, record["source"])
+            if problem:
+                raise_alarm("audit", msg.properties.get("message_id"), problem)
+                parked.append((msg, problem))
+                continue
+            records.append(record)
         with self.db.engine.begin() as conn:
             inserted = chain.append(conn, records)
         for msg, reason in parked:
@@ -245,16 +263,31 @@ class ChainIngest:
         self.recorded += inserted
         return inserted
 
+    def publisher_problem(self, msg, source: str) -> str | None:
+        """Why the chain must not take this event as its source's (None: fine).
+        It came through the source's exchange, or is a replay through
+        ``dibao.retry``; its ``user_id`` is the source's broker user, or the
+        audit's own for a replay of what it had verified."""
+        exchange = msg.delivery_info.get("exchange")
+        if exchange not in (f"{source}.events", RETRY_EXCHANGE):
+            return f"an event of {source} that came through {exchange!r}"
+        return publisher_problem(msg.properties.get("user_id"), msg.headers or {}, self.publisher_of(source),
+                                 self.own_user)
+
     def park(self, msg, reason: str) -> None:
         headers = dict(msg.headers or {})
+        user_id = msg.properties.get("user_id")
+        headers[PUBLISHER_HEADER] = publisher_of_record(user_id, headers, self.own_user)
         headers.update({"x-dibao-reason": reason[:1000], "x-dibao-queue": AUDIT_QUEUE,
+                        "x-dibao-refused-publisher": str(user_id or ""),
                         "x-dibao-source": str(headers.get("x-dibao-source", "")),
                         "x-dibao-event-type": str(msg.delivery_info.get("routing_key", "")),
                         "x-dibao-handler": "audit.ingest"})
         log.error("event %s parked on %s: %s", msg.properties.get("message_id"), DEAD_LETTER_QUEUE, reason)
         props = {k: v for k, v in msg.properties.items() if k in ("content_type", "content_encoding", "message_id")}
         self.dlq_channel.basic_publish_confirm(Message(msg.body, application_headers=headers, delivery_mode=2,
-                                                       **props), exchange="", routing_key=DEAD_LETTER_QUEUE)
+                                                       user_id=self.own_user, **props),
+                                               exchange=PARK_EXCHANGE, routing_key="")
         self.parked += 1
 
 

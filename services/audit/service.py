@@ -20,6 +20,7 @@ from services.audit.models import Base
 from shared.db import Database
 from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
 from shared.identity import Identity
+from shared.inbox import bus_health
 from shared.rpc import load, rpc
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -45,7 +46,7 @@ class AuditService(deadletter.DeadLetterReplay):
     def ping(self):
         with self.db.read() as uow:
             uow.session.execute(sa.text("SELECT 1"))
-        return {"service": self.name, "recorded": self.ingest.recorded if self.ingest else 0}
+        return {"service": self.name, **bus_health(self.name), "recorded": self.ingest.recorded if self.ingest else 0}
 
     @rpc
     def trace(self, data):

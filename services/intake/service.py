@@ -17,7 +17,7 @@ from contracts import review as _review_events  # noqa: F401 - the review events
 from services.intake.models import WORKDAY_SCHEDULE, Application, Base
 from shared.db import Database
 from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
-from shared.inbox import consume_event
+from shared.inbox import bus_health, consume_event
 from shared.errors import EXPECTED_ERRORS, ValidationFailed
 from shared.identity import Identity, authorize
 from shared.reference import Reference
@@ -48,7 +48,7 @@ class IntakeService(deadletter.DeadLetterReplay):
         """Health check: the service answers and its database is reachable."""
         with self.db.read() as uow:
             uow.session.execute(sa.text("SELECT 1"))
-        return {"service": self.name, "policy": self.ref.policy.name}
+        return {"service": self.name, **bus_health(self.name), "policy": self.ref.policy.name}
 
     @consume_event("identity", "*")
     def on_identity_event(self, body):

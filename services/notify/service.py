@@ -22,7 +22,7 @@ from shared.db import AlreadyConsumed, Database
 from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
 from shared.events import load_payload, parse
 from shared.identity import Identity
-from shared.inbox import consume_event
+from shared.inbox import bus_health, consume_event
 from shared.reference import Reference
 from shared.remote import ServiceRpc
 from shared.problems import classify
@@ -56,7 +56,8 @@ class NotifyService(deadletter.DeadLetterReplay):
         with self.db.read() as uow:
             uow.session.execute(sa.text("SELECT 1"))
             problems = handlers.pending_problems(uow)
-        return {"service": self.name, "channels": ",".join(c.name for c in self.channels), "problems": problems}
+        return {"service": self.name, **bus_health(self.name), "channels": ",".join(c.name for c in self.channels),
+                "problems": problems}
 
     # --- notices ---------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from shared.db import Database
 from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
 from shared.errors import ValidationFailed
 from shared.identity import Identity
-from shared.inbox import consume_event
+from shared.inbox import bus_health, consume_event
 from shared.reference import Reference
 from shared.rpc import load, rpc
 from shared.standards import StandardsTable
@@ -78,7 +78,7 @@ class PaymentsService(deadletter.DeadLetterReplay):
     def ping(self):
         with self.db.read() as uow:
             uow.session.execute(sa.text("SELECT 1"))
-        return {"service": self.name, "policy": self.ref.policy.name}
+        return {"service": self.name, **bus_health(self.name), "policy": self.ref.policy.name}
 
     @rpc
     def set_standard(self, data):

@@ -25,7 +25,7 @@ from shared.db import AlreadyConsumed, Database
 from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
 from shared.events import parse
 from shared.identity import Identity, authorize
-from shared.inbox import consume_event
+from shared.inbox import bus_health, consume_event
 from shared.reference import Reference
 from shared.staff import staff_within
 from shared.remote import ServiceRpc
@@ -99,7 +99,7 @@ class ReviewService(deadletter.DeadLetterReplay):
     def ping(self):
         with self.db.read() as uow:
             uow.session.execute(sa.text("SELECT 1"))
-        return {"service": self.name, "policy": self.ref.policy.name}
+        return {"service": self.name, **bus_health(self.name), "policy": self.ref.policy.name}
 
     @rpc
     def record_evaluation(self, data):

@@ -122,9 +122,13 @@ def test_only_auditors_and_directors_query_within_their_unit_and_each_query_is_r
         assert "王专干" not in repr(figures)
     with auditor(config, role=Role.CENTRE_DIRECTOR, user="zhou.director", name="周主任") as rpc:
         assert rpc.audit.trace({"household_id": entry["household_id"]})
-    recorded(config, "source = 'audit' AND type = 'query_recorded' AND actor_user = 'zhou.director'")
-    queries = recorded(config, "source = 'audit'", n=5)    # three refused, the partner's figures, the director's
-    refused = [r for r in queries if r.type == "command_recorded" and r.payload["outcome"] == "forbidden"]
-    assert {r.actor_user for r in refused} >= {"wang.officer", "he.auditor", "cz.finance"}
-    asked = [r for r in queries if r.type == "query_recorded"]
-    assert any(r.actor_user == "zhou.director" and r.household_id == entry["household_id"] for r in asked)
+    # the three refusals and the director's query, in whatever order ingest writes them
+    def refusals():
+        rows = records(config, "source = 'audit' AND type = 'command_recorded'")
+        users = {r.actor_user for r in rows if r.payload["outcome"] == "forbidden"}
+        return users if users >= {"wang.officer", "he.auditor", "cz.finance"} else None
+
+    assert wait_for(refusals, timeout=30, message="the three refusals recorded") == {
+        "wang.officer", "he.auditor", "cz.finance"}
+    asked = recorded(config, "source = 'audit' AND type = 'query_recorded' AND actor_user = 'zhou.director'")
+    assert any(r.household_id == entry["household_id"] for r in asked)

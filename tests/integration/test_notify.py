@@ -18,7 +18,6 @@ from pathlib import Path
 import eventlet
 import pytest
 import sqlalchemy as sa
-from kombu import Connection, Exchange, Producer
 from nameko.events import event_handler
 from pypdf import PdfReader
 
@@ -28,10 +27,10 @@ from services.notify.service import NotifyService
 from shared.db import make_engine
 from shared.deadletter import list_parked
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from shared.events import Event, encode, envelope
+from shared.events import Event, envelope
 from shared.identity import Role
 from shared.masking import mask_resident_id
-from shared.testing import rpc_as, wait_for
+from shared.testing import publish_event, rpc_as, wait_for
 from tests.helpers import COMMUNITY, DISTRICT, OTHER_COMMUNITY, TOWNSHIP, household, officer, register_staff
 
 pytestmark = pytest.mark.integration
@@ -70,11 +69,8 @@ def review_event(event_type: str, household_id: str, payload: dict, **subject) -
 
 def publish(config: dict, env: dict) -> dict:
     """As review's outbox relay publishes: JSON text to review.events."""
-    with Connection(config["AMQP_URI"]) as conn:
-        Producer(conn.default_channel).publish(
-            encode(env), exchange=Exchange("review.events", type="topic", durable=True),
-            routing_key=env["type"], content_type="application/json", content_encoding="utf-8", delivery_mode=2)
-    return env
+    assert env["source"] == "review"
+    return publish_event(config, env)
 
 
 def notice_request(household_id: str, stage="community_notice", unit=COMMUNITY, days=7, size=2, benefit=None,

@@ -201,12 +201,8 @@ def test_duplicate_deliveries_advance_the_workflow_once(container_factory, sqlit
     closed = close_notice(config, f)
     review_state(config, app_id, step="township_review")
     # the very same notice_closed delivered again (same event id): no second step
-    from kombu import Connection, Exchange, Producer
-    from shared.events import encode
-    with Connection(config["AMQP_URI"]) as conn:
-        Producer(conn.default_channel).publish(
-            encode(closed), exchange=Exchange("notify.events", type="topic", durable=True),
-            routing_key="notice_closed", content_type="application/json", content_encoding="utf-8")
+    from shared.testing import publish_event
+    publish_event(config, closed, routing_key="notice_closed")
     import eventlet
     eventlet.sleep(1.0)
     f = review_state(config, app_id, step="township_review")

@@ -1,0 +1,184 @@
+"""Who connects to RabbitMQ as whom, and what each broker user may do (DESIGN §3.4a).
+
+Every service connects as its own broker user ``<BROKER_USER_PREFIX><service>``
+(``dibao-intake``, …), the operators' tools as ``<prefix>cli``; the password
+of each is the secret ``BROKER_PASSWORD_<NAME>`` (:mod:`shared.secrets`:
+given by the environment, or generated into ``<DATA_DIR>/secrets/``).
+``AMQP_URI`` in the config says where the broker is (host, port, vhost) and
+holds the administrator's credentials that ``dibao broker setup`` uses;
+:func:`service_config` gives a service the same config with its own user.
+
+With ``BROKER_SERVICE_USERS`` off every component connects with
+``AMQP_URI`` as it is (the test suite's default, a per-test vhost as
+guest): nothing is authenticated then, and consumers do not check who
+published an event.
+
+Permissions (``configure`` / ``write`` / ``read`` regexes on the
+deployment's vhost, plus topic permissions on ``nameko-rpc``) are made
+from what the code really declares, publishes and consumes:
+
+- a service publishes events to its own ``<service>.events`` and
+  ``<service>.partner-events`` only (declared at deploy time, so the
+  relay declares them passively: no configure right on any exchange but
+  ``nameko-rpc``, which nameko's RPC declares itself);
+- it declares, binds and reads only its own queues: ``rpc-<service>``,
+  its reply queues ``rpc.reply-<service>-<uuid>``, its event queues
+  ``evt-<source>-<type>--<service>.<method>`` and their ``.delay`` queues
+  (bound to other services' exchanges, which it may read, declared
+  passively); the audit service also reads ``dibao.audit``;
+- retries and parked events go through ``dibao.retry`` and ``dibao.park``
+  — nobody may publish to the default exchange (``amq.default``), so no
+  one can put a message straight into another service's queue;
+- on ``nameko-rpc`` a user may bind only its own routing keys
+  (``<service>.*`` for its RPC queue, a reply uuid for its reply queues),
+  so no broker user can bind a queue with ``#`` and listen to RPC.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from shared.secrets import BROKER_TOOLS, SERVICE_NAMES, load_secret
+
+#: Broker users besides the services: the operators' tools (dibao CLI).
+TOOL_USERS = BROKER_TOOLS
+BROKER_USERS = SERVICE_NAMES + TOOL_USERS
+
+RPC_EXCHANGE = "nameko-rpc"
+UUID_KEY = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def users_enabled(config: dict) -> bool:
+    value = config.get("BROKER_SERVICE_USERS", False)
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def prefix(config: dict) -> str:
+    return str(config.get("BROKER_USER_PREFIX") or "dibao-")
+
+
+def user_name(config: dict, who: str) -> str:
+    """The broker user of a service or tool (``who``: intake, …, cli)."""
+    return f"{prefix(config)}{who}"
+
+
+def password_setting(who: str) -> str:
+    return f"BROKER_PASSWORD_{who.upper()}"
+
+
+def with_credentials(uri: str, user: str, password: str, vhost: str | None = None) -> str:
+    parts = urlsplit(uri)
+    host = parts.hostname or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}" + (f":{parts.port}" if parts.port else "")
+    path = parts.path if vhost is None else "/" + quote(vhost, safe="")
+    return urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+def connection_user(uri: str) -> str:
+    """The user a URI connects as (what RabbitMQ validates ``user_id`` against)."""
+    return unquote(urlsplit(uri).username or "guest")
+
+
+def vhost_of(uri: str) -> str:
+    path = urlsplit(uri).path
+    return unquote(path[1:]) if len(path) > 1 else "/"
+
+
+def uri_for(config: dict, who: str) -> str:
+    """The AMQP URI of a service or tool: its own user when users are on."""
+    if not users_enabled(config):
+        return config["AMQP_URI"]
+    password = load_secret(config, password_setting(who))
+    return with_credentials(config["AMQP_URI"], user_name(config, who), password)
+
+
+def service_config(config: dict, service: str) -> dict:
+    """The config a service's container runs with: ``AMQP_URI`` as its own user."""
+    out = copy.copy(config)
+    out["AMQP_URI"] = uri_for(config, service)
+    out["BROKER_SERVICE"] = service
+    return out
+
+
+def expected_publisher(config: dict, source: str) -> str | None:
+    """The broker user an event of ``source`` must carry in ``user_id``
+    (None: users are off, nobody is authenticated, nothing to check)."""
+    return user_name(config, source) if users_enabled(config) else None
+
+
+def restricted(config: dict) -> bool:
+    """Whether this connection may declare only what is its own (the core
+    topology was declared at deploy time by ``dibao broker setup``)."""
+    return users_enabled(config)
+
+
+# --- permissions ------------------------------------------------------------------
+
+def own_queues(service: str) -> str:
+    s = re.escape(service)
+    return (rf"rpc-{s}|rpc\.reply-{s}-{UUID_KEY}"
+            rf"|evt-[a-z_]+-[a-z0-9_]+--{s}\.[A-Za-z0-9_]+(\.delay)?")
+
+
+def service_permissions(service: str) -> dict:
+    """configure/write/read regexes of a service's broker user on the core vhost."""
+    s = re.escape(service)
+    own = own_queues(service)
+    extra_read = r"|dibao\.audit" if service == "audit" else ""
+    return {
+        "configure": rf"^(nameko-rpc|{own})$",
+        "write": rf"^({s}\.events|{s}\.partner-events|nameko-rpc|dibao\.retry|dibao\.park|{own})$",
+        # dibao.dead-letter: its replay_dead_letters command reads it (and leaves others' events parked)
+        "read": rf"^(nameko-rpc|[a-z_]+\.events|dibao\.retry|dibao\.dead-letter{extra_read}|{own})$",
+    }
+
+
+def tool_permissions(tool: str) -> dict:
+    """The operators' tools: RPC requests and their own reply queues, the
+    dead-letter queue to list (a replay is the command of the service that
+    parked the event, :mod:`shared.deadletter`)."""
+    replies = rf"rpc\.reply-{re.escape(tool)}-{UUID_KEY}"
+    return {
+        "configure": rf"^(nameko-rpc|{replies})$",
+        "write": rf"^(nameko-rpc|{replies})$",
+        "read": rf"^(nameko-rpc|dibao\.dead-letter|{replies})$",
+    }
+
+
+def rpc_topic_permissions(who: str, serves_rpc: bool) -> dict:
+    """Routing keys on ``nameko-rpc``: publish requests (``<service>.<method>``)
+    and replies (a uuid); bind only ``<who>.*`` (its RPC queue) and uuids (its
+    reply queues) — never ``#`` or ``*.*``."""
+    own = rf"{re.escape(who)}\.\*|" if serves_rpc else ""
+    return {"exchange": RPC_EXCHANGE,
+            "write": rf"^([a-z_]+\.[A-Za-z0-9_]+|{UUID_KEY})$",
+            "read": rf"^({own}{UUID_KEY})$"}
+
+
+def permissions(who: str) -> dict:
+    return tool_permissions(who) if who in TOOL_USERS else service_permissions(who)
+
+
+# --- RPC proxies whose reply queues name their user -------------------------------
+
+def rpc_proxy(config: dict, who: str, **kwargs):
+    """A nameko ClusterRpcProxy connecting as ``who`` whose reply queue is
+    ``rpc.reply-<who>-<uuid>`` (nameko names it ``standalone_rpc_proxy``),
+    which the broker lets only ``who`` declare and read."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    class Container(ClusterRpcProxy.ServiceContainer):
+        service_name = who
+
+    class Proxy(ClusterRpcProxy):
+        ServiceContainer = Container
+
+    proxy_config = dict(config)
+    if users_enabled(config) and connection_user(config["AMQP_URI"]) != user_name(config, who):
+        proxy_config["AMQP_URI"] = uri_for(config, who)
+    return Proxy(proxy_config, **kwargs)
