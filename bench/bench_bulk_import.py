@@ -89,7 +89,7 @@ def direct_import(config: dict, households: list[dict], path) -> float:
     ref = ReferenceData.from_config(config)
     db = ServiceDatabase("intake", f"sqlite:///{path}", Base.metadata, MIGRATIONS)
     db.migrate()
-    actor = Actor("bench.district", "区专干", Role.DISTRICT_OFFICER, DISTRICT)
+    actor = Actor("bench.district", "区专干", DISTRICT, frozenset({Role.DISTRICT_OFFICER}))
     with Stopwatch() as sw:
         for row in households:
             data = load(schemas.HouseholdSchema, row)

@@ -60,8 +60,8 @@ RATIO_TARGET = 3.0
 CHANGE_TARGET_S = 10.0
 DISTRICT = "420115"
 COMMUNITIES = [f"420115{t:03d}{c:03d}" for t in range(1, 6) for c in range(1, 4)][:13]
-MAKER = Actor("qian.finance", "钱会计", Role.FINANCE_OFFICER, DISTRICT)
-DIRECTOR = Actor("zhou.director", "周主任", Role.CENTRE_DIRECTOR, DISTRICT)
+MAKER = Actor("qian.finance", "钱会计", DISTRICT, frozenset({Role.FINANCE_OFFICER}))
+DIRECTOR = Actor("zhou.director", "周主任", DISTRICT, frozenset({Role.CENTRE_DIRECTOR}))
 
 
 def populate(db: ServiceDatabase, n: int) -> None:

@@ -22,8 +22,8 @@ officers); review has opened each at its first step. Plus
 shipped policies — by one sequential client, every step an RPC by the
 person whose step it is: ``record_evaluation`` (community officer) for
 every application; notify posts the community notices;
-``close_due_notices(as_of=today + 7)`` (as admin: only the system or an
-administrator may look ahead) closes them and review opens the township
+``close_due_notices(as_of=today + 7)`` (as the system administrator: only
+the timer and the system administrator may look ahead) closes them and review opens the township
 review; ``record_township_review`` (township officer; the committee
 unanimous); notify posts the township notices, closed the same way;
 ``sign_joint_review`` × 3 (deputy director, centre director, the district
@@ -62,6 +62,7 @@ from services.review.service import ReviewService
 from shared.divisions import DivisionRegistry
 from shared.identity import Role
 from shared.testing import rpc_as
+from tests.helpers import register_staff
 
 pytestmark = pytest.mark.integration
 
@@ -185,9 +186,10 @@ def test_review_workflow_over_the_bus(container_factory, sqlite_config, monkeypa
 
     # --- set-up (not timed) ---------------------------------------------------------------
     t0 = time.perf_counter()
-    with rpc_as(config, Role.ADMIN, DISTRICT, user="admin", timeout=120) as admin:
-        for user, name in INVESTIGATORS:
-            admin.intake.register_staff({"user": user, "name": name, "role": "district_officer", "unit": DISTRICT})
+    register_staff(config, [{"user": user, "name": name, "role": "district_officer", "unit": DISTRICT}
+                            for user, name in INVESTIGATORS]
+                   + [{"user": "sun.deputy", "name": "孙局长", "role": "deputy_director", "unit": DISTRICT},
+                      {"user": "zhou.director", "name": "周主任", "role": "centre_director", "unit": DISTRICT}])
     households = sample_households(N + QUIET_N, seed=SEED)
     apps: list[tuple[str, str]] = []     # (application id, community code)
     with rpc_as(config, Role.DISTRICT_OFFICER, DISTRICT, user=INVESTIGATORS[0][0], timeout=120) as district:
@@ -224,7 +226,7 @@ def test_review_workflow_over_the_bus(container_factory, sqlite_config, monkeypa
         proxies["deputy_director"] = proxy(Role.DEPUTY_DIRECTOR, DISTRICT, "sun.deputy")
         proxies["centre_director"] = proxy(Role.CENTRE_DIRECTOR, DISTRICT, "zhou.director")
         proxies["investigator"] = proxy(Role.DISTRICT_OFFICER, DISTRICT, INVESTIGATORS[0][0])
-        admin = proxy(Role.ADMIN, DISTRICT, "admin")
+        admin = proxy(Role.SYSTEM_ADMIN, DISTRICT, "sys.admin")
         for p in proxies.values():     # connections and reply queues up before any clock starts
             p.bench_echo.echo("warm")
 

@@ -41,7 +41,7 @@ from shared.reference import ReferenceData
 from shared.rpc import load
 
 N = 1_000
-ACTOR = Actor("bench.district", "区专干", Role.DISTRICT_OFFICER, DISTRICT)
+ACTOR = Actor("bench.district", "区专干", DISTRICT, frozenset({Role.DISTRICT_OFFICER}))
 
 
 def fresh_db(path) -> ServiceDatabase:

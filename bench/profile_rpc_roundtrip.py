@@ -42,10 +42,9 @@ from bench.bench_rpc_roundtrip import CALLS, ROUNDS, WARMUP, BenchEcho, timed_ca
 from services.intake import handlers
 from services.intake.models import Base
 from services.intake.service import APPLICATION_OUT, INVESTIGATION_OUTS, MIGRATIONS, IntakeService
-from shared.client import context
 from shared.db import ServiceDatabase
-from shared.identity import AUTH_TOKEN_KEY, Caller, Role
-from shared.testing import rpc_as
+from shared.identity import AUTH_TOKEN_KEY, Role, TokenVerifier
+from shared.testing import context, rpc_as
 from tests.helpers import COMMUNITY, yesterday
 
 PROFILE_CALLS = 1000
@@ -99,14 +98,14 @@ def direct_read(config: dict, token: str, app_id: str, calls: int = DIRECT_CALLS
                 profile: cProfile.Profile | None = None) -> dict[str, list[float]]:
     """get_application's body in-process, on the same SQLite file: per step."""
     db = ServiceDatabase("intake", config["DB_URIS"]["intake"], Base.metadata, MIGRATIONS)
-    key = config["TOKEN_KEY"]
+    verifier = TokenVerifier.from_config(config)   # EdDSA, identity's public key
     steps: dict[str, list[float]] = defaultdict(list)
     for i in range(calls + 200):
         if profile and i == 200:
             profile.enable()
         t0 = time.perf_counter()
-        actor = Caller(key, token).actor          # cached signature check + expiry
-        caller_actor = Caller(key, token).actor   # the service's own Caller (Identity)
+        actor = verifier.verify(token)          # cached signature check; expiry + revocation
+        caller_actor = verifier.verify(token)   # the gate and Identity share one verified actor per call
         t1 = time.perf_counter()
         uow = db.reader(actor.to_dict())
         uow.__enter__()
@@ -120,7 +119,7 @@ def direct_read(config: dict, token: str, app_id: str, calls: int = DIRECT_CALLS
         uow.__exit__(None, None, None)
         t5 = time.perf_counter()
         if i >= 200:   # warm-up
-            for name, dt in (("tokens (2 x Caller.actor, cached)", t1 - t0), ("reader() + session", t2 - t1),
+            for name, dt in (("tokens (2 x verify, cached)", t1 - t0), ("reader() + session", t2 - t1),
                              ("load_application (joined SELECT + require)", t3 - t2), ("dumps", t4 - t3),
                              ("session close", t5 - t4), ("total", t5 - t0)):
                 steps[name].append(dt)

@@ -5,8 +5,8 @@
   who (name, role, unit), what, when and the outcome, in order;
   ``--who-let-them-in CASE_ID``: everyone who took part in a case's entry;
   ``--readers HOUSEHOLD_ID``: who read the household's file.
-  Asked of the audit service as an auditor of the deployment's district
-  unless ``--role/--unit/--user`` say otherwise; the query is recorded.
+  Asked of the audit service as the logged-in person (an auditor, a
+  director, the audit administrator); the query is recorded.
 - ``dibao audit verify [--checkpoint FILE]``: walks the whole hash chain in
   the audit database and names the first altered, removed or inserted
   record; with a checkpoint, also proves the log still extends it.
@@ -26,15 +26,11 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from cli.common import cli_command, console, fail, get_config
-from cli.review import actor_options
+from cli.common import cli_command, console, fail, get_config, rpc_session
 
 app = typer.Typer(help="The audit record: traces, who let them in, verify the chain, checkpoints.",
                   no_args_is_help=True, rich_markup_mode="rich")
 
-ROLE_OPTION = typer.Option("auditor", "--role", help="acting role (default: auditor)")
-UNIT_OPTION = typer.Option(None, "--unit-as", help="acting unit (default: the deployment's district)")
-USER_OPTION = typer.Option(None, "--user", "--as-user", help="acting user id (default: <role>-<unit>)")
 OUTCOME_STYLE = {"ok": "green", "forbidden": "red", "validation_failed": "yellow", "conflict": "yellow",
                  "not_found": "yellow", "internal_error": "red"}
 
@@ -96,19 +92,15 @@ def trace(
                                           help="who read the household's file"),
     limit: int = typer.Option(1000, "--limit"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
-    role: str = ROLE_OPTION, unit_as: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
 ) -> None:
     """Who did what, when, with what outcome (责任追究)."""
-    from shared.client import rpc_as
-
     config = get_config(ctx)
-    role, acting_unit, user = actor_options(config, role, unit_as, user)
     asked = {"household_id": household, "application_id": application, "case_id": case, "operator": operator,
              "unit_code": unit}
     asked = {k: v for k, v in asked.items() if v}
     if sum(bool(x) for x in (asked, who_let_them_in, readers)) != 1 or len(asked) > 1:
         fail("give one of --household, --application, --case, --operator, --unit, --who-let-them-in, --readers")
-    with rpc_as(config, role, acting_unit, user=user) as rpc:
+    with rpc_session(config) as rpc:
         if who_let_them_in:
             answer = rpc.audit.who_let_them_in(who_let_them_in)
             console.print_json(data=answer) if as_json else console.print(people_table(answer))
@@ -209,7 +201,7 @@ def demo_section(config: dict, district: str, runs: list) -> None:
     import time
 
     from cli.common import ping
-    from shared.client import rpc_as
+    from demo.identity_stand_in import demo_rpc
 
     approved = [r for r in runs if r.review and r.review.get("status") == "approved"]
     try:
@@ -222,7 +214,7 @@ def demo_section(config: dict, district: str, runs: list) -> None:
     run = approved[0]
     console.print("[bold]audit: the accountability record (责任追究)[/bold] — "
                   f"`dibao audit trace --household {run.household_id}`")
-    with rpc_as(config, "auditor", district, user=f"auditor-{district}", name="审计员") as rpc:
+    with demo_rpc(config, f"auditor-{district}", "审计员", "auditor", district) as rpc:
         deadline = time.monotonic() + 30
         while True:   # the record follows the bus: wait for the approval to be in it
             lines = rpc.audit.trace({"household_id": run.household_id})

@@ -9,21 +9,18 @@
   ``date,workday,note``) into the review service, which owns it; every
   running service uses it from then on (docs/calendar.md).
 
-Both ask the review service as a district officer of the deployment's
-district unless ``--role``/``--unit``/``--user`` say otherwise.
+Both ask the review service as the logged-in person (``dibao login``).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from cli.common import cli_command, console, fail, get_config
-from cli.review import ROLE_OPTION, UNIT_OPTION, USER_OPTION, actor_options
+from cli.common import cli_command, console, fail, get_config, rpc_session
 
 app = typer.Typer(help="The working-day calendar (工作日): show a year, import the official schedule (放假安排).",
                   no_args_is_help=True, rich_markup_mode="rich")
@@ -46,19 +43,14 @@ def register(root: typer.Typer) -> None:
 def show(
     ctx: typer.Context,
     year: int = typer.Argument(..., help="the year, e.g. 2027"),
-    role: str = ROLE_OPTION,
-    unit: Optional[str] = UNIT_OPTION,
-    user: Optional[str] = USER_OPTION,
 ) -> None:
     """A year's days off and make-up working days, each with its source; confirmed or provisional."""
-    from shared.client import rpc_as
     from shared.workdays import FIRST_YEAR, LAST_YEAR
 
     if not FIRST_YEAR <= year <= LAST_YEAR:
         fail(f"{year} is outside {FIRST_YEAR}–{LAST_YEAR}: nothing is known of it")
     config = get_config(ctx)
-    role, unit, user = actor_options(config, role, unit, user)
-    with rpc_as(config, role, unit, user=user) as rpc:
+    with rpc_session(config) as rpc:
         view = rpc.review.calendar_year(year)
     status = view["status"]
     if status == "provisional":
@@ -97,12 +89,8 @@ def import_(
     ctx: typer.Context,
     file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
                                 help="CSV with the header date,workday,note (workday 1 or 0)"),
-    role: str = ROLE_OPTION,
-    unit: Optional[str] = UNIT_OPTION,
-    user: Optional[str] = USER_OPTION,
 ) -> None:
     """Load the State Council's official schedule of a year (放假安排 with 调休) for every service."""
-    from shared.client import rpc_as
     from shared.workdays import ScheduleError, parse_schedule, read_schedule_csv
 
     try:
@@ -113,8 +101,7 @@ def import_(
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"{file}: cannot be read ({exc})")
     config = get_config(ctx)
-    role, unit, user = actor_options(config, role, unit, user)
-    with rpc_as(config, role, unit, user=user) as rpc:
+    with rpc_session(config) as rpc:
         answer = rpc.review.import_calendar([{"line": line, "date": d, "workday": w, "note": n}
                                              for line, d, w, n in rows])
     years = ", ".join(str(y) for y in answer["years"])

@@ -3,7 +3,11 @@ one-line red error, service discovery, the broker check and the in-process
 service runner.
 
 Heavy imports (nameko, kombu, SQLAlchemy) happen inside functions: ``main()``
-monkey-patches eventlet first, and ``dibao token`` stays quick.
+monkey-patches eventlet first, and quick commands stay quick.
+
+Every command acts as the logged-in person: :func:`cli_context` reads the
+session ``dibao login`` stored (``DIBAO_SESSION_FILE``); nothing here makes
+a token or lets a caller say who they are.
 """
 from __future__ import annotations
 
@@ -361,12 +365,50 @@ def start_runner(config: dict, classes: list[type]):
 
 
 def ping(config: dict, service: str, timeout: float) -> dict:
-    """``<service>.ping()`` as the system, waiting at most ``timeout`` seconds in all."""
+    """``<service>.ping()`` (no token: a health check names nobody), waiting
+    at most ``timeout`` seconds in all."""
     import eventlet
 
-    from shared.client import rpc_as
-    from shared.identity import Role
+    from shared.client import rpc_with
 
     with eventlet.Timeout(timeout + 5, exception=TimeoutError(f"{service}: no answer within {timeout:g} s")):
-        with rpc_as(config, Role.SYSTEM, "", user="dibao-cli", timeout=timeout) as rpc:
+        with rpc_with(config, None, timeout=timeout) as rpc:
             return getattr(rpc, service).ping()
+
+
+# --- who asks: the logged-in person ----------------------------------------------------
+
+def session_file() -> Path:
+    """``DIBAO_SESSION_FILE``, else ``<user config dir>/dibao/session.json``."""
+    explicit = os.environ.get("DIBAO_SESSION_FILE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "dibao" / "session.json"
+
+
+def cli_context(config: dict) -> dict:
+    """The context data every command's RPCs carry: the token of the session
+    ``dibao login`` stored (JSON ``{"token": ...}``, mode 0600). No session:
+    a one-line error telling how to log in."""
+    import json
+
+    from shared.identity import AUTH_TOKEN_KEY
+
+    path = session_file()
+    try:
+        token = json.loads(path.read_text(encoding="utf-8")).get("token")
+    except FileNotFoundError:
+        token = None
+    except (OSError, ValueError, AttributeError) as exc:
+        fail(f"cannot read the session file {path}: {one_line(exc)} (log in again: `dibao login --user U`)")
+    if not token:
+        fail(f"not logged in (no session in {path}): `dibao login --user U` first")
+    return {AUTH_TOKEN_KEY: token}
+
+
+def rpc_session(config: dict, timeout: float | None = None):
+    """A cluster RPC proxy acting as the logged-in person."""
+    from shared.client import rpc_with
+
+    return rpc_with(config, cli_context(config), timeout)

@@ -6,7 +6,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from cli.common import cli_command, console, fail, get_config, hide_password, one_line
+from cli.common import cli_command, console, fail, get_config, hide_password, one_line, rpc_session
 
 app = typer.Typer(help="Inspect and replay parked events (the dead-letter queue).", no_args_is_help=True)
 
@@ -63,10 +63,8 @@ def replay(
     own handler queues — an event naming any other queue stays parked."""
     from nameko.exceptions import RpcTimeout, UnknownService
 
-    from cli.common import existing_service_names, home_district
-    from shared.client import rpc_as
+    from cli.common import existing_service_names
     from shared.deadletter import list_parked
-    from shared.identity import Role
 
     config = get_config(ctx)
     parked = [p for p in list_parked(_broker(config), limit=100_000)
@@ -76,8 +74,8 @@ def replay(
     services = sorted({p.handler.partition(".")[0] for p in parked} & set(existing_service_names()))
     count = 0
     if services:
-        # system administrator
-        with rpc_as(config, Role.ADMIN, home_district(config), user="admin", name="系统管理员") as rpc:
+        # as the logged-in person: the service refuses anyone but the system administrator
+        with rpc_session(config) as rpc:
             for service in services:
                 try:
                     count += getattr(rpc, service).replay_dead_letters(message_id)["replayed"]

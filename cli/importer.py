@@ -398,9 +398,6 @@ def write_report(path: Path, errors: list[RowError]) -> None:
 def households(
     ctx: typer.Context,
     file: Path = typer.Argument(..., metavar="FILE", help="CSV (UTF-8) or XLSX, one row per member"),
-    as_user: Optional[str] = typer.Option(None, "--as-user", help="acting user (default: <role>-<unit>)"),
-    role: str = typer.Option("district_officer", "--role", help="acting role (a caseworker role)"),
-    unit: Optional[str] = typer.Option(None, "--unit", help="acting unit (default: the deployment's district)"),
     chunk: int = typer.Option(200, "--chunk", min=1, max=1000, help="households per RPC call"),
     parallel: int = typer.Option(2, "--parallel", min=1, max=16, help="chunks in flight at once"),
     encoding: str = typer.Option("utf-8-sig", "--encoding", help="CSV text encoding, e.g. gb18030"),
@@ -408,18 +405,13 @@ def households(
     """Register the households of a CSV/XLSX file; bad rows go to FILE.errors.csv.
 
     Exit 0 when every household was imported, 3 when some were rejected, 1 on failure."""
-    from cli.common import broker_problem
-    from shared.client import rpc_as
-    from shared.identity import Role
+    from cli.common import broker_problem, cli_context
+    from shared.client import rpc_with
 
     if not file.is_file():
         fail(f"no such file: {file}")
-    try:
-        actor_role = Role(role)
-    except ValueError:
-        fail(f"unknown role {role!r}")
     config = get_config(ctx)
-    unit = unit or home_district(config)
+    context = cli_context(config)     # as the logged-in person (a caseworker)
     problem = broker_problem(config["AMQP_URI"])
     if problem is not None:
         fail(f"cannot reach RabbitMQ at {hide_password(config['AMQP_URI'])}: {one_line(problem)}")
@@ -452,7 +444,7 @@ def households(
         progress.advance(task, len(batch))
 
     try:
-        with rpc_as(config, actor_role, unit, user=as_user) as rpc, progress:
+        with rpc_with(config, context) as rpc, progress:
             task = progress.add_task("import", total=total)
 
             def send(batch: list[Household]) -> None:

@@ -1,4 +1,5 @@
-"""IT's commands: ``dibao migrate``, ``dibao health``, ``dibao token``."""
+"""IT's commands: ``dibao migrate``, ``dibao health``. (Tokens come from
+``dibao login`` only: nothing in the CLI signs one.)"""
 from __future__ import annotations
 
 import importlib
@@ -14,7 +15,6 @@ from cli.common import (SERVICES_DIR, cli_command, console, fail, get_config, hi
 def register(app: typer.Typer) -> None:
     app.command("migrate")(migrate)
     app.command("health")(health)
-    app.command("token")(token)
 
 
 @cli_command
@@ -68,24 +68,3 @@ def health(
         console.print(f"  [yellow]{escape(p['kind'])} {escape(p['target'])}[/yellow]: {escape(p['code'])} since "
                       f"{escape(p['since'][:19])}, {p['attempts']} attempt(s) — {escape(p['detail'])}")
 
-
-@cli_command
-def token(
-    ctx: typer.Context,
-    user: str = typer.Option(..., "--user", "-u", help="user id (the token's subject)"),
-    name: str = typer.Option(..., "--name", "-n", help="the person's name"),
-    role: str = typer.Option(..., "--role", "-r", help="role, e.g. community_officer, partner_bureau"),
-    unit: str = typer.Option(..., "--unit", help="administrative division code of the unit (jurisdiction)"),
-    ttl: int = typer.Option(3600, "--ttl", min=1, help="lifetime in seconds"),
-) -> None:
-    """Print a signed actor token (for scripts and partner tools)."""
-    from shared.identity import Role, issue_token
-
-    try:
-        role_value = Role(role)
-    except ValueError:
-        fail(f"unknown role {role!r}; roles: {', '.join(r.value for r in Role)}")
-    if not unit.isdigit():
-        fail(f"unit must be a division code (digits), not {unit!r}")
-    config = get_config(ctx)
-    typer.echo(issue_token(config["TOKEN_KEY"], user, name, role_value, unit, ttl_seconds=ttl))

@@ -8,9 +8,8 @@
   ``run show RUN_ID``;
 - ``dibao payments import-return RUN_ID FILE --format csv|fixed`` (对账).
 
-Each asks the payments service as the role its step needs (finance officer
-prepares, the centre director approves and sets standards) unless
-``--role``/``--unit``/``--user`` say otherwise. Long calls show a progress
+Each asks the payments service as the logged-in person (``dibao login``):
+a finance officer prepares, the centre director approves and sets standards. Long calls show a progress
 bar. :func:`demo_payments` is the payments part of ``dibao demo``.
 """
 from __future__ import annotations
@@ -28,8 +27,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.common import cli_command, console, get_config, home_district
-from cli.review import UNIT_OPTION, USER_OPTION, actor_options
+from cli.common import cli_command, console, get_config, home_district, rpc_session
 
 app = typer.Typer(help="Payments (低保金发放): standards, payment runs, bank files, reconciliation.",
                   no_args_is_help=True, rich_markup_mode="rich")
@@ -44,21 +42,14 @@ REASON_LABEL = {"no_payee_account": "无代发账户", "no_checkin": "未续保�
                 "benefit_basis_missing": "无补差依据(待复核)"}
 
 
-def _role(default: str):
-    return typer.Option(default, "--role", help=f"acting role (default: {default})")
-
-
 def working(description: str):
     """A progress bar for a call whose length we do not know in advance."""
     return Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
                     console=console, transient=True)
 
 
-def call(config, role, unit, user, description: str, method: str, *args):
-    from shared.client import rpc_as
-
-    role, unit, user = actor_options(config, role, unit, user)
-    with rpc_as(config, role, unit, user=user) as rpc, working(description) as progress:
+def call(config, description: str, method: str, *args):
+    with rpc_session(config) as rpc, working(description) as progress:
         progress.add_task(description, total=None)
         return getattr(rpc.payments, method)(*args)
 
@@ -88,12 +79,10 @@ def standard_set(ctx: typer.Context, division: str = typer.Argument(..., help="d
                  area: str = typer.Argument(..., help="urban | rural"),
                  amount: str = typer.Argument(..., help="yuan per person per month, e.g. 870.00"),
                  effective_from: str = typer.Option(..., "--from", help="first day in force (YYYY-MM-DD)"),
-                 effective_to: Optional[str] = typer.Option(None, "--to", help="last day (for a past period)"),
-                 role: str = _role("centre_director"), unit: Optional[str] = UNIT_OPTION,
-                 user: Optional[str] = USER_OPTION) -> None:
+                 effective_to: Optional[str] = typer.Option(None, "--to", help="last day (for a past period)")) -> None:
     """Set a standard; the open-ended one recalculates every case under it."""
     config = get_config(ctx)
-    out = call(config, role, unit, user, "recalculating the cases under the standard", "set_standard",
+    out = call(config, "recalculating the cases under the standard", "set_standard",
                {"division_code": division, "area_type": area, "effective_from": effective_from,
                 "effective_to": effective_to, "monthly_amount": amount})
     s, change = out["standard"], out["change"]
@@ -109,12 +98,10 @@ def standard_set(ctx: typer.Context, division: str = typer.Argument(..., help="d
 @cli_command
 def standard_list(ctx: typer.Context, division: Optional[str] = typer.Option(None, "--division"),
                   area: Optional[str] = typer.Option(None, "--area"),
-                  on: Optional[str] = typer.Option(None, "--on", help="only those in force on this day"),
-                  role: str = _role("district_officer"), unit: Optional[str] = UNIT_OPTION,
-                  user: Optional[str] = USER_OPTION) -> None:
+                  on: Optional[str] = typer.Option(None, "--on", help="only those in force on this day")) -> None:
     """The standards with their effective periods."""
     config = get_config(ctx)
-    rows = call(config, role, unit, user, "reading standards", "list_standards",
+    rows = call(config, "reading standards", "list_standards",
                 {"division_code": division, "area_type": area, "on": on})
     table = Table(title="guarantee standards (低保标准)", box=box.SIMPLE_HEAVY)
     for col in ("division", "area", "from", "to", "yuan/person/month", "set by"):
@@ -131,24 +118,21 @@ def standard_list(ctx: typer.Context, division: Optional[str] = typer.Option(Non
 @cli_command
 def run_create(ctx: typer.Context, period: str = typer.Argument(..., help="YYYY-MM, or YYYY-Qn (quarterly rural)"),
                area: str = typer.Argument(..., help="urban | rural"),
-               division: Optional[str] = typer.Option(None, "--division", help="area code (default: the district)"),
-               role: str = _role("finance_officer"), unit: Optional[str] = UNIT_OPTION,
-               user: Optional[str] = USER_OPTION) -> None:
+               division: Optional[str] = typer.Option(None, "--division", help="area code (default: the district)")) -> None:
     """Prepare the run for a period and an area (again, before approval: the same run prepared afresh)."""
     config = get_config(ctx)
     division = division or home_district(config)
-    run = call(config, role, unit, user, f"preparing the {period} {area} run", "create_run",
+    run = call(config, f"preparing the {period} {area} run", "create_run",
                {"period": period, "area_type": area, "division_code": division})
     console.print(runs_table([run], "prepared"))
 
 
 @run_app.command("approve")
 @cli_command
-def run_approve(ctx: typer.Context, run_id: str, role: str = _role("centre_director"),
-                unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION) -> None:
+def run_approve(ctx: typer.Context, run_id: str) -> None:
     """Approve (and so freeze) a run prepared by someone else."""
     config = get_config(ctx)
-    console.print(runs_table([call(config, role, unit, user, "approving", "approve_run", run_id)], "approved"))
+    console.print(runs_table([call(config, "approving", "approve_run", run_id)], "approved"))
 
 
 @run_app.command("export")
@@ -156,13 +140,11 @@ def run_approve(ctx: typer.Context, run_id: str, role: str = _role("centre_direc
 def run_export(ctx: typer.Context, run_id: str,
                fmt: Optional[str] = typer.Option(None, "--format", help="bank format (entry points "
                                                  "dibao.bank_formats; default: config PAYMENTS_BANK_FORMAT)"),
-               out: Path = typer.Option(Path("."), "--out", help="directory for the bank file and summary"),
-               role: str = _role("finance_officer"), unit: Optional[str] = UNIT_OPTION,
-               user: Optional[str] = USER_OPTION) -> None:
+               out: Path = typer.Option(Path("."), "--out", help="directory for the bank file and summary")) -> None:
     """Write the bank file and the summary sheet (汇总表, total in 大写)."""
     config = get_config(ctx)
     fmt = fmt or config.get("PAYMENTS_BANK_FORMAT") or "csv"
-    result = call(config, role, unit, user, "exporting the bank file", "export_run", run_id, fmt)
+    result = call(config, "exporting the bank file", "export_run", run_id, fmt)
     from cli.files import plain_name, write_in
 
     name = plain_name(result["filename"], "filename")   # the server names the file; it stays inside --out
@@ -174,22 +156,19 @@ def run_export(ctx: typer.Context, run_id: str,
 @run_app.command("list")
 @cli_command
 def run_list(ctx: typer.Context, period: Optional[str] = typer.Option(None, "--period"),
-             division: Optional[str] = typer.Option(None, "--division"), role: str = _role("finance_officer"),
-             unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION) -> None:
+             division: Optional[str] = typer.Option(None, "--division")) -> None:
     """The runs of an area."""
     config = get_config(ctx)
-    console.print(runs_table(call(config, role, unit, user, "reading runs", "list_runs",
+    console.print(runs_table(call(config, "reading runs", "list_runs",
                                   {"period": period, "division_code": division})))
 
 
 @run_app.command("show")
 @cli_command
-def run_show(ctx: typer.Context, run_id: str, limit: int = typer.Option(50, "--lines", help="lines to show"),
-             role: str = _role("finance_officer"), unit: Optional[str] = UNIT_OPTION,
-             user: Optional[str] = USER_OPTION) -> None:
+def run_show(ctx: typer.Context, run_id: str, limit: int = typer.Option(50, "--lines", help="lines to show")) -> None:
     """One run: its lines (masked payees), what is held back and why."""
     config = get_config(ctx)
-    run = call(config, role, unit, user, "reading the run", "get_run", run_id, limit)
+    run = call(config, "reading the run", "get_run", run_id, limit)
     console.print(runs_table([run], f"run {run['id']}"))
     lines = Table(title=f"lines ({', '.join(f'{k}: {v}' for k, v in sorted(run['line_status'].items()))})",
                   box=box.SIMPLE)
@@ -214,11 +193,10 @@ def run_show(ctx: typer.Context, run_id: str, limit: int = typer.Option(50, "--l
 @app.command("import-return")
 @cli_command
 def import_return(ctx: typer.Context, run_id: str, path: Path = typer.Argument(..., exists=True, dir_okay=False),
-                  fmt: str = typer.Option("csv", "--format"), role: str = _role("finance_officer"),
-                  unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION) -> None:
+                  fmt: str = typer.Option("csv", "--format")) -> None:
     """对账: the bank's return file marks lines paid or failed (failed lines go into the next run)."""
     config = get_config(ctx)
-    result = call(config, role, unit, user, "reconciling", "import_return",
+    result = call(config, "reconciling", "import_return",
                   {"run_id": run_id, "format": fmt, "content": base64.b64encode(path.read_bytes()).decode()})
     console.print(f"run {result['run_id'][:8]}: [green]{result['paid']} paid[/green] ({result['paid_total']}), "
                   f"[red]{result['failed']} failed[/red] (carried into the next run), {result['pending']} pending "
@@ -247,8 +225,9 @@ def demo_payments(config: dict, district: str | None = None, out: Console | None
     urban months and one rural quarter, with one failed line carried forward.
 
     The finance side: payees for cases without one; for each period a run
-    prepared (by the administrator, who may prepare it as of the period's
-    first day when it still lies ahead — the demo's clock), approved by the
+    prepared (by the finance officer; by the system administrator, who may
+    prepare it as of the period's first day when it still lies ahead — the
+    demo's clock), approved by the
     centre director, exported as a CSV bank file; the bank's return file
     pays every line but the first of the first month ("账号有误"), whose
     household then gives a corrected account — the next run carries it.
@@ -256,7 +235,8 @@ def demo_payments(config: dict, district: str | None = None, out: Console | None
     check-ins are recorded through intake (months that have begun only:
     intake refuses future ones, and those households are shown held back).
     Returns the runs and the carried line."""
-    from shared.client import rpc_as
+    from demo.identity_stand_in import demo_rpc, register_demo_staff
+    from demo.people import Person
     from shared.errors import Conflict
     from shared.identity import Role
     from shared.policy import policy_from_config
@@ -269,8 +249,11 @@ def demo_payments(config: dict, district: str | None = None, out: Console | None
     fmt = load_format("csv")
     today = date.today()
     summary = {"runs": [], "carried": None}
-    with rpc_as(config, Role.ADMIN, district, user="admin", name="系统管理员") as admin, \
-            rpc_as(config, Role.CENTRE_DIRECTOR, district, user="zhou.director", name="周主任") as director:
+    register_demo_staff(config, [Person("qian.finance", "钱会计", Role.FINANCE_OFFICER.value, district),
+                                 Person("zhou.director", "周主任", Role.CENTRE_DIRECTOR.value, district)], district)
+    with demo_rpc(config, "qian.finance", "钱会计", Role.FINANCE_OFFICER.value, district) as admin, \
+            demo_rpc(config, f"sysadmin-{district}", "系统管理员", Role.SYSTEM_ADMIN.value, district) as clock, \
+            demo_rpc(config, "zhou.director", "周主任", Role.CENTRE_DIRECTOR.value, district) as director:
         cases = wait_for(lambda: admin.payments.list_cases({"division_code": district}), timeout=timeout,
                          message="approved cases in the payments ledger")
         missing = [c for c in cases if not c["account_masked"]]
@@ -290,8 +273,9 @@ def demo_payments(config: dict, district: str | None = None, out: Console | None
         for n, (period, area) in enumerate(periods):
             first_day = date.fromisoformat(f"{quarter_months[0] if period == quarter else period}-01")
             as_of = first_day.isoformat() if first_day > today else None
-            run = admin.payments.create_run({"period": period, "area_type": area, "division_code": district,
-                                             "as_of": as_of})
+            # a period still ahead: the system administrator prepares it as of its first day (the demo's clock)
+            run = (clock if as_of else admin).payments.create_run({"period": period, "area_type": area,
+                                                                    "division_code": district, "as_of": as_of})
             if run["status"] == "prepared":
                 run = director.payments.approve_run(run["id"])
             exported = admin.payments.export_run(run["id"], "csv")
@@ -335,7 +319,7 @@ def _csv_rows(content: bytes) -> list[dict]:
 
 def _record_checkins(config, cases, months, quarter_months, today, out) -> None:
     """续保登记 through intake, as each community's officer, for the months paid."""
-    from shared.client import rpc_as
+    from demo.identity_stand_in import demo_rpc
     from shared.errors import Conflict
     from shared.identity import Role
     from shared.testing import wait_for
@@ -348,7 +332,8 @@ def _record_checkins(config, cases, months, quarter_months, today, out) -> None:
                 wanted.setdefault(c["community_code"], set()).add((c["household_id"], m))
     recorded = 0
     for community, pairs in wanted.items():
-        with rpc_as(config, Role.COMMUNITY_OFFICER, community, user=f"officer-{community}") as rpc:
+        with demo_rpc(config, f"officer-{community}", f"officer-{community}", Role.COMMUNITY_OFFICER.value,
+                      community) as rpc:
             for household_id, m in sorted(pairs):
                 try:
                     rpc.intake.record_checkin({"household_id": household_id, "month": m,
@@ -359,7 +344,8 @@ def _record_checkins(config, cases, months, quarter_months, today, out) -> None:
     needed = {m: sum(1 for pairs in wanted.values() for _h, mm in pairs if mm == m)
               for m in sorted({m for pairs in wanted.values() for _h, m in pairs})}
     if needed:
-        with rpc_as(config, Role.ADMIN, cases[0]["community_code"][:6], user="admin") as admin:
+        with demo_rpc(config, "qian.finance", "钱会计", Role.FINANCE_OFFICER.value,
+                      cases[0]["community_code"][:6]) as admin:
             wait_for(lambda: all(v >= needed[m] for m, v in admin.payments.checkins(list(needed)).items()),
                      timeout=60, message="check-ins in payments")
     future = [m for m in sorted(set(months) | set(quarter_months)) if m > this_month]

@@ -20,9 +20,8 @@ Dynamic management (动态管理, the exit 出口):
   ``dibao review campaign-progress CAMPAIGN_ID``.
 
 All ask the review service (``review.get_application``, ``review.overdue``)
-as a district officer of the deployment's district unless ``--role``,
-``--unit`` or ``--user`` say otherwise, as ``dibao import`` does. Names and
-ID numbers are shown masked (脱敏).
+as the logged-in person (``dibao login``). Names and ID numbers are shown
+masked (脱敏).
 """
 from __future__ import annotations
 
@@ -36,7 +35,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from cli.common import cli_command, console, fail, get_config, home_district
+from cli.common import cli_command, console, fail, get_config, home_district, rpc_session
 
 app = typer.Typer(
     help="The entry review (进口) and dynamic management (出口): status, overdue lists, month end, "
@@ -98,28 +97,6 @@ def division_name(divisions, code: str | None) -> str:
         return divisions.get(code).name
     except KeyError:
         return code
-
-
-# --- who asks ------------------------------------------------------------------
-
-def actor_options(config: dict, role: str, unit: Optional[str], user: Optional[str]) -> tuple[str, str, str | None]:
-    """(role, unit, user) for the RPC: a district officer of the deployment's
-    district unless the options say otherwise."""
-    from shared.identity import Role
-
-    try:
-        role_value = Role(role).value
-    except ValueError:
-        fail(f"unknown role {role!r}; roles: {', '.join(r.value for r in Role)}")
-    unit = unit or home_district(config)
-    if not unit.isdigit():
-        fail(f"--unit must be a division code (digits), not {unit!r}")
-    return role_value, unit, user
-
-
-ROLE_OPTION = typer.Option("district_officer", "--role", help="acting role (default: district officer)")
-UNIT_OPTION = typer.Option(None, "--unit", help="acting unit (default: the deployment's district)")
-USER_OPTION = typer.Option(None, "--user", "--as-user", help="acting user id (default: <role>-<unit>)")
 
 
 # --- status --------------------------------------------------------------------
@@ -190,20 +167,15 @@ def household_line(rpc, household_id: str) -> str | None:
 def status(
     ctx: typer.Context,
     application_id: str = typer.Argument(..., help="the application's id (from intake)"),
-    role: str = ROLE_OPTION,
-    unit: Optional[str] = UNIT_OPTION,
-    user: Optional[str] = USER_OPTION,
 ) -> None:
     """An application's review: status, current step, deadlines, objections, flags, the case."""
-    from shared.client import rpc_as
     from shared.policy import load_policy
     from shared.reference import ReferenceData
 
     config = get_config(ctx)
-    role, unit, user = actor_options(config, role, unit, user)
     ref = ReferenceData.from_config(config)
     today = ref.today()
-    with rpc_as(config, role, unit, user=user) as rpc:
+    with rpc_session(config) as rpc:
         use_loaded_schedules(rpc, ref.calendar)
         f = rpc.review.get_application(application_id)
         household = household_line(rpc, f["household_id"])
@@ -301,20 +273,15 @@ def overdue(
     unit_code: str = typer.Argument(..., help="district, township or community code"),
     as_of: Optional[str] = typer.Option(None, "--as-of", metavar="DATE",
                                         help="the day to judge by, YYYY-MM-DD (default: today)"),
-    role: str = ROLE_OPTION,
-    unit: Optional[str] = UNIT_OPTION,
-    user: Optional[str] = USER_OPTION,
 ) -> None:
     """The statutory clock: applications past a step's or the whole process's deadline."""
-    from shared.client import rpc_as
     from shared.reference import ReferenceData
 
     config = get_config(ctx)
-    role, unit, user = actor_options(config, role, unit, user)
     day = parse_as_of(as_of)
     ref = ReferenceData.from_config(config)
     judged = as_date(day) if day else ref.today()
-    with rpc_as(config, role, unit, user=user) as rpc:
+    with rpc_session(config) as rpc:
         use_loaded_schedules(rpc, ref.calendar)
         files = rpc.review.overdue(unit_code, day)
     divisions = ref.divisions
@@ -370,12 +337,9 @@ def rule_text(rule: str) -> str:
     return f"{rule} ({RULE_LABEL[rule]})" if rule in RULE_LABEL else rule
 
 
-def _rpc(ctx, role, unit, user):
-    from shared.client import rpc_as
-
+def _rpc(ctx):
     config = get_config(ctx)
-    role, unit, user = actor_options(config, role, unit, user)
-    return config, rpc_as(config, role, unit, user=user)
+    return config, rpc_session(config)
 
 
 @app.command("month-end")
@@ -383,10 +347,9 @@ def _rpc(ctx, role, unit, user):
 def month_end_command(
     ctx: typer.Context,
     as_of: Optional[str] = typer.Option(None, "--as-of", metavar="DATE", help="judge the month ended by this day"),
-    role: str = ROLE_OPTION, unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
 ) -> None:
     """Run the month-end rules (check-ins, labour) and re-review reminders now; a second run adds nothing."""
-    _, client = _rpc(ctx, role, unit, user)
+    _, client = _rpc(ctx)
     with client as rpc:
         result = rpc.review.run_month_end(parse_as_of(as_of))
     console.print(f"month end of [bold]{escape(result['month'])}[/bold] (as of {escape(result['as_of'])}):")
@@ -402,12 +365,11 @@ def rereviews(
     ctx: typer.Context,
     unit_code: str = typer.Argument(..., help="district, township or community code"),
     as_of: Optional[str] = typer.Option(None, "--as-of", metavar="DATE", help="the day to judge by"),
-    role: str = ROLE_OPTION, unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
 ) -> None:
     """Cases past their re-review date (复核逾期), per township and community."""
     from shared.reference import ReferenceData
 
-    config, client = _rpc(ctx, role, unit, user)
+    config, client = _rpc(ctx)
     with client as rpc:
         cases = rpc.review.overdue_rereviews(unit_code, parse_as_of(as_of))
     divisions = ReferenceData.from_config(config).divisions
@@ -438,10 +400,9 @@ def list_proposals(
     unit_code: str = typer.Argument(..., help="district, township or community code"),
     status: Optional[str] = typer.Option("pending", "--status",
                                          help="pending | approved | rejected | applied | withdrawn | all"),
-    role: str = ROLE_OPTION, unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
 ) -> None:
     """Proposals to adjust or cancel cases: rule, fact, reason, approvals so far."""
-    _, client = _rpc(ctx, role, unit, user)
+    _, client = _rpc(ctx)
     with client as rpc:
         rows = rpc.review.list_proposals(unit_code, None if status == "all" else status)
     if not rows:
@@ -465,10 +426,9 @@ def approve(
     ctx: typer.Context,
     proposal_id: int = typer.Argument(...),
     remarks: str = typer.Option("", "--remarks"),
-    role: str = ROLE_OPTION, unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
 ) -> None:
     """Approve a proposal in your role (the policy says who, in order); the last approval applies it."""
-    _, client = _rpc(ctx, role, unit, user)
+    _, client = _rpc(ctx)
     with client as rpc:
         p = rpc.review.approve_proposal({"proposal_id": proposal_id, "remarks": remarks})
     console.print(f"proposal {p['id']} ({escape(rule_text(p['rule']))}): [bold]{escape(p['status'])}[/bold] — "
@@ -481,10 +441,9 @@ def reject(
     ctx: typer.Context,
     proposal_id: int = typer.Argument(...),
     reason: str = typer.Option(..., "--reason", help="why (required)"),
-    role: str = ROLE_OPTION, unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
 ) -> None:
     """Reject a proposal, with the reason; the case stays as it is."""
-    _, client = _rpc(ctx, role, unit, user)
+    _, client = _rpc(ctx)
     with client as rpc:
         p = rpc.review.reject_proposal({"proposal_id": proposal_id, "reason": reason})
     console.print(f"proposal {p['id']}: [bold]{escape(p['status'])}[/bold] ({escape(p['decision_reason'] or '')})")
@@ -497,10 +456,9 @@ def category(
     case_id: str = typer.Argument(...),
     new_category: str = typer.Argument(..., metavar="CATEGORY"),
     reason: str = typer.Option("", "--reason", help="why (required by the service)"),
-    role: str = ROLE_OPTION, unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
 ) -> None:
     """Change a case's category (and so its re-review cadence), with the reason."""
-    _, client = _rpc(ctx, role, unit, user)
+    _, client = _rpc(ctx)
     with client as rpc:
         case = rpc.review.change_category({"case_id": case_id, "category": new_category, "reason": reason})
     console.print(f"case {escape(case['id'])}: {escape(category_text(case['category']))}, next re-review "
@@ -516,10 +474,9 @@ def campaign_create(
     ends_on: str = typer.Option(..., "--to", metavar="DATE"),
     teams: list[str] = typer.Option(..., "--team", help="an inspection team (repeat)"),
     name: str = typer.Option("", "--name"),
-    role: str = ROLE_OPTION, unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
 ) -> None:
     """入户清查: every active case of the unit, assigned round-robin to the teams."""
-    _, client = _rpc(ctx, role, unit, user)
+    _, client = _rpc(ctx)
     with client as rpc:
         campaign = rpc.review.create_campaign({"unit_code": unit_code, "name": name, "starts_on": starts_on,
                                                "ends_on": ends_on, "teams": teams})
@@ -537,10 +494,9 @@ def inspect(
     result: str = typer.Argument(..., help="kept | raised | lowered | cancelled | wrongly_included"),
     verified_income: Optional[str] = typer.Option(None, "--income", help="verified monthly income (raised/lowered)"),
     remarks: str = typer.Option("", "--remarks"),
-    role: str = ROLE_OPTION, unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
 ) -> None:
     """Record a campaign team's result for a case; a change becomes a proposal."""
-    _, client = _rpc(ctx, role, unit, user)
+    _, client = _rpc(ctx)
     with client as rpc:
         out = rpc.review.record_inspection({"campaign_id": campaign_id, "case_id": case_id, "result": result,
                                             "verified_income": verified_income, "remarks": remarks})
@@ -554,12 +510,11 @@ def inspect(
 def campaign_progress(
     ctx: typer.Context,
     campaign_id: str = typer.Argument(...),
-    role: str = ROLE_OPTION, unit: Optional[str] = UNIT_OPTION, user: Optional[str] = USER_OPTION,
 ) -> None:
     """A campaign's progress per township and community."""
     from shared.reference import ReferenceData
 
-    config, client = _rpc(ctx, role, unit, user)
+    config, client = _rpc(ctx)
     with client as rpc:
         progress = rpc.review.campaign_progress(campaign_id)
     divisions = ReferenceData.from_config(config).divisions

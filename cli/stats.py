@@ -3,9 +3,9 @@ headline statistics for any date, as the seed's paragraph and a table, from
 the audit record (a projection of the recorded events); ``--xlsx`` writes
 them (and the supervision scorecard) to a workbook.
 
-Asked of the audit service as an auditor of the deployment's district unless
-``--role/--unit/--user`` say otherwise (a partner bureau may ask too: the
-figures carry no personal data); the query is recorded.
+Asked of the audit service as the logged-in person (an auditor, a director;
+a partner bureau may ask too: the figures carry no personal data); the query
+is recorded.
 """
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from cli.audit import ROLE_OPTION, USER_OPTION, parse_date
-from cli.common import cli_command, console, get_config
-from cli.review import actor_options
+from cli.audit import parse_date
+from cli.common import cli_command, console, get_config, rpc_session
 
 SCORE_COLUMNS = (("township_code", "乡镇街"), ("community_code", "社区/村"), ("overdue_steps", "超期环节"),
                  ("missed_rereviews", "漏复核"), ("checkin_gaps", "未签到"), ("wrongly_included", "错保"))
@@ -56,17 +55,11 @@ def stats(
     day: str = typer.Option(..., "--date", help="the date the figures are for (YYYY-MM-DD)"),
     xlsx: Optional[Path] = typer.Option(None, "--xlsx", help="also write the figures and the scorecard here"),
     scorecard: bool = typer.Option(False, "--scorecard", help="print the supervision scorecard too"),
-    role: str = ROLE_OPTION,
-    unit: Optional[str] = typer.Option(None, "--unit", help="acting unit (default: the deployment's district)"),
-    user: Optional[str] = USER_OPTION,
 ) -> None:
     """The seed's headline statistics for any date (and the 考评 scorecard)."""
-    from shared.client import rpc_as
-
     config = get_config(ctx)
     when = parse_date(day, "--date")
-    role, unit, user = actor_options(config, role, unit, user)
-    with rpc_as(config, role, unit, user=user) as rpc:
+    with rpc_session(config) as rpc:
         figures = rpc.audit.statistics(when.isoformat())
         board = rpc.audit.scorecard(when.isoformat()) if (scorecard or xlsx) else []
     console.print(escape(figures["paragraph"]))

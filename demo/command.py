@@ -68,6 +68,10 @@ def start_demo_services(config: dict, movable_clock: bool = False):
     configure_logging(demo_config, quiet=True)
     console.print(f"no service answers ping on {hide_password(config['AMQP_URI'])} within 2 s: "
                   f"starting {', '.join(services)} in this process (fresh SQLite files in {demo_dir})")
+    if not demo_config.get("IDENTITY_PUBLIC_KEY"):
+        from demo.identity_stand_in import install_stand_in_service_tokens
+
+        install_stand_in_service_tokens(demo_config)   # TEMPORARY: until the identity service is on main
     runner = start_runner(demo_config, list(services.values()))
     deadline = time.monotonic() + 30
     for name in REQUIRED_SERVICES:

@@ -14,8 +14,10 @@ The steps come from the active policy (config ``POLICY``): the demo asks the
 policy object for its review steps and their kinds, never its name.
 
 The posting periods are moved past with notify's
-``close_due_notices(as_of=today + days)``, as an administrator (only the
-system and an administrator may close notices as of a future day).
+``close_due_notices(as_of=today + days)``, as the system administrator (only
+the timer and the system administrator may close notices as of a future day).
+The demo's people act through :mod:`demo.identity_stand_in` (TEMPORARY: it
+plays identity until the identity service is on main).
 """
 from __future__ import annotations
 
@@ -88,22 +90,21 @@ class Demo(Waits, Report):
     # --- proxies -----------------------------------------------------------------
 
     def proxy(self, stack: ExitStack, person: Person):
-        from shared.client import rpc_as
+        from demo.identity_stand_in import demo_rpc
 
-        return stack.enter_context(rpc_as(self.config, person.role, person.unit, user=person.user, name=person.name))
+        return stack.enter_context(demo_rpc(self.config, person.user, person.name, person.role, person.unit))
 
     # --- the steps -----------------------------------------------------------------
 
     def run(self) -> None:
-        from shared.client import rpc_as
         from shared.identity import Role
 
         policy = self.ref.policy
         console.rule(f"[bold]Dibao demo[/bold] — district {self.district}, policy {policy.name}")
         with ExitStack() as stack:
-            admin = stack.enter_context(rpc_as(self.config, Role.ADMIN, self.district, user="admin",
-                                               name="系统管理员"))
-            self.register_staff(admin)
+            admin = self.proxy(stack, Person(f"sysadmin-{self.district}", "系统管理员", Role.SYSTEM_ADMIN.value,
+                                             self.district))
+            self.register_staff()
             district = self.proxy(stack, self.district_officers[0])
             self.seed = self.free_seed(district)
             officers = {code: self.proxy(stack, person) for code, person in self.community_officer.items()}
@@ -116,14 +117,14 @@ class Demo(Waits, Report):
         from cli.audit import demo_section
         demo_section(self.config, self.district, self.runs)
 
-    def register_staff(self, admin) -> None:
+    def register_staff(self) -> None:
+        from demo.identity_stand_in import register_demo_staff
+
         people = (list(self.community_officer.values()) + list(self.township_officer.values())
                   + self.district_officers + list(self.signers.values()))
-        for person in people:
-            admin.intake.register_staff({"user": person.user, "name": person.name, "role": person.role,
-                                         "unit": person.unit})
+        register_demo_staff(self.config, people, self.district)
         self.counts["staff"] = len(people)
-        console.print(f"[bold]1. staff[/bold] (as admin): {len(self.community_officer)} community officers "
+        console.print(f"[bold]1. staff[/bold] (accounts): {len(self.community_officer)} community officers "
                       f"(社区低保专干), {len(self.township_officer)} township officers (乡镇街低保办), "
                       f"{len(self.district_officers)} district officers (区低保中心), "
                       + ", ".join(f"the {role.replace('_', ' ')}" for role in self.signers)

@@ -90,22 +90,20 @@ class Year(YearPayments):
 
     def setup_people(self, stack: ExitStack) -> None:
         from demo.people import Person
-        from shared.client import rpc_as
+        from demo.identity_stand_in import register_demo_staff
         from shared.identity import Role
 
         d = self.demo
         self.stack = stack
-        self.admin = stack.enter_context(rpc_as(self.config, Role.ADMIN, self.district, user="admin",
-                                                name="系统管理员"))
+        self.admin = d.proxy(stack, Person(f"sysadmin-{self.district}", "系统管理员", Role.SYSTEM_ADMIN.value,
+                                           self.district))
         self.finance = Person(f"finance-{self.district}", "钱会计", Role.FINANCE_OFFICER.value, self.district)
         self.auditor = Person(f"auditor-{self.district}", "审计员", Role.AUDITOR.value, self.district)
         director = d.signers.get(Role.CENTRE_DIRECTOR.value) or Person(
             f"centre-director-{self.district}", "周主任", Role.CENTRE_DIRECTOR.value, self.district)
         self.director = director
         new = [p for p in (self.finance, self.director) if p not in d.signers.values()]
-        for person in new:
-            self.admin.intake.register_staff({"user": person.user, "name": person.name, "role": person.role,
-                                              "unit": person.unit})
+        register_demo_staff(self.config, new, self.district)
         self.proxies: dict[str, object] = {}
         self.officers = {code: self.rpc(p) for code, p in d.community_officer.items()}
         self.district_rpc = self.rpc(d.district_officers[0])

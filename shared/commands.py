@@ -50,6 +50,8 @@ class CommandRecorded(Schema):
     subject_ids = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
                               metadata={"doc": "uuid-valued `*_id` arguments"})
     call_id = fields.String(required=True, metadata={"doc": "nameko call id"})
+    reason = fields.String(required=False, metadata={
+        "doc": "a refusal's reason code (e.g. expired, revoked, bad_signature, service_not_permitted), else empty"})
 
 
 def _register_all() -> None:
@@ -141,9 +143,11 @@ class CommandRecorder:
                 if key not in ids and len(ids) < MAX_IDS and _is_uuid(str(value)):
                     ids[key] = str(value)
         error_fields = sorted(exc.fields) if isinstance(exc, ValidationFailed) else []
+        reason = exc.details.get("reason") if isinstance(exc, DibaoError) and isinstance(exc.details, dict) else None
         return Event(service, COMMAND_RECORDED, ids, {
             "service": service, "method": ctx.entrypoint.method_name, "outcome": outcome_of(exc),
-            "error_fields": error_fields[:50], "subject_ids": ids, "call_id": ctx.call_id or ""})
+            "error_fields": error_fields[:50], "subject_ids": ids, "call_id": ctx.call_id or "",
+            "reason": str(reason or "")[:64]})
 
     def pending_event(self, events: list[Event] = ()) -> Event | None:
         """The record to commit with the first write of this call (once)."""

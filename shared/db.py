@@ -30,7 +30,8 @@ from shared.commands import CommandRecorder
 from shared.crypto import EncryptedDecimal, EncryptedString, FieldCipher, configure, key_from_config
 from shared.errors import NotFound
 from shared.events import Event, encode, encode_many, envelope, parse
-from shared.identity import AUTH_TOKEN_KEY, Caller
+from shared.identity import TokenVerification, actor_of
+from shared.permissions import gate
 from shared.secrets import SecretError, load_secret, require_secrets
 
 log = logging.getLogger(__name__)
@@ -454,8 +455,12 @@ class Database(DependencyProvider):
 
     Declared on the service class: ``db = Database("intake", Base.metadata,
     MIGRATIONS)``. ``setup()`` builds the engine and migrates; ``start()``
-    starts the relay that publishes committed events.
+    starts the relay that publishes committed events. The events a call
+    commits carry its verified actor (the token checked once per container:
+    shared.identity.TokenVerification).
     """
+
+    verification = TokenVerification()
 
     def __init__(self, service: str, metadata: sa.MetaData, migrations: str | Path | None, relay: bool = True):
         self.service = service
@@ -476,7 +481,6 @@ class Database(DependencyProvider):
             raise
         if uses_cipher:
             configure_cipher(config)
-        self.token_key = config["TOKEN_KEY"]
         self.database = ServiceDatabase(self.service, config["DB_URIS"][self.service],
                                         self.metadata, self.migrations)
         self.database.migrate()
@@ -500,7 +504,7 @@ class Database(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         data = worker_ctx.context_data
-        actor = Caller(self.token_key, data.get(AUTH_TOKEN_KEY)).actor_or_none
+        actor = actor_of(worker_ctx, self.verification)
         correlation_id = data.get("correlation_id") or (worker_ctx.call_id_stack or [worker_ctx.call_id])[0]
         on_commit = self.relay.wake if self.relay else None
         actor = actor.to_dict() if actor else None
@@ -511,3 +515,6 @@ class Database(DependencyProvider):
                                                                                on_commit))
             worker_ctx.dibao_command = command
         return UnitOfWorkFactory(self.database, actor, correlation_id, on_commit, command)
+
+    def worker_setup(self, worker_ctx):
+        gate(worker_ctx, self.verification)

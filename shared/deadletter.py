@@ -159,5 +159,5 @@ class DeadLetterReplay:
         """Parked events back to this service's handler queues (all, or one by message id)."""
         if message_id is not None and not isinstance(message_id, str):
             raise ValidationFailed.field("message_id", "a message id (text)")
-        authorize(self.caller.actor, (Role.ADMIN,))  # system administrator
+        authorize(self.caller.actor, (Role.SYSTEM_ADMIN,))  # the system administrator only
         return {"replayed": self.dead_letters(message_id)}

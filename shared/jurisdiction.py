@@ -33,6 +33,10 @@ def within(actor: Actor, division_code: str | None, missing: NotFound, overlap: 
     """Raise ``missing`` (the answer for a row that does not exist) unless
     ``division_code`` lies within the actor's unit — or, with ``overlap``
     (a unit-wide row such as a township's campaign), the actor works inside it."""
+    if actor.is_service and division_code:
+        # a service's jurisdiction is the calls its table names (shared.permissions, checked at the
+        # entrypoint) and ``authorize`` let it through only where the roles name Role.SERVICE
+        return
     inside = overlap and bool(division_code) and actor.unit.startswith(division_code)
     if not division_code or not (actor.covers(division_code) or inside):
         # for the log (not the caller): a probe outside the jurisdiction; ids only, never an ID number

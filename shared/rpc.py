@@ -17,6 +17,7 @@ from nameko.exceptions import deserialize_to_instance
 from nameko.rpc import Rpc
 
 from shared.commands import recorder_of
+from shared.db import Database
 from shared.errors import EXPECTED_ERRORS, DibaoError, ValidationFailed
 from shared.problems import OperationalProblem, classify
 
@@ -55,6 +56,17 @@ class DibaoRpc(Rpc):
         kwargs.setdefault("expected_exceptions", EXPECTED_ERRORS + (InternalError, OperationalProblem))
         self.record_reads = record_reads
         super().__init__(**kwargs)
+
+    def setup(self):
+        # The caller's token is checked before the method runs (shared.permissions.gate,
+        # from the Identity and Database dependencies' worker_setup): a service
+        # answering RPC without either would take any token unchecked.
+        from shared.identity import Identity
+
+        if not any(isinstance(dep, (Identity, Database)) for dep in self.container.dependencies):
+            raise RuntimeError(f"{self.container.service_name}: an @rpc service declares Identity() "
+                               "(tokens are checked before each call)")
+        super().setup()
 
     def handle_result(self, message, worker_ctx, result, exc_info):
         if exc_info is not None:

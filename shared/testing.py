@@ -2,6 +2,13 @@
 fresh database per service per test (SQLite file or PostgreSQL database),
 actor tokens, and RPC proxies with timeouts.
 
+The harness plays identity (TOKENS.md): it holds a per-test-session Ed25519
+key (:data:`TEST_IDENTITY_KEY`, never written anywhere), puts its public key
+in every test config as ``IDENTITY_PUBLIC_KEY``, signs person tokens
+(:func:`person_token`, :func:`rpc_as`) and the services' own tokens (in
+place of ``identity.service_token``), and publishes identity's events
+(:func:`publish_identity_event`) as the identity service would.
+
 Used by tests/conftest.py and bench/; both talk to the real RabbitMQ and
 PostgreSQL of the machine (DIBAO_TEST_AMQP_URI, DIBAO_TEST_PG_URI).
 """
@@ -20,9 +27,13 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import sqlalchemy as sa
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from shared.config import SERVICES, load_config
 from shared.secrets import SECRETS, ensure_secrets
-from shared.client import context, rpc_as  # noqa: F401 - re-exported for tests
+from shared.client import rpc_with
+from shared.identity import (AUTH_TOKEN_KEY, DEFAULT_TTL_SECONDS, Role, private_key_from_seed, public_key_text,
+                             sign_token, token_claims)
 
 AMQP_BASE = os.environ.get("DIBAO_TEST_AMQP_URI", "pyamqp://guest:guest@127.0.0.1:5672/")
 PG_ADMIN = os.environ.get("DIBAO_TEST_PG_URI", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -128,17 +139,135 @@ class PostgresDatabases:
         self.created.clear()
 
 
+# --- the harness plays identity ------------------------------------------------------
+
+#: this test session's identity signing key (in memory, and in the test
+#: configs as identity's own ``IDENTITY_SIGNING_KEY``: the demo's temporary
+#: stand-in for identity signs with it, shared/cli/demo_identity.py)
+TEST_IDENTITY_SEED = b64encode(os.urandom(32)).decode("ascii")
+TEST_IDENTITY_KEY = private_key_from_seed(TEST_IDENTITY_SEED)
+TEST_IDENTITY_PUBLIC_KEY = public_key_text(TEST_IDENTITY_KEY.public_key())
+
+
+def repository_token_key() -> str:
+    """The HS256 key config.yml shipped as its default until 2026-12, read from
+    the git history (the tree keeps only its digest: shared.secrets.KNOWN_VALUES),
+    for the tests that try it as an insider would. Without the history: a
+    stand-in (the token is refused for its algorithm either way)."""
+    import re
+
+    from shared.config import REPO_ROOT
+
+    try:
+        text = subprocess.run(["git", "log", "-p", "-S", "DIBAO_TOKEN_KEY:", "--", "config.yml"], cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        text = ""
+    found = re.search(r"\$\{DIBAO_TOKEN_KEY:([^}]+)\}", text)
+    return found.group(1) if found else "the repository's old HS256 key (no git history here)"
+
+
+def person_token(user: str, name: str | None = None, unit: str = "", roles=(), ttl_seconds: int = 3600,
+                 session_id: str | None = None, key: Ed25519PrivateKey | None = None, **claims) -> str:
+    """A person's token as identity signs it at login (``claims`` override)."""
+    roles = [roles] if isinstance(roles, (str, Role)) else list(roles)
+    body = token_claims(user, name or user, unit, roles, "person", session_id, ttl_seconds)
+    body.update(claims)
+    return sign_token(key or TEST_IDENTITY_KEY, body)
+
+
+def service_token_for(service: str, ttl_seconds: int = DEFAULT_TTL_SECONDS) -> str:
+    """A service's own token (``service:<name>``) as identity.service_token gives it."""
+    return sign_token(TEST_IDENTITY_KEY, token_claims(f"service:{service}", f"{service} service", "",
+                                                      [Role.SERVICE], "service", None, ttl_seconds))
+
+
+def _issue_service_token(config: dict, service: str) -> tuple[str, float]:
+    return service_token_for(service), time.time() + DEFAULT_TTL_SECONDS
+
+
+def play_identity() -> None:
+    """Services started by tests get their own tokens from the harness."""
+    from shared.remote import install_test_issuer
+
+    install_test_issuer(_issue_service_token)
+
+
+def context(config: dict, role, unit: str, user: str | None = None, name: str | None = None,
+            session_id: str | None = None) -> dict:
+    """Context data of a person holding ``role`` (one role or several) in ``unit``."""
+    roles = [role] if isinstance(role, (str, Role)) else list(role)
+    user = user or f"{Role(roles[0]).value}-{unit}"
+    return {AUTH_TOKEN_KEY: person_token(user, name or user, unit, roles, session_id=session_id)}
+
+
+def rpc_as(config: dict, role, unit: str, user: str | None = None, name: str | None = None,
+           timeout: float | None = None, session_id: str | None = None):
+    """A cluster RPC proxy acting as the given person (the harness signs the token)."""
+    return rpc_with(config, context(config, role, unit, user, name, session_id), timeout)
+
+
+def rpc_with_token(config: dict, token: str | None, timeout: float | None = None):
+    return rpc_with(config, {AUTH_TOKEN_KEY: token} if token else {}, timeout)
+
+
+def write_session(path, token: str) -> str:
+    """A session file as ``dibao login`` stores it (for CLI tests): set
+    ``DIBAO_SESSION_FILE`` to the path returned."""
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"token": token}), encoding="utf-8")
+    os.chmod(path, 0o600)
+    return str(path)
+
+
+def session_env(directory, role, unit: str, user: str, name: str | None = None) -> dict:
+    """The environment of a CLI run logged in as this person (``DIBAO_SESSION_FILE``)."""
+    from pathlib import Path
+
+    roles = [role] if isinstance(role, (str, Role)) else list(role)
+    path = write_session(Path(directory) / f"session-{user}.json", person_token(user, name or user, unit, roles))
+    return {"DIBAO_SESSION_FILE": path}
+
+
+def publish_identity_event(config: dict, event_type: str, payload: dict, occurred_at=None) -> dict:
+    """One of identity's events (contracts/identity.py), on the real bus, as
+    the identity service's relay publishes it (the envelope built by hand:
+    the platform does not import the contracts)."""
+    from datetime import datetime, timezone
+
+    from kombu import Connection, Producer
+
+    from shared.bus import event_exchange
+    from shared.events import encode
+
+    env = {"event_id": str(uuid.uuid4()), "type": event_type, "source": "identity", "version": 1,
+           "occurred_at": (occurred_at or datetime.now(timezone.utc)).isoformat(), "actor": None,
+           "subject": {"user": str(payload["user"])}, "correlation_id": "test", "payload": payload}
+    with Connection(config["AMQP_URI"]) as conn:
+        Producer(conn.default_channel).publish(
+            encode(env), exchange=event_exchange("identity"), routing_key=event_type,
+            content_type="application/json", content_encoding="utf-8", delivery_mode=2,
+            declare=[event_exchange("identity")])
+    return env
+
+
 def test_config(amqp_uri: str, db_uris: dict, data_dir: str, **overrides) -> dict:
     """A test deployment's configuration, with secrets of its own: generated
     into ``<data_dir>/secrets`` as ``dibao up`` does on a first start (the
     settings themselves stay empty, so everything reads them the way a
     deployment does: ``shared.secrets.load_secret``)."""
+    play_identity()
     config = load_config()
     config.update({"AMQP_URI": amqp_uri, "DB_URIS": db_uris, "DATA_DIR": str(data_dir),
                    "OUTBOX_POLL_SECONDS": 0.2, "INBOX_BACKOFF_SECONDS": 0.05, "INBOX_MAX_ATTEMPTS": 3,
                    "RPC_TIMEOUT": 20, "BROKER_SERVICE_USERS": False})
     config.update({setting: "" for setting in SECRETS})   # not the developer's environment
     config.pop("SECRETS_DIR", None)
+    # the harness plays identity: its key signs the tests' tokens; services verify with its public half
+    config.update({"IDENTITY_PUBLIC_KEY": TEST_IDENTITY_PUBLIC_KEY, "IDENTITY_SIGNING_KEY": TEST_IDENTITY_SEED})
     config.pop("LOGGING", None)
     config.update(overrides)
     ensure_secrets(config)

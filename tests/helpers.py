@@ -24,10 +24,36 @@ def officer(config, unit=COMMUNITY, role=Role.COMMUNITY_OFFICER, user="wang.offi
     return rpc_as(config, role, unit, user=user)
 
 
-def register_staff(config):
-    with rpc_as(config, Role.ADMIN, DISTRICT, user="admin") as rpc:
-        for person in INVESTIGATORS:
-            rpc.intake.register_staff(person)
+#: the district's signers and deciders, registered with the investigators
+DECIDERS = [
+    {"user": "sun.deputy", "name": "孙局长", "role": "deputy_director", "unit": DISTRICT},
+    {"user": "zhou.director", "name": "周主任", "role": "centre_director", "unit": DISTRICT},
+    {"user": "zhou.township", "name": "周办事员", "role": "township_officer", "unit": TOWNSHIP},
+]
+STAFF = INVESTIGATORS + DECIDERS
+
+
+def register_staff(config, people=None, services=("intake", "review")):
+    """identity's ``account_created`` for each person (the harness plays
+    identity), then wait until the running services' staff registries show
+    them (a service that does not run is skipped)."""
+    from nameko.exceptions import UnknownService
+
+    from shared.testing import publish_identity_event, wait_for
+
+    people = STAFF if people is None else people
+    for person in people:
+        publish_identity_event(config, "account_created", {"user": person["user"], "name": person["name"],
+                                                           "unit": person["unit"], "roles": [person["role"]]})
+    wanted = {(p["user"], p["role"]) for p in people}
+    with rpc_as(config, Role.DISTRICT_OFFICER, DISTRICT, user="zhao.district", name="赵专干") as rpc:
+        for service in services:
+            def registered():
+                try:
+                    return wanted <= {(s["user"], s["role"]) for s in getattr(rpc, service).list_staff(DISTRICT)}
+                except UnknownService:
+                    return True
+            wait_for(registered, timeout=20, message=f"{service}'s staff registry")
 
 
 def household(seed: int = 1, community: str = COMMUNITY) -> dict:

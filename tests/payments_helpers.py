@@ -48,8 +48,9 @@ def checker(config):
     return rpc_as(config, Role.CENTRE_DIRECTOR, DISTRICT, user="zhou.director", name="周主任")
 
 
-def admin(config):
-    return rpc_as(config, Role.ADMIN, DISTRICT, user="admin", name="管理员")
+def caseworker(config):
+    """A district officer: reads the ledger, records a household's bank account."""
+    return rpc_as(config, Role.DISTRICT_OFFICER, DISTRICT, user="zhao.district", name="赵专干")
 
 
 def envelope(source: str, event_type: str, subject: dict, payload: dict, event_id: str | None = None) -> dict:
@@ -89,7 +90,7 @@ def checkin(household_id: str, month_: str, community: str = COMMUNITY) -> dict:
 
 def ledger_case(config, case_id: str, timeout: float = 20, check=lambda c: True) -> dict:
     def get():
-        with admin(config) as rpc:
+        with caseworker(config) as rpc:
             try:
                 case = rpc.payments.get_case(case_id)
             except NotFound:
@@ -107,7 +108,7 @@ def approve_cases(config, cases: list[dict], payee: bool = True) -> None:
         case_id = env["subject"]["case_id"]
         ledger_case(config, case_id)
         if payee:
-            with admin(config) as rpc:
+            with caseworker(config) as rpc:
                 rpc.payments.set_payee({"case_id": case_id, "payee_name": "张三丰",
                                         "account_number": f"62220200{n:010d}"})
 

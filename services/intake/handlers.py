@@ -24,11 +24,12 @@ from shared.identity import Actor, Role
 from shared.identity import authorize as require
 from shared.jurisdiction import get_within, within
 from shared.reference import ReferenceData
+from shared.staff import apply_identity_event, staff_member, staff_within
 
 SOURCE = "intake"
 CASEWORKERS = (Role.COMMUNITY_OFFICER, Role.TOWNSHIP_OFFICER, Role.DISTRICT_OFFICER)
 READERS = CASEWORKERS + (Role.CENTRE_DIRECTOR, Role.DEPUTY_DIRECTOR, Role.AUDITOR, Role.TOWNSHIP_COMMITTEE,
-                         Role.COMMUNITY_PANEL, Role.SYSTEM)
+                         Role.COMMUNITY_PANEL, Role.SERVICE)   # SERVICE: review's and notify's reads
 
 
 def now() -> datetime:
@@ -39,20 +40,15 @@ def resident_index(resident_id: str) -> str:
     return get_cipher().blind_index(resident_id, "resident_id")
 
 
-# --- staff -------------------------------------------------------------------
+# --- staff (the registry, from identity's events: shared/staff.py) -------------
 
-def register_staff(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> Staff:
-    require(actor, (Role.DISTRICT_OFFICER,), data["unit"])
-    try:
-        Role(data["role"])
-    except ValueError:
-        raise ValidationFailed.field("role", f"unknown role {data['role']}") from None
-    ref.division(data["unit"], "unit")
-    staff = uow.session.get(Staff, data["user"]) or Staff(user=data["user"])
-    staff.name, staff.role, staff.unit, staff.active = data["name"], data["role"], data["unit"], True
-    uow.session.add(staff)
-    uow.commit()
-    return staff
+def identity_event(uow: UnitOfWork, env: dict) -> None:
+    apply_identity_event(uow, env, Staff)
+
+
+def list_staff(uow: UnitOfWork, actor: Actor, unit_code: str) -> list[dict]:
+    require(actor, READERS, unit_code)
+    return staff_within(uow.session, Staff, unit_code)
 
 
 # --- households --------------------------------------------------------------
@@ -218,7 +214,7 @@ def record_investigation(uow: UnitOfWork, actor: Actor, data: dict, ref: Referen
                        {"status": application.status})
     rules.investigation_date_is_possible(data["investigated_on"], application.accepted_on, ref.today())
     users = [i["user"] for i in data["investigators"]]
-    staff = {s.user: s for s in uow.session.scalars(sa.select(Staff).where(Staff.user.in_(users)))}
+    staff = {user: staff_member(uow.session, Staff, user) for user in set(users)}
     investigators = rules.investigators_are_distinct_staff(data["investigators"], staff,
                                                            household.community_code, ref.policy)
     member_ids = {m.id for m in household.members}

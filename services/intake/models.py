@@ -15,6 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.crypto import EncryptedDecimal, EncryptedString
 from shared.db import RecordsEvents, platform_tables
+from shared.staff import staff_model
 from shared.workday_schedule import schedule_table
 
 
@@ -31,15 +32,9 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-class Staff(Base):
-    """Bureau staff who may be named as investigators (工作人员)."""
-
-    __tablename__ = "staff"
-    user: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(50))
-    role: Mapped[str] = mapped_column(sa.String(32))
-    unit: Mapped[str] = mapped_column(sa.String(12), index=True)
-    active: Mapped[bool] = mapped_column(default=True)
+#: the staff registry, projected from identity's events (shared/staff.py):
+#: who may be named as an investigator (工作人员)
+Staff = staff_model(Base)
 
 
 class Household(RecordsEvents, Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date
 
 from shared.errors import Conflict, ValidationFailed
-from shared.identity import STAFF_ROLES, Role
+from shared.identity import STAFF_ROLES
 from shared.policy.base import Policy
 
 #: Documents the file must hold once the household reaches each stage.
@@ -19,7 +19,8 @@ def investigators_are_distinct_staff(investigators: list[dict], staff: dict, hou
                                      policy: Policy) -> list[dict]:
     """入户调查: ≥ N distinct, named, signing staff whose unit covers the household.
 
-    ``staff`` maps user → Staff row (or is missing the user). Returns the
+    ``staff`` maps user → the registry's rows in force for that user (the
+    staff registry projected from identity: shared/staff.py). Returns the
     investigators as recorded: ``[{user, name, role, unit}]``."""
     users = [i["user"] for i in investigators]
     if len(users) != len(set(users)):
@@ -29,16 +30,19 @@ def investigators_are_distinct_staff(investigators: list[dict], staff: dict, hou
             "investigators", f"at least {policy.min_investigators} investigators are required ({policy.name})")
     recorded = []
     for n, inv in enumerate(investigators):
-        person = staff.get(inv["user"])
+        rows = staff.get(inv["user"]) or []
         field = f"investigators.{n}.user"
-        if person is None or not person.active:
+        if not rows:
             raise ValidationFailed.field(field, f"{inv['user']} is not registered staff")
-        if Role(person.role) not in STAFF_ROLES:
-            raise ValidationFailed.field(field, f"{inv['user']} ({person.role}) may not investigate")
-        if not household_community.startswith(person.unit):
+        caseworking = [r for r in rows if r.role in {role.value for role in STAFF_ROLES}]
+        if not caseworking:
+            raise ValidationFailed.field(field, f"{inv['user']} ({rows[0].role}) may not investigate")
+        covering = [r for r in caseworking if r.unit and household_community.startswith(r.unit)]
+        if not covering:
             raise ValidationFailed.field(field, f"{inv['user']} works outside this household's jurisdiction")
         if not inv["signed"]:
             raise ValidationFailed.field(f"investigators.{n}.signed", "every investigator signs the record")
+        person = covering[0]
         recorded.append({"user": person.user, "name": person.name, "role": person.role, "unit": person.unit})
     return recorded
 

@@ -89,11 +89,8 @@ class HouseholdSchema(Schema):
                 raise ValidationError({i: {"member": ["no such member"]}}, "incomes")
 
 
-class StaffSchema(Schema):
-    user = fields.String(required=True, validate=validate.Length(1, 64))
-    name = fields.String(required=True, validate=validate.Length(1, 50))
-    role = fields.String(required=True)
-    unit = DivisionCode(required=True)
+class UnitSchema(Schema):
+    unit_code = DivisionCode(required=True)
 
 
 class ApplicationSchema(Schema):

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from contracts import intake as events  # noqa: F401 - registers intake's event contract
 from services.intake import calendar, handlers, schemas
+from contracts import identity as _identity_events  # noqa: F401 - the staff registry's source
 from contracts import review as _review_events  # noqa: F401 - the review events intake consumes
 from services.intake.models import WORKDAY_SCHEDULE, Application, Base
 from shared.db import Database
@@ -33,7 +34,6 @@ DOCUMENT_OUT = schemas.DocumentOut()
 HOUSEHOLD_OUT = schemas.HouseholdOut()
 INVESTIGATION_OUT = schemas.InvestigationOut()
 INVESTIGATION_OUTS = schemas.InvestigationOut(many=True)
-STAFF_SCHEMA = schemas.StaffSchema()
 
 
 class IntakeService(deadletter.DeadLetterReplay):
@@ -50,12 +50,17 @@ class IntakeService(deadletter.DeadLetterReplay):
             uow.session.execute(sa.text("SELECT 1"))
         return {"service": self.name, **bus_health(self.name), "policy": self.ref.policy.name}
 
+    @consume_event("identity", "*")
+    def on_identity_event(self, body):
+        """The staff registry follows identity's accounts and roles (shared/staff.py)."""
+        self.db.consume(body, "on_identity_event", handlers.identity_event)
+
     @rpc
-    def register_staff(self, data):
-        data = load(schemas.StaffSchema, data)
-        with self.db() as uow:
-            staff = handlers.register_staff(uow, self.caller.actor, data, self.ref)
-            return STAFF_SCHEMA.dump(staff)
+    def list_staff(self, unit_code):
+        """The staff registry as intake has it: who works in the unit, in which role, since when."""
+        data = load(schemas.UnitSchema, {"unit_code": unit_code})
+        with self.db.read() as uow:
+            return handlers.list_staff(uow, self.caller.actor, data["unit_code"])
 
     @rpc
     def register_household(self, data):

@@ -23,8 +23,10 @@ RUN_MAKERS = (Role.FINANCE_OFFICER, Role.DISTRICT_OFFICER)
 RUN_CHECKERS = (Role.FINANCE_OFFICER, Role.CENTRE_DIRECTOR, Role.DEPUTY_DIRECTOR)
 PAYEE_SETTERS = (Role.COMMUNITY_OFFICER, Role.DISTRICT_OFFICER, Role.FINANCE_OFFICER)
 READERS = (Role.FINANCE_OFFICER, Role.DISTRICT_OFFICER, Role.CENTRE_DIRECTOR, Role.DEPUTY_DIRECTOR,
-           Role.TOWNSHIP_OFFICER, Role.COMMUNITY_OFFICER, Role.AUDITOR, Role.SYSTEM)
-CLOCK_SETTERS = (Role.ADMIN, Role.SYSTEM)
+           Role.TOWNSHIP_OFFICER, Role.COMMUNITY_OFFICER, Role.AUDITOR)
+#: who may prepare a run as of another day than today (a corrected clock, the
+#: demo): the system administrator, who runs the services — and prepares no other run
+CLOCK_SETTERS = (Role.SYSTEM_ADMIN,)
 
 L = LedgerCase.__table__
 P = PaymentLine.__table__

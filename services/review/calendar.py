@@ -27,7 +27,7 @@ from shared.workdays import FIRST_YEAR, LAST_YEAR, Day, WorkdayCalendar
 log = logging.getLogger(__name__)
 
 SOURCE = "review"
-#: who may load the State Council's schedule for the bureau (admin always may)
+#: who may load the State Council's schedule for the bureau
 IMPORTERS = (Role.DISTRICT_OFFICER, Role.CENTRE_DIRECTOR)
 OPEN_STATUSES = ("awaiting_investigation", "in_review", "awaiting_reinvestigation")
 #: the calendar is public information: any authenticated caller may read it

@@ -21,7 +21,7 @@ from sqlalchemy.orm import object_session
 from services.review import rules
 from services.review.handlers import standard_for
 from services.review.models import (Campaign, CampaignInspection, Case, CaseProposal, HouseholdCheckIn,
-                                    LabourFact)
+                                    LabourFact, Staff)
 from shared.db import UnitOfWork
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import Event
@@ -30,12 +30,13 @@ from shared.jurisdiction import get_within, within
 from shared.policy import load_policy
 from shared.policy.base import Policy
 from shared.reference import ReferenceData
+from shared.staff import holds_role
 
 SOURCE = "review"
 CASE_READERS = (Role.COMMUNITY_OFFICER, Role.TOWNSHIP_OFFICER, Role.DISTRICT_OFFICER, Role.CENTRE_DIRECTOR,
-                Role.DEPUTY_DIRECTOR, Role.AUDITOR, Role.SYSTEM, Role.TOWNSHIP_COMMITTEE, Role.COMMUNITY_PANEL)
+                Role.DEPUTY_DIRECTOR, Role.AUDITOR, Role.TOWNSHIP_COMMITTEE, Role.COMMUNITY_PANEL)
 CASE_MANAGERS = (Role.TOWNSHIP_OFFICER, Role.DISTRICT_OFFICER, Role.CENTRE_DIRECTOR)
-MONTH_END_RUNNERS = (Role.DISTRICT_OFFICER, Role.CENTRE_DIRECTOR, Role.SYSTEM)
+MONTH_END_RUNNERS = (Role.DISTRICT_OFFICER, Role.CENTRE_DIRECTOR)
 CAMPAIGN_ORGANISERS = (Role.TOWNSHIP_OFFICER, Role.DISTRICT_OFFICER, Role.CENTRE_DIRECTOR)
 INSPECTORS = (Role.COMMUNITY_OFFICER, Role.TOWNSHIP_OFFICER, Role.DISTRICT_OFFICER, Role.CENTRE_DIRECTOR)
 
@@ -207,6 +208,7 @@ def approve_proposal(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceDa
         raise Conflict(f"the proposal is {proposal.status}", {"status": proposal.status})
     role = rules.next_approval(policy, proposal.approvals)
     authorize(actor, (Role(role),), case.community_code)
+    rules.approver_is_registered(role, holds_role(uow.session, Staff, actor.user, role, case.community_code))
     rules.approver_is_a_new_person(actor.user, proposal.proposed_by, proposal.approvals)
     proposal.approvals = list(proposal.approvals) + [
         {"role": role, "user": actor.user, "name": actor.name, "on": today.isoformat(), "remarks": data["remarks"]}]
@@ -224,10 +226,11 @@ def reject_proposal(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceDat
     if proposal.status != "pending":
         raise Conflict(f"the proposal is {proposal.status}", {"status": proposal.status})
     authorize(actor, tuple(Role(r) for r in policy.proposal_approvals), case.community_code)
+    role = next(r for r in policy.proposal_approvals if actor.has(r))
     proposal.status, proposal.decided_on = "rejected", today
     proposal.decision_reason = rules.has_reason(data["reason"])
     proposal.approvals = list(proposal.approvals) + [
-        {"role": actor.role.value, "user": actor.user, "name": actor.name, "on": today.isoformat(),
+        {"role": role, "user": actor.user, "name": actor.name, "on": today.isoformat(),
          "remarks": proposal.decision_reason, "rejected": True}]
     uow.commit()
     return proposal

@@ -17,16 +17,17 @@ import sqlalchemy as sa
 
 from services.review import rules
 from services.review.models import (Case, CommunityEvaluation, GuaranteeStandard, JointReviewSignature, ReviewFile,
-                                    TownshipReview)
+                                    Staff, TownshipReview)
 from shared.db import UnitOfWork
 from shared.errors import Conflict, ValidationFailed
 from shared.events import Event, load_payload
-from shared.identity import Actor, Role, authorize
+from shared.identity import STAFF_ROLES, Actor, Role, authorize
 from shared.jurisdiction import get_within
 from shared.money import round_fen
 from shared.policy import load_policy
 from shared.policy.base import Policy, ReviewStep
 from shared.reference import ReferenceData
+from shared.staff import apply_identity_event, holds_role
 from shared.standards import Standard
 from shared.workdays import WorkdayCalendar
 
@@ -36,7 +37,9 @@ LEVEL_ROLES = {
     "township": (Role.TOWNSHIP_OFFICER, Role.TOWNSHIP_COMMITTEE),
     "district": (Role.DISTRICT_OFFICER, Role.CENTRE_DIRECTOR, Role.DEPUTY_DIRECTOR),
 }
-READERS = tuple({r for roles in LEVEL_ROLES.values() for r in roles}) + (Role.AUDITOR, Role.SYSTEM)
+READERS = tuple({r for roles in LEVEL_ROLES.values() for r in roles}) + (Role.AUDITOR,)
+#: who signs the joint review, in which seat (the investigator: any case-working staff)
+JOINT_REVIEW_SEATS = {"deputy_director": Role.DEPUTY_DIRECTOR, "centre_director": Role.CENTRE_DIRECTOR}
 
 
 def now() -> datetime:
@@ -264,17 +267,34 @@ def missing_roles(uow: UnitOfWork, f: ReviewFile) -> set[str]:
     return set(policy_of(f).joint_review_roles) - signed
 
 
+def signer_is_registered(uow: UnitOfWork, actor: Actor, seat: str, division_code: str) -> bool:
+    """The staff registry (identity's, projected) shows the actor, now, in the
+    seat's role — for the investigator seat, in any case-working role — in a
+    unit covering the application."""
+    if actor.is_service:
+        return False
+    roles = [JOINT_REVIEW_SEATS[seat].value] if seat in JOINT_REVIEW_SEATS else [r.value for r in STAFF_ROLES]
+    return any(holds_role(uow.session, Staff, actor.user, role, division_code) for role in roles)
+
+
+def identity_event(uow: UnitOfWork, env: dict) -> None:
+    """identity's accounts and roles: the staff registry (shared/staff.py)."""
+    apply_identity_event(uow, env, Staff)
+
+
 def sign_joint_review(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData, today: date,
                       facts: HouseholdFacts | None) -> tuple[ReviewFile, Case | None]:
     """会审: three people, three roles; the third signature decides."""
     f = file_for(uow, actor, (), data["application_id"], for_update=True)
     policy = policy_of(f)
     rules.step_is_current(f.status, f.step, "joint_review", policy)
-    role = rules.joint_review_role_of(actor, f.investigators, data["role"])
+    role = rules.joint_review_role_of(actor, f.investigators, data["role"],
+                                      signer_is_registered(uow, actor, data["role"], f.community_code))
     signatures = list(uow.session.scalars(
         sa.select(JointReviewSignature).where(JointReviewSignature.application_id == f.application_id)))
     rules.nobody_fills_two_roles(signatures, actor.user, role)
     rules.override_has_reason(data["benefit_override"], data["override_reason"])
+    rules.signatures_are_for_the_same_amount(signatures, data["benefit_override"], data["override_reason"])
     signature = JointReviewSignature(application_id=f.application_id, role=role, user=actor.user, name=actor.name,
                                      signed_at=now(), benefit_override=data["benefit_override"],
                                      override_reason=data["override_reason"])

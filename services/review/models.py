@@ -11,6 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.crypto import EncryptedDecimal
 from shared.db import RecordsEvents, platform_tables
+from shared.staff import staff_model
 from shared.workday_schedule import schedule_table
 
 
@@ -256,3 +257,8 @@ class CampaignInspection(Base):
     inspected_on: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
     recorded_by: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     proposal_id: Mapped[int | None] = mapped_column(nullable=True)
+
+
+#: the staff registry, projected from identity's events (shared/staff.py):
+#: who holds which role in which unit, asked when someone signs or approves
+Staff = staff_model(Base)

@@ -71,16 +71,37 @@ def evaluation_may_be_skipped(step: ReviewStep, objections: int) -> None:
         raise Conflict("an objection was raised: the evaluation must be held", {"objections": objections})
 
 
-def joint_review_role_of(actor, investigators: list[dict], role: str) -> str:
+def joint_review_role_of(actor, investigators: list[dict], role: str, registered: bool) -> str:
     """会审: the deputy director, the centre director and an officer who did the
-    home investigation — each signs as themself, in their own role."""
+    home investigation — each signs as themself, in their own role, which the
+    staff registry says they hold, at signing time, in a unit covering the
+    application (``registered``). A service never signs."""
+    if actor.is_service:
+        raise Forbidden("a service does not sign the joint review", {"reason": "service_not_allowed"})
     if role == "investigator":
         if actor.user not in {i["user"] for i in investigators}:
             raise Forbidden("only an officer who did the home investigation signs as the investigator",
                             {"role": role})
-    elif actor.role.value != role:
-        raise Forbidden(f"{actor.role.value} cannot sign as {role}", {"role": role})
+    elif not actor.has(role):
+        raise Forbidden(f"you do not hold the role {role}", {"role": role})
+    if not registered:
+        raise Forbidden(f"the staff registry does not show you as {role} for this application's unit",
+                        {"role": role, "reason": "not_in_registry"})
     return role
+
+
+def signatures_are_for_the_same_amount(signatures: list, benefit_override, override_reason) -> None:
+    """The three sign one decision: the benefit and any override with its
+    reason. A signature for something else is a Conflict naming the difference."""
+    mine = {"benefit_override": None if benefit_override is None else f"{Decimal(benefit_override):.2f}",
+            "override_reason": (override_reason or "").strip() or None}
+    for sig in signatures:
+        theirs = {"benefit_override": None if sig.benefit_override is None else f"{Decimal(sig.benefit_override):.2f}",
+                  "override_reason": (sig.override_reason or "").strip() or None}
+        differs = sorted(k for k in mine if mine[k] != theirs[k])
+        if differs:
+            raise Conflict(f"the {sig.role} signed a different decision ({', '.join(differs)})",
+                           {"differs": differs, "signed": theirs, "yours": mine, "role": sig.role})
 
 
 def nobody_fills_two_roles(signatures: list, actor_user: str, role: str) -> None:
@@ -220,6 +241,13 @@ def next_approval(policy: Policy, approvals: list[dict]) -> str | None:
     """The role whose approval a proposal needs next (None: fully approved)."""
     given = len(approvals)
     return policy.proposal_approvals[given] if given < len(policy.proposal_approvals) else None
+
+
+def approver_is_registered(role: str, registered: bool) -> None:
+    """An approver holds, in the staff registry, the role the policy names next."""
+    if not registered:
+        raise Forbidden(f"the staff registry does not show you as {role} for this case's unit",
+                        {"role": role, "reason": "not_in_registry"})
 
 
 def approver_is_a_new_person(user: str, proposed_by: str, approvals: list[dict]) -> None:

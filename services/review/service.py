@@ -14,18 +14,20 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from contracts import identity as _identity_events  # noqa: F401 - the staff registry's source
 from contracts import intake as _intake_events  # noqa: F401 - the contract we consume
 from contracts import notify as _notify_events  # noqa: F401
 from contracts import payments as _payments_events  # noqa: F401
 from contracts import review as events  # noqa: F401 - registers review's event contract
 from services.review import calendar, dynamic, handlers, month_end, rules, schemas
-from services.review.models import WORKDAY_SCHEDULE, Base, Case
+from services.review.models import WORKDAY_SCHEDULE, Base, Case, Staff
 from shared.db import AlreadyConsumed, Database
 from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
 from shared.events import parse
 from shared.identity import Identity, authorize
 from shared.inbox import bus_health, consume_event
 from shared.reference import Reference
+from shared.staff import staff_within
 from shared.remote import ServiceRpc
 from shared.rpc import load, rpc
 from shared.timer import config_timer
@@ -78,6 +80,19 @@ class ReviewService(deadletter.DeadLetterReplay):
     @consume_event("payments", "benefit_changed")
     def on_benefit_changed(self, body):
         self.db.consume(body, "on_benefit_changed", handlers.benefit_changed, self.ref)
+
+    @consume_event("identity", "*")
+    def on_identity_event(self, body):
+        """The staff registry follows identity's accounts and roles (shared/staff.py)."""
+        self.db.consume(body, "on_identity_event", handlers.identity_event)
+
+    @rpc
+    def list_staff(self, unit_code):
+        """The staff registry as review has it (who may sign, approve)."""
+        data = load(schemas.UnitAsOfSchema, {"unit_code": unit_code})
+        with self.db.read() as uow:
+            authorize(self.caller.actor, handlers.READERS, data["unit_code"])
+            return staff_within(uow.session, Staff, data["unit_code"])
 
     # --- operators ----------------------------------------------------------------
     @rpc

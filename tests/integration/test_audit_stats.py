@@ -150,7 +150,11 @@ def test_figures_for_past_dates_match_a_hand_count(audit, tmp_path):
     from tests.integration.test_reliability import write_config
     path = write_config(config, tmp_path / "cli.yml")
     out = tmp_path / "stats.xlsx"
-    result = CliRunner().invoke(app, ["--config", path, "stats", "--date", "2025-06-15", "--xlsx", str(out)])
+    from shared.identity import Role
+    from shared.testing import session_env
+    as_auditor = session_env(tmp_path, Role.AUDITOR, "420115", "he.auditor", "何审计")   # the logged-in auditor
+    result = CliRunner().invoke(app, ["--config", path, "stats", "--date", "2025-06-15", "--xlsx", str(out)],
+                                env=as_auditor)
     assert result.exit_code == 0, result.output
     assert "全区城镇低保对象已达6户17人" in result.output
     book = load_workbook(out)

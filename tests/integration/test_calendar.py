@@ -24,7 +24,7 @@ from cli.root import app
 from shared.db import make_engine
 from shared.errors import Forbidden, ValidationFailed
 from shared.identity import Role
-from shared.testing import rpc_as, wait_for
+from shared.testing import rpc_as, session_env, wait_for
 from shared.workdays import WorkdayCalendar, parse_schedule, read_schedule_csv
 from tests.helpers import DISTRICT, household, officer, register_staff
 
@@ -35,14 +35,17 @@ ACCEPTED = "2027-02-04"
 runner = CliRunner()
 
 
-def admin(config):
-    return rpc_as(config, Role.ADMIN, DISTRICT, user="admin")
+def district_officer(config):
+    """A district officer: reads the review, loads the official schedule."""
+    return rpc_as(config, Role.DISTRICT_OFFICER, DISTRICT, user="zhao.district", name="赵专干")
 
 
 def dibao(tmp_path, config, *args):
+    """As a logged-in district officer (the session file; the harness plays identity)."""
     path = tmp_path / "dibao.yml"
     path.write_text(yaml.safe_dump(json.loads(json.dumps(config)), allow_unicode=True), encoding="utf-8")
-    return runner.invoke(app, ["--config", str(path), *args])
+    return runner.invoke(app, ["--config", str(path), *args],
+                         env=session_env(tmp_path, Role.DISTRICT_OFFICER, DISTRICT, "zhao.district"))
 
 
 def rows(path=SAMPLE):
@@ -57,7 +60,7 @@ def submit(config, seed):
 
 def review_file(config, application_id):
     def found():
-        with admin(config) as rpc:
+        with district_officer(config) as rpc:
             try:
                 return rpc.review.get_application(application_id)
             except Exception:  # noqa: BLE001 - not consumed yet
@@ -92,7 +95,7 @@ def test_a_deadline_across_2027_is_provisional_until_the_official_schedule_is_lo
     f = review_file(config, first["id"])
     assert f["process_due_on"] == guessed.add_workdays(date(2027, 2, 4), 30).isoformat()
     assert f["process_due_provisional"] is True and f["provisional"] is True
-    with admin(config) as rpc:
+    with district_officer(config) as rpc:
         view = rpc.review.calendar_year(2027)
     assert view["status"] == "provisional"
     assert {"date": "2027-02-08", "workday": False, "source": "holidays", "note": "春节",
@@ -108,7 +111,7 @@ def test_a_deadline_across_2027_is_provisional_until_the_official_schedule_is_lo
     bad = [dict(r) for r in rows()]
     bad[2]["date"] = "2027-02-30"
     twice = rows() + [{"line": 11, "date": "2027-02-13", "workday": "0", "note": "又一次"}]
-    with admin(config) as rpc:
+    with district_officer(config) as rpc:
         for broken, where in ((bad, "line 4"), (twice, "line 11"),
                               ([{"line": 2, "date": "1989-10-01", "workday": "0", "note": ""}], "line 2"),
                               ([{"line": 2, "date": "2028-01-29", "workday": "1", "note": "调休"}], "line 2"),
@@ -129,7 +132,7 @@ def test_a_deadline_across_2027_is_provisional_until_the_official_schedule_is_lo
     imported = dibao(tmp_path, config, "calendar", "import", str(SAMPLE))
     assert imported.exit_code == 0, imported.output
     assert "loaded" in imported.output and "2027" in imported.output
-    with admin(config) as rpc:
+    with district_officer(config) as rpc:
         view = rpc.review.calendar_year(2027)
     assert view["status"] == "confirmed"
     assert {"date": "2027-02-13", "workday": True, "source": "bureau", "note": "春节调休上班",
@@ -166,7 +169,7 @@ def test_a_deadline_across_2027_is_provisional_until_the_official_schedule_is_lo
     assert shown.exit_code == 0 and "confirmed" in shown.output and "2027-02-13" in shown.output
     status = dibao(tmp_path, config, "review", "status", first["id"])
     assert status.exit_code == 0 and "provisional" not in status.output, status.output
-    with admin(config) as rpc:
+    with district_officer(config) as rpc:
         assert rpc.review.calendar_schedules()["years"] == [2027]
 
 
@@ -176,6 +179,6 @@ def test_calendar_import_names_the_bad_line_and_changes_nothing(container_factor
     bad.write_text("date,workday,note\n2027-02-08,0,春节\n2027-02-08,1,调休\n", encoding="utf-8")
     result = dibao(tmp_path, sqlite_config, "calendar", "import", str(bad))
     assert result.exit_code != 0 and "line 3" in result.output and "nothing was imported" in result.output
-    with admin(sqlite_config) as rpc:
+    with district_officer(sqlite_config) as rpc:
         assert rpc.review.calendar_year(2027)["status"] == "provisional"
     assert dibao(tmp_path, sqlite_config, "calendar", "show", "1989").exit_code != 0

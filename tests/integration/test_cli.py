@@ -23,8 +23,8 @@ from cli import app, main
 from cli.importer import RowSource, build_household, groups, read_rows, scan
 from shared.db import make_engine
 from shared.errors import NotFound
-from shared.identity import Role, verify_token
-from shared.testing import amqp_uri_for, rpc_as
+from shared.identity import Role
+from shared.testing import amqp_uri_for, person_token, rpc_as, write_session
 from tests.helpers import household, investigation, officer, register_staff, yesterday
 from tests.review_helpers import (close_notice, committee, community, deputy, director, evaluation, review_state,
                                   township)
@@ -42,8 +42,14 @@ def write_config(path: Path, config: dict) -> str:
     return str(path)
 
 
-def dibao(config_file: str, *args: str):
-    return runner.invoke(app, ["--config", config_file, *args])
+def dibao(config_file: str, *args: str, as_: tuple | None = None):
+    """``dibao --config FILE args…`` as the logged-in person: a district officer
+    of the district unless ``as_=(role, unit, user)`` (the session file
+    ``dibao login`` would have stored; the harness plays identity)."""
+    role, unit, user = as_ or (Role.DISTRICT_OFFICER, "420115", "zhao.district")
+    session = Path(config_file).with_name(f"session-{user}.json")
+    write_session(session, person_token(user, user, unit, [role]))
+    return runner.invoke(app, ["--config", config_file, *args], env={"DIBAO_SESSION_FILE": str(session)})
 
 
 def households_in_db(config: dict) -> int:
@@ -86,30 +92,24 @@ def test_events_doc_check_fails_on_a_stale_file(tmp_path):
     assert runner.invoke(app, ["docs", "events", "--check", "--output", str(stale)]).exit_code == 0
 
 
-# --- token ---------------------------------------------------------------------
+# --- who asks: the logged-in person ----------------------------------------------------
 
-def test_token_verifies_with_the_configured_key(config_file, sqlite_config):
-    result = dibao(config_file, "token", "--user", "fin.01", "--name", "财政局对接人", "--role", "partner_bureau",
-                   "--unit", "420115", "--ttl", "600")
-    assert result.exit_code == 0, result.output
-    actor = verify_token(sqlite_config["TOKEN_KEY"], result.stdout.strip())
-    assert (actor.user, actor.name, actor.role, actor.unit) == ("fin.01", "财政局对接人", Role.PARTNER_BUREAU, "420115")
-
-
-def test_token_refuses_an_unknown_role_in_one_line(config_file):
-    result = dibao(config_file, "token", "--user", "x", "--name", "x", "--role", "mayor", "--unit", "420115")
-    assert result.exit_code == 1
-    assert "unknown role 'mayor'" in result.output and "Traceback" not in result.output
-    assert len(result.output.strip().splitlines()) == 1
+def test_nothing_in_the_cli_makes_a_token_or_chooses_who_you_are(config_file, tmp_path):
+    gone = dibao(config_file, "token", "--user", "x", "--name", "x", "--role", "centre_director", "--unit", "420115")
+    assert gone.exit_code == 2 and "No such command 'token'" in gone.output
+    chosen = dibao(config_file, "review", "overdue", "420115", "--role", "centre_director")
+    assert chosen.exit_code == 2 and "No such option" in chosen.output
+    nobody = runner.invoke(app, ["--config", config_file, "review", "overdue", "420115"],
+                           env={"DIBAO_SESSION_FILE": str(tmp_path / "none.json")})
+    assert nobody.exit_code == 1 and "not logged in" in nobody.output and "dibao login" in nobody.output
+    assert len(nobody.output.strip().splitlines()) == 1 and "Traceback" not in nobody.output
 
 
-def test_main_entry_point_patches_idempotently(config_file, sqlite_config, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["dibao", "--config", config_file, "token", "--user", "u", "--name", "n",
-                                      "--role", "auditor", "--unit", "420115"])
+def test_main_entry_point_patches_idempotently(config_file, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["dibao", "--config", config_file, "docs", "events", "--check"])
     with pytest.raises(SystemExit) as exit_:
         main()  # eventlet is already patched by the root conftest: no second patch
     assert exit_.value.code in (0, None)
-    assert verify_token(sqlite_config["TOKEN_KEY"], capsys.readouterr().out.strip()).role is Role.AUDITOR
 
 
 # --- health, migrate, dlq ---------------------------------------------------------------
@@ -344,12 +344,11 @@ def test_review_status_shows_a_rejection_and_refuses_in_one_line(container_facto
     unknown = dibao(config_file, "review", "status", "no-such-application")
     assert unknown.exit_code == 1 and "not_found" in unknown.output and "Traceback" not in unknown.output
     assert len(unknown.output.strip().splitlines()) == 1
-    elsewhere = dibao(config_file, "review", "status", app_id, "--role", "township_officer", "--unit", "420115002",
-                      "--user", "other.township")
+    elsewhere = dibao(config_file, "review", "status", app_id,
+                      as_=(Role.TOWNSHIP_OFFICER, "420115002", "other.township"))
     # another township's application does not exist for its officer (shared/jurisdiction.py)
     assert elsewhere.exit_code == 1 and "not_found" in elsewhere.output and "Traceback" not in elsewhere.output
-    bad_role = dibao(config_file, "review", "status", app_id, "--role", "mayor")
-    assert bad_role.exit_code == 1 and "unknown role 'mayor'" in bad_role.output
+    assert len(elsewhere.output.strip().splitlines()) == 1
 
 
 def test_review_overdue_lists_what_the_statutory_clock_has_passed(container_factory, sqlite_config, tmp_path):
@@ -377,8 +376,8 @@ def test_review_overdue_lists_what_the_statutory_clock_has_passed(container_fact
 
     bad_date = dibao(config_file, "review", "overdue", "420115", "--as-of", "next week")
     assert bad_date.exit_code == 1 and "--as-of must be a date" in bad_date.output
-    outside = dibao(config_file, "review", "overdue", "420115001", "--role", "community_officer",
-                    "--unit", "420115002001")
+    outside = dibao(config_file, "review", "overdue", "420115001",
+                    as_=(Role.COMMUNITY_OFFICER, "420115002001", "qian.other"))
     assert outside.exit_code == 1 and "forbidden" in outside.output and "Traceback" not in outside.output
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from shared.errors import Conflict, Forbidden, ValidationFailed
 from shared.identity import Role
-from shared.testing import rpc_as, wait_for
+from shared.testing import person_token, rpc_as, wait_for, write_session
 from tests.dynamic_helpers import (approve_fully, approved_case, district_officer, events, proposals, scalar, start,
                                    wait_event)
 from tests.helpers import COMMUNITY, DISTRICT, OTHER_COMMUNITY, TOWNSHIP
@@ -166,8 +166,11 @@ def test_cli_month_end_proposals_approval_and_campaign(container_factory, sqlite
     config_file = tmp_path / "dibao.yml"
     config_file.write_text(yaml.safe_dump(_json.loads(_json.dumps(config)), allow_unicode=True), encoding="utf-8")
 
-    def dibao(*args):
-        result = CliRunner().invoke(app, ["--config", str(config_file), *args])
+    def dibao(*args, as_=(Role.DISTRICT_OFFICER, DISTRICT, "zhao.district")):
+        """As the logged-in person (the session file `dibao login` stores; the harness plays identity)."""
+        role, unit, user = as_
+        session = write_session(tmp_path / f"session-{user}.json", person_token(user, user, unit, [role]))
+        result = CliRunner().invoke(app, ["--config", str(config_file), *args], env={"DIBAO_SESSION_FILE": session})
         assert result.exit_code == 0, result.output
         return result.output
 
@@ -177,10 +180,9 @@ def test_cli_month_end_proposals_approval_and_campaign(container_factory, sqlite
     out = dibao("review", "proposals", DISTRICT)
     assert case["id"] in out and "连续两月未续保登记" in out and "pending" in out
     [proposal] = proposals(config, case["id"])
-    out = dibao("review", "approve", str(proposal["id"]), "--role", "township_officer", "--unit", TOWNSHIP,
-                "--user", "li.township")
+    out = dibao("review", "approve", str(proposal["id"]), as_=(Role.TOWNSHIP_OFFICER, TOWNSHIP, "li.township"))
     assert "pending" in out and "township_officer" in out
-    out = dibao("review", "approve", str(proposal["id"]), "--role", "centre_director", "--user", "zhou.director")
+    out = dibao("review", "approve", str(proposal["id"]), as_=(Role.CENTRE_DIRECTOR, DISTRICT, "zhou.director"))
     assert "approved" in out
     wait_event(config, "case_cancelled")
     out = dibao("review", "rereviews", DISTRICT, "--as-of", "2028-01-01")

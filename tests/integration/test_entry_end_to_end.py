@@ -21,8 +21,13 @@ from tests.review_helpers import committee, community, deputy, director, evaluat
 pytestmark = pytest.mark.integration
 
 
-def admin(config):
-    return rpc_as(config, Role.ADMIN, DISTRICT, user="admin")
+def district(config):
+    return rpc_as(config, Role.DISTRICT_OFFICER, DISTRICT, user="zhao.district", name="赵专干")
+
+
+def sysadmin(config):
+    """Closes the notices as of a later day (the test's clock moves on)."""
+    return rpc_as(config, Role.SYSTEM_ADMIN, DISTRICT, user="sys.admin", name="系统管理员")
 
 
 SEEN_NOTICES: set = set()
@@ -31,11 +36,11 @@ SEEN_NOTICES: set = set()
 def pass_notice(config, app_id, step):
     """Wait for notify to post this step's (new) notice, then move past its period."""
     def posted():
-        with admin(config) as rpc:
+        with district(config) as rpc:
             return [n for n in rpc.notify.list_notices(DISTRICT) if n["application_id"] == app_id
                     and n["stage"] == step and n["id"] not in SEEN_NOTICES]
     SEEN_NOTICES.update(n["id"] for n in wait_for(posted, timeout=20, message=f"{step} posted"))
-    with admin(config) as rpc:
+    with sysadmin(config) as rpc:
         rpc.notify.close_due_notices((date.today() + timedelta(days=31)).isoformat())
 
 
@@ -99,7 +104,7 @@ def test_application_to_case_through_every_step_of_the_policy(container_factory,
     assert final["objections"] == 1 and final["case"]["monthly_benefit"]
 
     def result_posted():
-        with admin(config) as rpc:
+        with district(config) as rpc:
             return [n for n in rpc.notify.list_notices(DISTRICT) if n["application_id"] == app_id
                     and n["stage"] == "result"]
     [result] = wait_for(result_posted, timeout=20, message="result published")
@@ -108,7 +113,7 @@ def test_application_to_case_through_every_step_of_the_policy(container_factory,
 
 
 def _notice(config, app_id, stage):
-    with admin(config) as rpc:
+    with district(config) as rpc:
         found = [n for n in rpc.notify.list_notices(COMMUNITY[:6]) if n["application_id"] == app_id
                  and n["stage"] == stage]
     return found[0] if found else None
@@ -146,7 +151,7 @@ def test_without_the_notice_font_the_review_goes_on_and_the_pdf_follows_the_font
     assert board["html"] and Path(board["html"]).is_file() and board["pdf"] is None
     assert [(p["kind"], p["code"]) for p in board["problems"]] == [("board_pdf", "font_missing")]
     assert "fonts-wqy-zenhei" in board["problems"][0]["detail"]
-    with admin(config) as rpc:
+    with sysadmin(config) as rpc:
         problems = rpc.notify.ping()["problems"]
     assert {(p["kind"], p["target"], p["code"]) for p in problems} >= {("board_pdf", COMMUNITY, "font_missing")}
     health = dibao(tmp_path, config, "health", "notify")
@@ -156,7 +161,7 @@ def test_without_the_notice_font_the_review_goes_on_and_the_pdf_follows_the_font
     shutil.copyfile(installed, font)                   # the font is back: the timer retries
 
     def made():
-        with admin(config) as rpc:
+        with sysadmin(config) as rpc:
             return not rpc.notify.ping()["problems"]
 
     wait_for(made, timeout=20, message="the PDF made once the font is back")

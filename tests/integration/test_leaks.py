@@ -178,9 +178,10 @@ def test_a_duplicate_resident_id_never_names_another_jurisdictions_household(int
         for r in rows:
             writer.writerow([r.get(c, "") for c in COLUMNS])
     config_file = write_config(tmp_path / "dibao.yml", config)
-    result = CliRunner().invoke(app, ["--config", config_file, "import", "households", str(path),
-                                      "--role", "community_officer", "--unit", OTHER_COMMUNITY,
-                                      "--as-user", "qian.other"])
+    from shared.testing import session_env
+    as_other_officer = session_env(tmp_path, Role.COMMUNITY_OFFICER, OTHER_COMMUNITY, "qian.other")   # logged in
+    result = CliRunner().invoke(app, ["--config", config_file, "import", "households", str(path)],
+                                env=as_other_officer)
     assert result.exit_code == 3, result.output
     report = (tmp_path / "households.csv.errors.csv").read_text(encoding="utf-8-sig")
     assert "already a member of another household" in report
@@ -311,12 +312,12 @@ def test_dead_letters_are_replayed_only_by_the_administrator_recorded_and_only_t
     park(config, "rpc-intake", "intake.on_case_approved", encode(forged), "forged-rpc")     # an RPC queue
     park(config, "dibao.audit", "intake.on_case_approved", encode(forged), "forged-audit")  # not intake's
 
-    for role, unit in ((Role.COMMUNITY_OFFICER, COMMUNITY), (Role.DISTRICT_OFFICER, DISTRICT), (Role.SYSTEM, "")):
+    for role, unit in ((Role.COMMUNITY_OFFICER, COMMUNITY), (Role.DISTRICT_OFFICER, DISTRICT), (Role.AUDIT_ADMIN, DISTRICT)):
         with rpc_as(config, role, unit, user=f"{role.value}-x") as rpc:
             assert isinstance(answer(rpc.intake.replay_dead_letters), Forbidden)
     assert len(list_parked(config["AMQP_URI"])) == 3               # refused: nothing moved
 
-    with rpc_as(config, Role.ADMIN, DISTRICT, user="admin") as rpc:   # system administrator
+    with rpc_as(config, Role.SYSTEM_ADMIN, DISTRICT, user="admin") as rpc:   # system administrator
         assert rpc.intake.replay_dead_letters() == {"replayed": 1}
     wait_for(lambda: intake_rows(config, "SELECT case_id FROM case_status") == [("case-dlq",)], timeout=20,
              message="the replayed event handled")
@@ -324,7 +325,9 @@ def test_dead_letters_are_replayed_only_by_the_administrator_recorded_and_only_t
 
     # through the CLI: the same command, recorded too; the forged ones stay parked and are reported
     config_file = write_config(tmp_path / "dibao.yml", config)
-    result = CliRunner().invoke(app, ["--config", config_file, "dlq", "replay"])
+    from shared.testing import session_env
+    as_sysadmin = session_env(tmp_path, Role.SYSTEM_ADMIN, DISTRICT, "admin")   # logged in
+    result = CliRunner().invoke(app, ["--config", config_file, "dlq", "replay"], env=as_sysadmin)
     assert result.exit_code == 0, result.output
     assert "replayed 0" in result.output and "2 event(s) left parked" in result.output
     assert len(list_parked(config["AMQP_URI"])) == 2

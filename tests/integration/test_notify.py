@@ -36,7 +36,7 @@ from tests.helpers import COMMUNITY, DISTRICT, OTHER_COMMUNITY, TOWNSHIP, househ
 pytestmark = pytest.mark.integration
 
 TODAY = date.today()
-REVIEW = {"user": "service:review", "name": "review service", "role": "system", "unit": ""}
+REVIEW = {"user": "service:review", "name": "review service", "role": "service", "unit": ""}
 heard: list = []
 
 
@@ -93,8 +93,13 @@ def outbox(config: dict) -> list[str]:
     return [r[0] for r in rows(config, "SELECT routing_key FROM outbox WHERE routing_key != 'command_recorded' ORDER BY id")]
 
 
-def admin(config):
-    return rpc_as(config, Role.ADMIN, DISTRICT, user="admin")
+def sysadmin(config):
+    """The system administrator: may close notices as of a later day (no case data)."""
+    return rpc_as(config, Role.SYSTEM_ADMIN, DISTRICT, user="sys.admin", name="系统管理员")
+
+
+def district(config):
+    return rpc_as(config, Role.DISTRICT_OFFICER, DISTRICT, user="zhao.district", name="赵专干")
 
 
 @pytest.fixture
@@ -123,7 +128,7 @@ def post(config: dict, env: dict) -> dict:
     wait_for(lambda: [e for e in of_type("notice_posted") if e["subject"]["household_id"] ==
                       env["subject"]["household_id"] and e["payload"]["stage"] == env["payload"]["stage"]],
              timeout=20, message="notice_posted")
-    with admin(config) as rpc:
+    with district(config) as rpc:
         [notice] = [n for n in rpc.notify.list_notices(DISTRICT, active_only=False)
                     if n["household_id"] == env["subject"]["household_id"]
                     and n["stage"] == env["payload"]["stage"]]
@@ -181,20 +186,21 @@ def test_close_due_notices_closes_each_once_even_concurrently(cluster, config):
     c = cluster(config, seed=22)
     notice = post(config, notice_request(c["household_id"]))
     closes_on = date.fromisoformat(notice["closes_on"])
-    with admin(config) as rpc:
+    with sysadmin(config) as rpc:
         assert rpc.notify.close_due_notices(closes_on.isoformat()) == []    # its last day: still up
 
     day_after = (closes_on + timedelta(days=1)).isoformat()
 
     def close():
-        with admin(config) as rpc:
+        with sysadmin(config) as rpc:
             return rpc.notify.close_due_notices(day_after)
 
     results = [t.wait() for t in [eventlet.spawn(close) for _ in range(3)]]
     assert sorted(len(r) for r in results) == [0, 0, 1]
     assert [r for r in results if r][0] == [{"notice_id": notice["id"], "unit_code": COMMUNITY, "objections": 0}]
-    with admin(config) as rpc:
+    with sysadmin(config) as rpc:
         assert rpc.notify.close_due_notices(day_after) == []
+    with district(config) as rpc:
         assert rpc.notify.get_notice(notice["id"])["status"] == "closed"
         assert rpc.notify.list_notices(COMMUNITY) == []
     wait_for(lambda: of_type("notice_closed"), message="notice_closed")
@@ -266,7 +272,7 @@ def test_objection_is_recorded_without_contact_details_in_the_event(cluster, con
             rpc.notify.list_objections(notice["id"])
     assert len(rows(config, "SELECT id FROM objection")) == 2
 
-    with admin(config) as rpc:
+    with sysadmin(config) as rpc:
         closes_on = date.fromisoformat(notice["closes_on"])
         [closed] = rpc.notify.close_due_notices((closes_on + timedelta(days=1)).isoformat())
     assert closed["objections"] == 2
@@ -306,7 +312,7 @@ def test_a_notice_asked_for_while_intake_is_away_is_retried_parked_and_replayed(
     assert parked.attempts == 3 and parked.handler == "notify.on_notice_requested"
     assert rows(sqlite_config, "SELECT id FROM notice") == []
     container_factory(IntakeService, sqlite_config).start()   # intake is back; the administrator replays
-    with rpc_as(sqlite_config, Role.ADMIN, DISTRICT, user="admin") as rpc:
+    with sysadmin(sqlite_config) as rpc:
         assert rpc.notify.replay_dead_letters() == {"replayed": 1}
     notice = post(sqlite_config, env)
     assert notice["household_id"] == c["household_id"] and len(of_type("notice_posted")) == 1
@@ -427,16 +433,16 @@ def test_a_message_file_that_cannot_be_written_is_a_visible_problem_until_it_is(
         "next_rereview_on": date(2027, 6, 30), "approved_on": date(2026, 12, 15), "policy": "jiangxia"},
         case_id="case-3"))
     wait_for(lambda: list_parked(sqlite_config["AMQP_URI"]), timeout=20, message="parked after its retries")
-    with admin(sqlite_config) as rpc:
+    with sysadmin(sqlite_config) as rpc:
         [problem] = rpc.notify.ping()["problems"]
     assert (problem["kind"], problem["target"], problem["code"]) == ("message", "file", "io_error")
     assert str(blocked) in problem["detail"] and problem["attempts"] >= 1
 
     blocked.rmdir()
-    with admin(sqlite_config) as rpc:
+    with sysadmin(sqlite_config) as rpc:
         assert rpc.notify.replay_dead_letters() == {"replayed": 1}
     wait_for(lambda: outbox_lines(sqlite_config), timeout=20, message="the message written")
-    with admin(sqlite_config) as rpc:
+    with sysadmin(sqlite_config) as rpc:
         assert rpc.notify.ping()["problems"] == []
 
 
@@ -458,7 +464,7 @@ def test_bad_input_gives_typed_errors_and_changes_nothing(cluster, sqlite_config
             rpc.notify.get_notice(12345)
         with pytest.raises(Forbidden):
             rpc.notify.list_notices(TOWNSHIP)                  # above a community officer's unit
-    with admin(sqlite_config) as rpc:
+    with sysadmin(sqlite_config) as rpc:
         with pytest.raises(ValidationFailed) as err:
             rpc.notify.close_due_notices("not-a-date")
         assert "as_of" in err.value.fields

@@ -17,6 +17,8 @@ from shared.bank_formats import ReturnLine, load_format
 from services.payments.service import PaymentsService
 from cli.payments import demo_payments
 from cli.root import app
+from shared.identity import Role
+from shared.testing import session_env
 from tests.helpers import household, officer
 from tests.payments_helpers import (DISTRICT, approve_cases, case_approved, month, publish, query, quarter)
 
@@ -24,8 +26,14 @@ pytestmark = pytest.mark.integration
 runner = CliRunner()
 
 
-def dibao(config_file: str, *args: str):
-    return runner.invoke(app, ["--config", config_file, *args], catch_exceptions=False, env={"COLUMNS": "200"})
+PEOPLE = {"qian.finance": (Role.FINANCE_OFFICER, "钱会计"), "zhou.director": (Role.CENTRE_DIRECTOR, "周主任")}
+
+
+def dibao(config_file: str, *args: str, user: str = "zhou.director"):
+    """As the logged-in ``user`` (the centre director unless said otherwise)."""
+    role, name = PEOPLE[user]
+    env = session_env(Path(config_file).parent, role, DISTRICT, user, name)
+    return runner.invoke(app, ["--config", config_file, *args], catch_exceptions=False, env={"COLUMNS": "200", **env})
 
 
 def write_config(path: Path, config: dict) -> str:
@@ -44,13 +52,14 @@ def test_operator_commands_standard_run_export_return(container_factory, sqlite_
     result = dibao(cfg, "payments", "standard", "list", "--division", DISTRICT)
     assert result.exit_code == 0 and "820.00" in result.output and "620.00" in result.output
 
-    result = dibao(cfg, "payments", "run", "create", month(-1), "urban", "--user", "qian.finance")
+    result = dibao(cfg, "payments", "run", "create", month(-1), "urban", user="qian.finance")
     assert result.exit_code == 0, result.output
     run_id = query(config, "SELECT id FROM payment_run")[0][0]
-    result = dibao(cfg, "payments", "run", "approve", run_id, "--role", "finance_officer", "--user", "qian.finance")
+    result = dibao(cfg, "payments", "run", "approve", run_id, user="qian.finance")
     assert result.exit_code != 0 and "maker" in result.output                 # maker ≠ checker, one red line
-    assert dibao(cfg, "payments", "run", "approve", run_id, "--user", "zhou.director").exit_code == 0
-    result = dibao(cfg, "payments", "run", "export", run_id, "--format", "fixed", "--out", str(tmp_path / "bank"))
+    assert dibao(cfg, "payments", "run", "approve", run_id, user="zhou.director").exit_code == 0
+    result = dibao(cfg, "payments", "run", "export", run_id, "--format", "fixed", "--out", str(tmp_path / "bank"),
+                   user="qian.finance")
     assert result.exit_code == 0, result.output
     (bank_file,) = [p for p in (tmp_path / "bank").iterdir() if not p.name.endswith(".summary.txt")]
     summary = bank_file.with_suffix(".summary.txt").read_text(encoding="utf-8")
@@ -62,13 +71,13 @@ def test_operator_commands_standard_run_export_return(container_factory, sqlite_
     returned = tmp_path / "return.txt"
     returned.write_bytes(fmt.write_return([ReturnLine(ids[0], Decimal("812.50"), True),
                                            ReturnLine(ids[1], Decimal("120.05"), False, "户名不符")]))
-    result = dibao(cfg, "payments", "import-return", run_id, str(returned), "--format", "fixed")
+    result = dibao(cfg, "payments", "import-return", run_id, str(returned), "--format", "fixed", user="qian.finance")
     assert result.exit_code == 0 and "1 paid" in result.output and "1 failed" in result.output
-    result = dibao(cfg, "payments", "run", "show", run_id)
+    result = dibao(cfg, "payments", "run", "show", run_id, user="qian.finance")
     assert result.exit_code == 0 and "failed (户名不符)" in result.output and "张*丰" in result.output
     assert "************0000" in result.output
     assert "6222020000000000" not in result.output                             # accounts only masked
-    result = dibao(cfg, "payments", "run", "list")
+    result = dibao(cfg, "payments", "run", "list", user="qian.finance")
     assert result.exit_code == 0 and "reconciled" in result.output
 
 

@@ -12,7 +12,7 @@ from shared.bank_formats import ReturnLine, load_format
 from services.payments.service import PaymentsService
 from shared.errors import Conflict, Forbidden, ValidationFailed
 from shared.testing import wait_for
-from tests.payments_helpers import (COMMUNITY, DISTRICT, VILLAGE, admin, approve_cases, bank_lines, case_approved, checker,
+from tests.payments_helpers import (COMMUNITY, DISTRICT, VILLAGE, caseworker, approve_cases, bank_lines, case_approved, checker,
                                     checkin, envelope, export, import_return, ledger_case, maker, month,
                                     outbox_types, publish, quarter, query)
 
@@ -86,7 +86,7 @@ def test_monthly_run_maker_checker_export_reconcile_carry_forward(container_fact
     with pytest.raises(Conflict):                                        # the same return file again
         import_return(config, run["id"], fmt.write_return(good))
 
-    with admin(config) as rpc:                                           # the household gives a new account
+    with caseworker(config) as rpc:                                           # the household gives a new account
         rpc.payments.set_payee({"case_id": "c2", "payee_name": "张三丰", "account_number": "6222029999888877"})
     with maker(config) as rpc:
         nxt = rpc.payments.create_run({"period": month(0), "area_type": "urban", "division_code": DISTRICT})
@@ -138,7 +138,7 @@ def test_freeze_later_edits_change_only_later_runs(container_factory, sqlite_con
         "direction": "lowered", "effective_month": month(0), "reason": "收入增加", "rule": "rereview",
         "benefit_gap": "450.00"}))
     ledger_case(config, "f1", check=lambda c: c["monthly_benefit"] == "450.00")
-    with admin(config) as rpc:
+    with caseworker(config) as rpc:
         rpc.payments.set_payee({"case_id": "f1", "payee_name": "李四", "account_number": "6222021111222233"})
     content, _ = export(config, run["id"])
     (line,) = bank_lines(content)
@@ -175,7 +175,7 @@ def test_duplicate_approval_delivery_gives_one_ledger_entry_and_one_payment(cont
     publish(config, again)
     approve_cases(config, [], payee=False)
     ledger_case(config, "d1")
-    with admin(config) as rpc:
+    with caseworker(config) as rpc:
         rpc.payments.set_payee({"case_id": "d1", "payee_name": "王五", "account_number": "6222020000111122"})
     eventlet.sleep(1.0)
     assert query(config, "SELECT count(*) FROM ledger_case")[0][0] == 1
@@ -239,7 +239,7 @@ def test_killed_service_loses_nothing_and_pays_once(container_factory, sqlite_co
     second = container_factory(PaymentsService, config)
     second.start()
     ledger_case(config, "s2")
-    with admin(config) as rpc:
+    with caseworker(config) as rpc:
         rpc.payments.set_payee({"case_id": "s2", "payee_name": "周七", "account_number": "6222020000333344"})
     with maker(config) as rpc:
         again = rpc.payments.create_run({"period": month(-1), "area_type": "urban", "division_code": DISTRICT})

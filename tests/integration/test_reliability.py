@@ -37,7 +37,7 @@ from tests.helpers import COMMUNITY
 
 pytestmark = pytest.mark.integration
 
-OFFICER = Actor("wang.officer", "王专干", Role.COMMUNITY_OFFICER, COMMUNITY)
+OFFICER = Actor("wang.officer", "王专干", COMMUNITY, frozenset({Role.COMMUNITY_OFFICER}))
 seen: list = []
 
 
@@ -211,7 +211,7 @@ def test_failing_handler_is_retried_then_parked_and_replayed_once(container_fact
 
     # the operator fixes the cause and replays (the system administrator, a recorded command): processed once
     probe.FAILURES.update(remaining=0, calls=0)
-    with rpc_as(sqlite_config, Role.ADMIN, "420115", user="admin") as rpc:
+    with rpc_as(sqlite_config, Role.SYSTEM_ADMIN, "420115", user="admin") as rpc:
         assert rpc.probe.replay_dead_letters() == {"replayed": 1}
     wait_for(lambda: len(probe.effects(uri)) == 2, timeout=20, message="replayed event processed")
     assert list_parked(sqlite_config["AMQP_URI"]) == []

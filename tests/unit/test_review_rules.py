@@ -105,3 +105,30 @@ def test_rule_categories_and_rereview_cadence_per_policy():
     assert [JIANGXIA.months_until_rereview(c) for c in ("long_term", "stable", "unstable")] == [12, 6, 3]
     assert [NATIONAL.categorize(m, today) for m in ([elder], [worker])] == ["stable", "able_to_work"]
     assert [NATIONAL.months_until_rereview(c) for c in ("stable", "able_to_work")] == [12, 6]
+
+
+def test_rule_the_three_sign_one_amount_and_only_registered_people_in_their_roles():
+    from shared.errors import Forbidden
+    from shared.identity import Actor, Role
+
+    class Sig:
+        def __init__(self, role, override, reason):
+            self.role, self.benefit_override, self.override_reason = role, override, reason
+
+    signed = [Sig("deputy_director", Decimal("500.00"), "重病")]
+    rules.signatures_are_for_the_same_amount(signed, Decimal("500"), " 重病 ")
+    with pytest.raises(Conflict) as err:
+        rules.signatures_are_for_the_same_amount(signed, None, None)
+    assert err.value.details["differs"] == ["benefit_override", "override_reason"]
+    with pytest.raises(Conflict) as err:
+        rules.signatures_are_for_the_same_amount(signed, Decimal("500.01"), "重病")
+    assert err.value.details["differs"] == ["benefit_override"]
+
+    deputy = Actor("sun", "孙局长", "420115", frozenset({Role.DEPUTY_DIRECTOR}))
+    assert rules.joint_review_role_of(deputy, [], "deputy_director", registered=True) == "deputy_director"
+    for role, registered in (("deputy_director", False), ("centre_director", True), ("investigator", True)):
+        with pytest.raises(Forbidden):
+            rules.joint_review_role_of(deputy, [{"user": "wang"}], role, registered)
+    service = Actor("service:review", "review", "", frozenset({Role.SERVICE}), "service")
+    with pytest.raises(Forbidden):
+        rules.joint_review_role_of(service, [{"user": "service:review"}], "investigator", registered=True)
