@@ -57,7 +57,7 @@ def test_a_demo_person_logs_in_from_the_accounts_file_and_only_identitys_tokens_
     assert all(set(a) == {"user", "name", "role", "unit", "password", "totp_secret"} for a in accounts)
     roles = {a["role"] for a in accounts}
     assert {"security_admin", "system_admin", "community_officer", "township_officer", "district_officer",
-            "deputy_director", "centre_director", "auditor"} <= roles
+            "deputy_director", "centre_director"} <= roles
     officer = next(a for a in accounts if a["role"] == "community_officer"
                    and application_in(config, a["unit"]) is not None)
     application = application_in(config, officer["unit"])
