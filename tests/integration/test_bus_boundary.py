@@ -26,7 +26,8 @@ from shared.events import encode
 from shared.identity import Role
 from shared.outbox import ConfirmingPublisher
 from shared.testing import remove_broker_users, rpc_as, wait_for, with_broker_users
-from tests.payments_helpers import admin, case_approved, checkin, envelope, ledger_case, month
+from tests.helpers import DISTRICT
+from tests.payments_helpers import case_approved, caseworker, checkin, envelope, ledger_case, month
 
 pytestmark = pytest.mark.integration
 
@@ -79,14 +80,18 @@ def relay_as(config: dict, service: str, env: dict) -> None:
     assert confirmed == {1}
 
 
+def system_admin(config):
+    return rpc_as(config, Role.SYSTEM_ADMIN, DISTRICT, user="sys.admin", name="系统管理员")
+
+
 def cases(config) -> list:
-    with admin(config) as rpc:
+    with caseworker(config) as rpc:
         found = rpc.payments.list_cases({})
     return found["items"] if isinstance(found, dict) else found
 
 
 def ping(config, service: str) -> dict:
-    with rpc_as(config, Role.SYSTEM, "", user="test") as rpc:
+    with system_admin(config) as rpc:
         return getattr(rpc, service).ping()
 
 
@@ -148,7 +153,7 @@ def test_a_forged_case_approved_is_parked_with_its_reason_and_pays_nothing(bus, 
     assert [c["case_id"] for c in cases(bus)] == ["case-genuine"]
     assert ping(bus, "payments")["bus_alarms"] == alarms + 1
     # replaying the parked forgery does not launder it: parked again, still not applied
-    with admin(bus) as rpc:                                    # the administrator's recorded command
+    with system_admin(bus) as rpc:                                    # the administrator's recorded command
         assert rpc.payments.replay_dead_letters(forged["event_id"]) == {"replayed": 1}
     wait_for(lambda: [p for p in list_parked(bus) if p.message_id == forged["event_id"]], timeout=20,
              message="the replayed forgery parked again")
@@ -323,7 +328,7 @@ def test_the_audit_records_only_events_their_source_published(bus, container_fac
     assert parked[0].handler == "audit.ingest" and f"is not {user_name(bus, 'review')}" in parked[0].reason
     assert not records(bus, f"event_id = '{forged['event_id']}'")
     assert ping(bus, "audit")["bus_alarms"] >= 1
-    with admin(bus) as rpc:                                    # a replay does not launder it either
+    with system_admin(bus) as rpc:                                    # a replay does not launder it either
         assert rpc.audit.replay_dead_letters(forged["event_id"]) == {"replayed": 1}
     wait_for(lambda: [p for p in list_parked(bus) if p.message_id == forged["event_id"]], timeout=20,
              message="the replayed forgery parked again")
