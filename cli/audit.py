@@ -194,14 +194,15 @@ def parse_date(value: str, option: str) -> date:
         fail(f"{option} must be a date YYYY-MM-DD, not {value!r}")
 
 
-def demo_section(config: dict, district: str, runs: list) -> None:
+def demo_section(config: dict, district: str, runs: list, accounts) -> None:
     """The demo's last part: the audit trace of one approved household
     (every step of its entry, with names and roles), the chain verified,
-    and the statistics paragraph — when the audit service runs."""
+    and the statistics paragraph — when the audit service runs; read as the
+    demo's auditor (``accounts``: the demo's accounts, demo.accounts)."""
     import time
 
     from cli.common import ping
-    from demo.identity_stand_in import demo_rpc
+    from demo.people import Person
 
     approved = [r for r in runs if r.review and r.review.get("status") == "approved"]
     try:
@@ -214,7 +215,7 @@ def demo_section(config: dict, district: str, runs: list) -> None:
     run = approved[0]
     console.print("[bold]audit: the accountability record (责任追究)[/bold] — "
                   f"`dibao audit trace --household {run.household_id}`")
-    with demo_rpc(config, f"auditor-{district}", "审计员", "auditor", district) as rpc:
+    with accounts.rpc(Person(f"auditor-{district}", "审计员", "auditor", district)) as rpc:
         deadline = time.monotonic() + 30
         while True:   # the record follows the bus: wait for the approval to be in it
             lines = rpc.audit.trace({"household_id": run.household_id})

@@ -220,7 +220,7 @@ def _quarter_of(month: str) -> tuple[str, list[str]]:
 
 
 def demo_payments(config: dict, district: str | None = None, out: Console | None = None,
-                  timeout: float = 60.0) -> dict:
+                  timeout: float = 60.0, accounts=None) -> dict:
     """Pay the approved households of the district (payments' ledger) for two
     urban months and one rural quarter, with one failed line carried forward.
 
@@ -234,8 +234,11 @@ def demo_payments(config: dict, district: str | None = None, out: Console | None
     Under a policy whose payment waits for the monthly check-in, the
     check-ins are recorded through intake (months that have begun only:
     intake refuses future ones, and those households are shown held back).
+    The people are the demo's accounts at identity (``accounts``, a
+    demo.accounts.DemoAccounts; by default the district's, made or logged in
+    here and written to <DATA_DIR>/demo/accounts.json).
     Returns the runs and the carried line."""
-    from demo.identity_stand_in import demo_rpc, register_demo_staff
+    from demo.accounts import DemoAccounts
     from demo.people import Person
     from shared.errors import Conflict
     from shared.identity import Role
@@ -249,11 +252,12 @@ def demo_payments(config: dict, district: str | None = None, out: Console | None
     fmt = load_format("csv")
     today = date.today()
     summary = {"runs": [], "carried": None}
-    register_demo_staff(config, [Person("qian.finance", "钱会计", Role.FINANCE_OFFICER.value, district),
-                                 Person("zhou.director", "周主任", Role.CENTRE_DIRECTOR.value, district)], district)
-    with demo_rpc(config, "qian.finance", "钱会计", Role.FINANCE_OFFICER.value, district) as admin, \
-            demo_rpc(config, f"sysadmin-{district}", "系统管理员", Role.SYSTEM_ADMIN.value, district) as clock, \
-            demo_rpc(config, "zhou.director", "周主任", Role.CENTRE_DIRECTOR.value, district) as director:
+    accounts = accounts or DemoAccounts(config, district)
+    finance = Person("qian.finance", "钱会计", Role.FINANCE_OFFICER.value, district)
+    sysadmin = Person(f"sysadmin-{district}", "系统管理员", Role.SYSTEM_ADMIN.value, district)
+    centre_director = Person("zhou.director", "周主任", Role.CENTRE_DIRECTOR.value, district)
+    accounts.ensure([finance, sysadmin, centre_director])
+    with accounts.rpc(finance) as admin, accounts.rpc(sysadmin) as clock, accounts.rpc(centre_director) as director:
         cases = wait_for(lambda: admin.payments.list_cases({"division_code": district}), timeout=timeout,
                          message="approved cases in the payments ledger")
         missing = [c for c in cases if not c["account_masked"]]
@@ -268,7 +272,7 @@ def demo_payments(config: dict, district: str | None = None, out: Console | None
         periods += ([(quarter, "rural")] if policy.payout_months("rural") == 3
                     else [(m, "rural") for m in quarter_months])
         if policy.checkin_required_for_payment:
-            _record_checkins(config, cases, months, quarter_months, today, out)
+            _record_checkins(accounts, cases, months, quarter_months, today, out)
         failed_line = None
         for n, (period, area) in enumerate(periods):
             first_day = date.fromisoformat(f"{quarter_months[0] if period == quarter else period}-01")
@@ -317,9 +321,9 @@ def _csv_rows(content: bytes) -> list[dict]:
     return list(csv.DictReader(io.StringIO(content.decode("utf-8"))))
 
 
-def _record_checkins(config, cases, months, quarter_months, today, out) -> None:
-    """续保登记 through intake, as each community's officer, for the months paid."""
-    from demo.identity_stand_in import demo_rpc
+def _record_checkins(accounts, cases, months, quarter_months, today, out) -> None:
+    """续保登记 through intake, as each community's officer (the demo's accounts), for the months paid."""
+    from demo.people import Person
     from shared.errors import Conflict
     from shared.identity import Role
     from shared.testing import wait_for
@@ -331,9 +335,11 @@ def _record_checkins(config, cases, months, quarter_months, today, out) -> None:
             if c["start_month"] <= m <= this_month:
                 wanted.setdefault(c["community_code"], set()).add((c["household_id"], m))
     recorded = 0
+    officers = {community: Person(f"officer-{community}", f"officer-{community}", Role.COMMUNITY_OFFICER.value,
+                                  community) for community in wanted}
+    accounts.ensure(officers.values())
     for community, pairs in wanted.items():
-        with demo_rpc(config, f"officer-{community}", f"officer-{community}", Role.COMMUNITY_OFFICER.value,
-                      community) as rpc:
+        with accounts.rpc(officers[community]) as rpc:
             for household_id, m in sorted(pairs):
                 try:
                     rpc.intake.record_checkin({"household_id": household_id, "month": m,
@@ -344,8 +350,8 @@ def _record_checkins(config, cases, months, quarter_months, today, out) -> None:
     needed = {m: sum(1 for pairs in wanted.values() for _h, mm in pairs if mm == m)
               for m in sorted({m for pairs in wanted.values() for _h, m in pairs})}
     if needed:
-        with demo_rpc(config, "qian.finance", "钱会计", Role.FINANCE_OFFICER.value,
-                      cases[0]["community_code"][:6]) as admin:
+        with accounts.rpc(Person("qian.finance", "钱会计", Role.FINANCE_OFFICER.value,
+                                 cases[0]["community_code"][:6])) as admin:
             wait_for(lambda: all(v >= needed[m] for m, v in admin.payments.checkins(list(needed)).items()),
                      timeout=60, message="check-ins in payments")
     future = [m for m in sorted(set(months) | set(quarter_months)) if m > this_month]

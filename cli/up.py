@@ -92,15 +92,7 @@ def up(
     ensure_deployment_secrets(config, chosen)
     ensure_broker(config)
     check_service_users(config)
-    if not config.get("IDENTITY_PUBLIC_KEY"):
-        # one host: the identity key is generated for this deployment (DATA_DIR/secrets,
-        # 0600) and every service derives the public key from it (shared.identity)
-        from shared.secrets import ensure_secrets
-
-        ensure_secrets(config, ["IDENTITY_SIGNING_KEY"])
-        from demo.identity_stand_in import install_stand_in_service_tokens
-
-        install_stand_in_service_tokens(config)   # TEMPORARY: until the identity service is on main
+    # every service's own token comes from identity.service_token (shared.remote); only identity signs
     configure_logging(config)
     console.print(describe(config, chosen))
 

@@ -1,10 +1,14 @@
 """``dibao demo [--months N]``: the command — find or start the services, run the entry part
 (:mod:`demo.entry`), then with ``--months`` the year (:mod:`demo.year`).
 
-When no service answers ``ping`` within 2 s, the demo runs intake, review
-and notify itself (every service under ``services/``, as ``dibao up``), in
-this process, on fresh SQLite files in ``<DATA_DIR>/demo``, and stops them
-at the end.
+When no service answers ``ping`` within 2 s, the demo runs intake, review,
+notify and identity itself (every service under ``services/``, as ``dibao
+up``), in this process, on fresh SQLite files in ``<DATA_DIR>/demo``, and
+stops them at the end.
+
+The demo's people are accounts at identity (:mod:`demo.accounts`), listed
+with their passwords and TOTP secrets in ``<DATA_DIR>/demo/accounts.json``
+(0600): while the services run, anyone can ``dibao login`` as any of them.
 """
 from __future__ import annotations
 
@@ -19,8 +23,8 @@ from cli.common import (cli_command, configure_logging, console, discover_servic
 from demo.entry import Demo
 
 
-#: what the demo drives (started together when none answers)
-REQUIRED_SERVICES = ("intake", "review", "notify")
+#: what the demo drives (started together when none answers); identity makes its people's accounts
+REQUIRED_SERVICES = ("intake", "review", "notify", "identity")
 
 
 def register(app: typer.Typer) -> None:
@@ -68,10 +72,6 @@ def start_demo_services(config: dict, movable_clock: bool = False):
     configure_logging(demo_config, quiet=True)
     console.print(f"no service answers ping on {hide_password(config['AMQP_URI'])} within 2 s: "
                   f"starting {', '.join(services)} in this process (fresh SQLite files in {demo_dir})")
-    if not demo_config.get("IDENTITY_PUBLIC_KEY"):
-        from demo.identity_stand_in import install_stand_in_service_tokens
-
-        install_stand_in_service_tokens(demo_config)   # TEMPORARY: until the identity service is on main
     runner = start_runner(demo_config, list(services.values()))
     deadline = time.monotonic() + 30
     for name in REQUIRED_SERVICES:
@@ -129,6 +129,7 @@ def demo(
     started = time.monotonic()
     config = get_config(ctx)
     ensure_broker(config)
+    accounts_file = demo_dir_of(config) / "accounts.json"   # <DATA_DIR>/demo, whoever runs the services
     runner = None
     clock = None
     answers, missing = running_services(config)
@@ -151,7 +152,7 @@ def demo(
             from shared.reference import ReferenceData
 
             clock.set(start_day(ReferenceData.from_config(config).calendar, date.today(), months))
-        run = Demo(config, households, seed)
+        run = Demo(config, households, seed, accounts_file=accounts_file)
         run.run()
         if clock is not None:
             from demo.year import run_year
@@ -165,6 +166,15 @@ def demo(
         outbox = Path(config["DATA_DIR"]) / "messages" / "outbox.jsonl"
         if outbox.is_file():
             console.print(f"messages to the households (notify's file channel): {outbox}")
+    login_as = next((e for e in run.accounts.known.values() if e["role"] == "community_officer"), None)
+    if login_as is not None:
+        console.print(f"the demo's people, with their passwords and TOTP secrets: {accounts_file} (mode 0600, "
+                      f"demo data only) — log in as any of them while the services run, e.g. "
+                      f"`dibao login --user {login_as['user']} --password-stdin --otp CODE` (docs/demo.md)",
+                      soft_wrap=True)
+        if runner is not None:
+            console.print("   (the demo's own services have stopped, and their accounts with them: to log in as a "
+                          "demo person, run the demo against running services — `dibao up`, then `dibao demo`)")
     c = run.counts
     console.print(f"[green]demo finished[/green] in {time.monotonic() - started:.1f} s: {c['households']} households, "
                   f"{c['applications']} applications, {c['investigations']} investigations, "

@@ -16,8 +16,10 @@ policy object for its review steps and their kinds, never its name.
 The posting periods are moved past with notify's
 ``close_due_notices(as_of=today + days)``, as the system administrator (only
 the timer and the system administrator may close notices as of a future day).
-The demo's people act through :mod:`demo.identity_stand_in` (TEMPORARY: it
-plays identity until the identity service is on main).
+The demo's people are accounts at the identity service, each logged in to
+act (:mod:`demo.accounts`); their passwords and TOTP secrets are written to
+``<DATA_DIR>/demo/accounts.json`` (0600) so that anyone can ``dibao login``
+as any of them.
 """
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ from demo.report import Report
 class Demo(Waits, Report):
     """The entry part (进口): staff, households, applications, investigations, the review to approval."""
 
-    def __init__(self, config: dict, households: int, seed: int):
+    def __init__(self, config: dict, households: int, seed: int, accounts_file=None):
+        from demo.accounts import DemoAccounts
         from shared.identity import Role
         from shared.policy import load_policy
         from shared.reference import ReferenceData
@@ -50,6 +53,10 @@ class Demo(Waits, Report):
         self.ref = ReferenceData.from_config(config)
         self.today = self.ref.today()
         self.district = home_district(config)
+        #: the demo's people as identity's accounts, one session each (``accounts_file``: where
+        #: accounts.json goes, by default <DATA_DIR>/demo/accounts.json)
+        self.accounts = DemoAccounts(config, self.district, accounts_file)
+        self.sysadmin = Person(f"sysadmin-{self.district}", "系统管理员", Role.SYSTEM_ADMIN.value, self.district)
         self.communities = pick_communities(self.ref.divisions, self.district, households)
         if not self.communities:
             fail(f"DIVISIONS_FILE has no community within {self.district}")
@@ -90,21 +97,17 @@ class Demo(Waits, Report):
     # --- proxies -----------------------------------------------------------------
 
     def proxy(self, stack: ExitStack, person: Person):
-        from demo.identity_stand_in import demo_rpc
-
-        return stack.enter_context(demo_rpc(self.config, person.user, person.name, person.role, person.unit))
+        """A proxy acting as ``person``: their account's session (made and logged in at first use)."""
+        return stack.enter_context(self.accounts.rpc(person))
 
     # --- the steps -----------------------------------------------------------------
 
     def run(self) -> None:
-        from shared.identity import Role
-
         policy = self.ref.policy
         console.rule(f"[bold]Dibao demo[/bold] — district {self.district}, policy {policy.name}")
         with ExitStack() as stack:
-            admin = self.proxy(stack, Person(f"sysadmin-{self.district}", "系统管理员", Role.SYSTEM_ADMIN.value,
-                                             self.district))
             self.register_staff()
+            admin = self.proxy(stack, self.sysadmin)
             district = self.proxy(stack, self.district_officers[0])
             self.seed = self.free_seed(district)
             officers = {code: self.proxy(stack, person) for code, person in self.community_officer.items()}
@@ -115,16 +118,16 @@ class Demo(Waits, Report):
             self.render_boards(district)
             self.print_tables(district)
         from cli.audit import demo_section
-        demo_section(self.config, self.district, self.runs)
+        demo_section(self.config, self.district, self.runs, self.accounts)
 
     def register_staff(self) -> None:
-        from demo.identity_stand_in import register_demo_staff
-
+        """Each person an account at identity (with TOTP), logged in; the staff registries fill."""
         people = (list(self.community_officer.values()) + list(self.township_officer.values())
                   + self.district_officers + list(self.signers.values()))
-        register_demo_staff(self.config, people, self.district)
+        self.accounts.ensure([self.sysadmin, *people])
         self.counts["staff"] = len(people)
-        console.print(f"[bold]1. staff[/bold] (accounts): {len(self.community_officer)} community officers "
+        console.print(f"[bold]1. staff[/bold] (accounts at identity, each logged in with a password and a "
+                      f"one-time code — {self.accounts.path}): {len(self.community_officer)} community officers "
                       f"(社区低保专干), {len(self.township_officer)} township officers (乡镇街低保办), "
                       f"{len(self.district_officers)} district officers (区低保中心), "
                       + ", ".join(f"the {role.replace('_', ' ')}" for role in self.signers)

@@ -90,20 +90,18 @@ class Year(YearPayments):
 
     def setup_people(self, stack: ExitStack) -> None:
         from demo.people import Person
-        from demo.identity_stand_in import register_demo_staff
         from shared.identity import Role
 
         d = self.demo
         self.stack = stack
-        self.admin = d.proxy(stack, Person(f"sysadmin-{self.district}", "系统管理员", Role.SYSTEM_ADMIN.value,
-                                           self.district))
+        self.admin = d.proxy(stack, d.sysadmin)
         self.finance = Person(f"finance-{self.district}", "钱会计", Role.FINANCE_OFFICER.value, self.district)
         self.auditor = Person(f"auditor-{self.district}", "审计员", Role.AUDITOR.value, self.district)
         director = d.signers.get(Role.CENTRE_DIRECTOR.value) or Person(
             f"centre-director-{self.district}", "周主任", Role.CENTRE_DIRECTOR.value, self.district)
         self.director = director
-        new = [p for p in (self.finance, self.director) if p not in d.signers.values()]
-        register_demo_staff(self.config, new, self.district)
+        new = [p for p in (self.finance, self.director, self.auditor) if p not in d.signers.values()]
+        d.accounts.ensure(new)         # their accounts at identity, logged in; the registries show them
         self.proxies: dict[str, object] = {}
         self.officers = {code: self.rpc(p) for code, p in d.community_officer.items()}
         self.district_rpc = self.rpc(d.district_officers[0])

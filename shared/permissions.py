@@ -49,6 +49,10 @@ def gate(worker_ctx, verification: TokenVerification) -> None:
     entrypoint = worker_ctx.entrypoint
     if not getattr(entrypoint, "records_commands", False) or getattr(worker_ctx, "dibao_gated", False):
         return
+    if getattr(worker_ctx.service, "authenticates_callers", False):
+        # identity checks its callers itself, against its session table (revoked, idle, the
+        # password-change token that serves only change_password: services/identity/handlers.py)
+        return
     worker_ctx.dibao_gated = True
     actor = actor_of(worker_ctx, verification)
     refusal = getattr(worker_ctx, "dibao_refusal", None)

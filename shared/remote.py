@@ -27,9 +27,9 @@ from shared.identity import AUTH_TOKEN_KEY
 RENEW_BEFORE_SECONDS = 600
 
 #: ``issuer(config, service) -> (token, expires_at)`` when something other than
-#: the identity service issues service tokens: the test harness (it plays
-#: identity: shared.testing) and, TEMPORARILY until the identity service is on
-#: main, the single-host stand-in of shared/cli/demo_identity.py. None: ask identity.
+#: the identity service issues service tokens: only the test harness (it plays
+#: identity: shared.testing). None: ask identity (``dibao up``, the demo's own
+#: services, a deployment).
 _test_issuer: Callable[[dict, str], tuple[str, float]] | None = None
 _cache: dict[tuple[str, str], tuple[str, float]] = {}
 _lock = threading.Lock()

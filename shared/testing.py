@@ -142,8 +142,8 @@ class PostgresDatabases:
 # --- the harness plays identity ------------------------------------------------------
 
 #: this test session's identity signing key (in memory, and in the test
-#: configs as identity's own ``IDENTITY_SIGNING_KEY``: the demo's temporary
-#: stand-in for identity signs with it, shared/cli/demo_identity.py)
+#: configs as identity's own ``IDENTITY_SIGNING_KEY``: an identity service a
+#: test runs — the demo's, for one — signs its logins with it)
 TEST_IDENTITY_SEED = b64encode(os.urandom(32)).decode("ascii")
 TEST_IDENTITY_KEY = private_key_from_seed(TEST_IDENTITY_SEED)
 TEST_IDENTITY_PUBLIC_KEY = public_key_text(TEST_IDENTITY_KEY.public_key())

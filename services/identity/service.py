@@ -84,6 +84,9 @@ class SigningAuthority(DependencyProvider):
 
 class IdentityService:
     name = "identity"
+    #: every call that takes a token authenticates it here (handlers.authenticate: signature,
+    #: session, idle deadline, account status), the platform's gate stands aside (shared.permissions)
+    authenticates_callers = True
 
     db = Database("identity", Base.metadata, MIGRATIONS)
     ref = Reference()

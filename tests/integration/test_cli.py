@@ -16,6 +16,7 @@ import sqlalchemy as sa
 import yaml
 from typer.testing import CliRunner
 
+from services.identity.service import IdentityService
 from services.intake.service import IntakeService
 from services.notify.service import NotifyService
 from services.review.service import ReviewService
@@ -271,13 +272,17 @@ def test_scattered_households_are_gathered_and_inconsistent_rows_reported(tmp_pa
 
 # --- review ----------------------------------------------------------------------------
 
-def start_review(container_factory, config: dict, policy: str, tmp_path: Path, notify: bool = False):
-    """intake and review (and notify) containers under ``policy``; the config file for the CLI."""
+def start_review(container_factory, config: dict, policy: str, tmp_path: Path, notify: bool = False,
+                 identity: bool = False):
+    """intake and review (and notify, and identity: what the demo drives) containers under
+    ``policy``; the config file for the CLI."""
     config = dict(config, POLICY=policy)
     container_factory(IntakeService, config).start()
     container_factory(ReviewService, config).start()
     if notify:
         container_factory(NotifyService, config).start()
+    if identity:
+        container_factory(IdentityService, config).start()
     register_staff(config)
     return config, write_config(tmp_path / f"dibao-{policy}.yml", config)
 
@@ -424,7 +429,8 @@ def assert_full_path(out: str, config: dict) -> None:
 
 
 def test_demo_takes_households_through_to_approval(container_factory, sqlite_config, tmp_path):
-    config, config_file = start_review(container_factory, sqlite_config, "jiangxia", tmp_path, notify=True)
+    config, config_file = start_review(container_factory, sqlite_config, "jiangxia", tmp_path, notify=True,
+                                       identity=True)
     started = time.monotonic()
     result = dibao(config_file, "demo", "--households", "12")
     assert result.exit_code == 0, result.output

@@ -12,6 +12,7 @@ import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
+from services.identity.service import IdentityService
 from services.intake.service import IntakeService
 from shared.bank_formats import ReturnLine, load_format
 from services.payments.service import PaymentsService
@@ -89,6 +90,7 @@ def test_demo_pays_two_months_and_a_rural_quarter_with_a_failed_line_carried(con
     config = dict(sqlite_config, POLICY=policy)
     container_factory(IntakeService, config).start()
     container_factory(PaymentsService, config).start()
+    container_factory(IdentityService, config).start()        # the demo's people are accounts there
     period, months = quarter(-1)
     if ahead:
         months = [month(1), month(2)]

@@ -64,6 +64,10 @@ class Deployment:
         self.variables = {"DIBAO_AMQP_URI": amqp_uri, "DIBAO_DATA_DIR": str(data_dir),
                           "DIBAO_OUTBOX_POLL_SECONDS": "0.2", "DIBAO_LOG_LEVEL": "INFO"}
         self.variables.update({f"DIBAO_{svc.upper()}_DB_URI": uri for svc, uri in db_uris.items()})
+        # not this test's concern: the services' broker users (test_bus_boundary); and the identity
+        # it runs signs with the harness's key, so the tokens the test's people carry verify there
+        self.variables.update({"DIBAO_BROKER_SERVICE_USERS": "false",
+                               "DIBAO_IDENTITY_SIGNING_KEY": testing.TEST_IDENTITY_SEED})
         self.config = testing.test_config(amqp_uri, db_uris, data_dir)
         self.env = {k: v for k, v in os.environ.items() if k != "DIBAO_CONFIG"}   # the repository's config.yml
         self.env.update(self.variables, PYTHONWARNINGS="ignore")

@@ -122,7 +122,8 @@ def test_a_shortened_year_agrees_with_a_hand_count(tmp_path, sqlite_config, logg
 def test_months_are_refused_when_running_services_keep_their_own_clock(container_factory, sqlite_config, tmp_path):
     """Services already running on the system clock cannot be moved through the months: the demo
     says how to run them, and does nothing."""
-    config, config_file = start_review(container_factory, sqlite_config, "jiangxia", tmp_path, notify=True)
+    config, config_file = start_review(container_factory, sqlite_config, "jiangxia", tmp_path, notify=True,
+                                       identity=True)
     result = dibao(config_file, "demo", "--months", "2", "--households", "2")
     assert result.exit_code == 1
     out = " ".join(result.output.split())
