@@ -190,8 +190,9 @@ def start_up(env: dict, cwd: Path) -> tuple[int, str]:
 
 def test_dibao_up_generates_the_secrets_on_first_start_and_reuses_them(sqlite_config, tmp_path):
     data = tmp_path / "up"
+    # the test vhost has no per-service broker users (tests/integration/test_bus_boundary.py covers those)
     env = environment(sqlite_config, DIBAO_DATA_DIR=str(data), DIBAO_LOG_LEVEL="ERROR",
-                      DIBAO_CONFIG=str(ROOT / "config.yml"))
+                      DIBAO_CONFIG=str(ROOT / "config.yml"), DIBAO_BROKER_SERVICE_USERS="false")
     code, first = start_up(env, tmp_path)
     assert "running" in first, first
     assert "generated this deployment's secrets" in first
