@@ -108,8 +108,10 @@ def q(value: str) -> str:
 
 
 def enable_plugins(api: ManagementApi) -> None:
-    """Enable the shovel plugin on a local node (idempotent); elsewhere the
-    broker's own configuration must (compose: deploy/rabbitmq-enabled-plugins)."""
+    """Enable the shovel plugin on a local node (idempotent) — and with it the
+    management plugin it depends on, so `make run` works on a fresh broker
+    whose management API is off; elsewhere the broker's own configuration
+    must (compose: deploy/rabbitmq-enabled-plugins)."""
     if shovel_enabled(api) or not shutil.which("rabbitmq-plugins"):
         return
     subprocess.run(["rabbitmq-plugins", "enable", "--online", "rabbitmq_shovel", "rabbitmq_shovel_management"],
@@ -140,6 +142,7 @@ def setup(config: dict, services=broker.BROKER_USERS) -> dict:
     from kombu import Connection
 
     api = ManagementApi.from_config(config)
+    enable_plugins(api)   # first: on a fresh local broker the management API itself may be off
     vhost = broker.vhost_of(config["AMQP_URI"])
     api.put_vhost(vhost)
     api.put_permissions(vhost, api.user, ".*", ".*", ".*")    # the administrator declares the topology
@@ -160,7 +163,6 @@ def setup(config: dict, services=broker.BROKER_USERS) -> dict:
     api.put_permissions(vhost, shovel, r"^dibao\.partner\..+$", "^$", r"^dibao\.partner\..+$")
     with Connection(config["AMQP_URI"], connect_timeout=10) as conn:
         declare_core_topology(conn.default_channel)
-    enable_plugins(api)
     return {"vhost": vhost, "users": users}
 
 
