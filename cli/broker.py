@@ -79,6 +79,9 @@ def partner_add(
                                       help="a handler of the partner's nameko service, e.g. review.case_approved="
                                            "finance_bureau.on_case_approved: its queue is made now, so events "
                                            "published before the partner first connects wait for it (repeatable)"),
+    verification: bool = typer.Option(False, "--verification",
+                                      help="the bureau answers verification requests (核对): its own request "
+                                           "channel and answer channel (docs/verification.md)"),
 ) -> None:
     """Create a partner's credentials and space; print its AMQP URI (last line)."""
     from shared.rabbit_admin import add_partner
@@ -87,10 +90,13 @@ def partner_add(
     if host:
         config = dict(config, BROKER_PARTNER_HOST=host)
     receives = partner_events()
-    uri_text = _admin(add_partner, config, name, receives, handler)
+    uri_text = _admin(add_partner, config, name, receives, handler, verification)
     console.print(f"partner [bold]{name}[/bold] receives (partner forms, see docs/events.md):")
     for source, types in receives.items():
         console.print(f"  {source}: {', '.join(types)}")
+    if verification:
+        console.print("verification requests arrive on the queue verification.requests; answers go to the "
+                      "exchange verification.answers (docs/verification.md)")
     typer.echo(uri_text)
 
 

@@ -6,7 +6,8 @@ from typing import Optional
 
 import typer
 
-from cli import audit, auth, broker, databases, dlq, docs, doctor, importer, ops, payments, review, secrets, stats, up
+from cli import (audit, auth, broker, databases, dlq, docs, doctor, importer, ops, partner, payments, review, secrets,
+                 stats, up, verify)
 from cli import calendar as calendar_cli
 from demo import command as demo
 from cli.common import State
@@ -38,6 +39,8 @@ demo.register(app)
 ops.register(app)
 app.add_typer(importer.app, name="import")
 app.add_typer(review.app, name="review")
+app.add_typer(verify.app, name="verify")
+app.add_typer(partner.app, name="partner")
 app.add_typer(payments.app, name="payments")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(broker.app, name="broker")

@@ -111,6 +111,32 @@ def expected_publisher(config: dict, source: str) -> str | None:
     return user_name(config, source) if users_enabled(config) else None
 
 
+def partner_user(config: dict, bureau: str) -> str:
+    """The broker user of a partner bureau (``dibao broker partner-add``)."""
+    return user_name(config, f"partner-{bureau}")
+
+
+def expected_bureau_publisher(config: dict, bureau: str) -> str | None:
+    """The user_id an answer from ``bureau`` must carry (None: users are off)."""
+    return partner_user(config, bureau) if users_enabled(config) else None
+
+
+def bureau_of_user(config: dict, user_id: str | None) -> str | None:
+    """The bureau whose partner user published (validated ``user_id``), or None."""
+    head = user_name(config, "partner-")
+    if user_id and user_id.startswith(head) and len(user_id) > len(head):
+        return user_id[len(head):]
+    return None
+
+
+def verification_bureaus(config: dict) -> tuple[str, ...]:
+    """The partner bureaus asked about every household (config VERIFICATION_BUREAUS)."""
+    value = config.get("VERIFICATION_BUREAUS") or ()
+    if isinstance(value, str):
+        value = value.split(",")
+    return tuple(dict.fromkeys(v.strip() for v in value if v and v.strip()))
+
+
 def restricted(config: dict) -> bool:
     """Whether this connection may declare only what is its own (the core
     topology was declared at deploy time by ``dibao broker setup``)."""
@@ -126,13 +152,20 @@ def own_queues(service: str) -> str:
 
 
 def service_permissions(service: str) -> dict:
-    """configure/write/read regexes of a service's broker user on the core vhost."""
+    """configure/write/read regexes of a service's broker user on the core vhost.
+    The verification service also writes each bureau's request exchange
+    (``verification.to.<bureau>``) and reads the answers' queue."""
     s = re.escape(service)
     own = own_queues(service)
     extra_read = r"|dibao\.audit" if service == "audit" else ""
+    extra_own = extra_write = ""
+    if service == "verification":
+        extra_own = r"|dibao\.verification\.answers"
+        extra_read += extra_own
+        extra_write = r"|verification\.to\.[a-z][a-z0-9_]*"
     return {
-        "configure": rf"^(nameko-rpc|{own})$",
-        "write": rf"^({s}\.events|{s}\.partner-events|nameko-rpc|dibao\.retry|dibao\.park|{own})$",
+        "configure": rf"^(nameko-rpc|{own}{extra_own})$",
+        "write": rf"^({s}\.events|{s}\.partner-events|nameko-rpc|dibao\.retry|dibao\.park|{own}{extra_write})$",
         # dibao.dead-letter: its replay_dead_letters command reads it (and leaves others' events parked)
         "read": rf"^(nameko-rpc|[a-z_]+\.events|dibao\.retry|dibao\.dead-letter{extra_read}|{own})$",
     }

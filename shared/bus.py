@@ -17,6 +17,18 @@
   handler's delay queue (a retry waiting out its back-off), ``<queue>`` the
   handler's queue itself (the delay's dead-lettering, an operator's replay).
 
+Partner bureaus that answer verification requests (核对, docs/verification.md):
+
+- ``verification.to.<bureau>``: one topic exchange per bureau, written only by
+  the verification service; its one queue ``dibao.partner.<bureau>.verification``
+  (read only by the shovel) keeps the bureau's requests, reminders and
+  refusals until the shovel moves them into the bureau's own vhost — no
+  other bureau's shovel carries it;
+- ``verification.answers``: where the shovels put what the bureaus answer,
+  each message with the user_id the bureau's own connection was validated
+  for; its queue ``dibao.verification.answers`` is read by the verification
+  service only.
+
 Nobody publishes through the default exchange: with per-service broker
 users (:mod:`shared.broker`) no user may, so no one can put a message
 straight into another service's queue.
@@ -80,6 +92,38 @@ def declare_core_topology(channel, services=SERVICE_NAMES) -> None:
         audit.bind_to(exchange=ex, routing_key="#")
     declare_retry_and_park(channel)
     audit.bind_to(exchange=RETRY_EXCHANGE, routing_key=AUDIT_QUEUE)     # replays of parked audit records
+
+
+VERIFICATION_ANSWERS = "verification.answers"
+VERIFICATION_ANSWERS_QUEUE = "dibao.verification.answers"
+
+
+def bureau_exchange(bureau: str) -> Exchange:
+    """The exchange only ``bureau``'s channel is fed from (requests, reminders, refusals)."""
+    return Exchange(f"verification.to.{bureau}", type="topic", durable=True, delivery_mode=2, auto_delete=False)
+
+
+def bureau_queue_name(bureau: str) -> str:
+    return f"dibao.partner.{bureau}.verification"
+
+
+def answers_exchange() -> Exchange:
+    return Exchange(VERIFICATION_ANSWERS, type="topic", durable=True, delivery_mode=2, auto_delete=False)
+
+
+def answers_queue() -> Queue:
+    return Queue(VERIFICATION_ANSWERS_QUEUE, exchange=answers_exchange(), routing_key="#", durable=True)
+
+
+def declare_verification_topology(channel, bureaus) -> None:
+    """Each bureau's request exchange and core queue, and the answers' exchange
+    and queue (idempotent; ``dibao broker setup`` as the administrator)."""
+    for bureau in bureaus:
+        exchange = bureau_exchange(bureau)(channel)
+        exchange.declare()
+        Queue(bureau_queue_name(bureau), exchange=bureau_exchange(bureau), routing_key="#",
+              durable=True)(channel).declare()
+    answers_queue()(channel).declare()
 
 
 def declare_retry_and_park(channel) -> None:

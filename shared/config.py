@@ -13,7 +13,7 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "config.yml"
-SERVICES = ("intake", "review", "payments", "audit", "notify", "identity")
+SERVICES = ("intake", "review", "payments", "audit", "notify", "identity", "verification")
 
 
 def load_config(path: str | os.PathLike | None = None, **overrides) -> dict:

@@ -189,6 +189,7 @@ class UnitOfWork:
         self.session: Session | None = None
         self.committed_events: list[dict] = []
         self._bulk_written = 0   # outbox rows emit_many wrote in this transaction
+        self._direct: list[dict] = []   # messages to a partner's own exchange (send_direct)
 
     def __enter__(self) -> "UnitOfWork":
         self.session = self._session_factory()
@@ -206,6 +207,14 @@ class UnitOfWork:
 
     def emit(self, event: Event) -> None:
         self._events.append(event)
+
+    def send_direct(self, exchange: str, routing_key: str, body: str, message_id: str) -> None:
+        """A message that is not an event of ours on ``<source>.events`` — a
+        verification request to one partner bureau's own exchange — relayed
+        like the events (outbox, confirms, user_id) when this commits. It
+        reaches no audit queue: record a partner-safe event beside it."""
+        self._direct.append({"event_id": message_id, "exchange": exchange, "routing_key": routing_key,
+                             "body": body, "correlation_id": self.correlation_id})
 
     def consumed(self, env: dict, consumer: str) -> bool:
         """Whether ``consumer`` already processed this event (the inbox)."""
@@ -311,6 +320,8 @@ class UnitOfWork:
                          "routing_key": ev.type, "body": encode(env),
                          "correlation_id": self.correlation_id, "created_at": now})
             self.committed_events.append(env)
+        rows += [dict(row, created_at=now) for row in self._direct]
+        self._direct.clear()
         if rows:
             self.session.execute(self._outbox.insert(), rows)
         try:
@@ -334,6 +345,7 @@ class UnitOfWork:
 
     def rollback(self) -> None:
         self._events.clear()
+        self._direct.clear()
         self._bulk_written = 0
         self.session.rollback()
 

@@ -26,6 +26,8 @@ SERVICE_PERMISSIONS: dict[str, frozenset[str]] = {
     "notify": _EVERY_SERVICE | {"intake.get_household"},
     "identity": frozenset(),
     "gateway": _EVERY_SERVICE,
+    # verification reads the members' names and ID numbers, declarations and authorization it asks bureaus about
+    "verification": _EVERY_SERVICE | {"intake.verification_subjects"},
 }
 
 

@@ -38,7 +38,8 @@ from base64 import b64encode
 from urllib.parse import quote, unquote, urlsplit
 
 from shared import broker
-from shared.bus import declare_core_topology
+from shared.bus import (VERIFICATION_ANSWERS, bureau_queue_name, declare_core_topology,
+                        declare_verification_topology)
 from shared.secrets import ensure_secrets, load_secret, secrets_dir
 
 PARTNER_TAG = "dibao-partner"
@@ -160,9 +161,11 @@ def setup(config: dict, services=broker.BROKER_USERS) -> dict:
     # impersonator: the shovel forwards each event with its publisher's user_id (it may publish
     # nowhere in the core, and in partners' vhosts only to their <source>.events)
     api.put_user(shovel, load_secret(config, broker.password_setting(SHOVEL_USER)), "dibao-service,impersonator")
-    api.put_permissions(vhost, shovel, r"^dibao\.partner\..+$", "^$", r"^dibao\.partner\..+$")
+    # ... and into the core only the bureaus' answers, to verification.answers (docs/verification.md)
+    api.put_permissions(vhost, shovel, r"^dibao\.partner\..+$", r"^verification\.answers$", r"^dibao\.partner\..+$")
     with Connection(config["AMQP_URI"], connect_timeout=10) as conn:
         declare_core_topology(conn.default_channel)
+        declare_verification_topology(conn.default_channel, broker.verification_bureaus(config))
     return {"vhost": vhost, "users": users}
 
 
@@ -176,7 +179,7 @@ def remove_users(config: dict, services=broker.BROKER_USERS) -> None:
 # --- partner bureaus ---------------------------------------------------------------
 
 def partner_user(config: dict, name: str) -> str:
-    return broker.user_name(config, f"partner-{name}")
+    return broker.partner_user(config, name)
 
 
 def _partner_secret(config: dict, name: str):
@@ -231,12 +234,20 @@ def parse_handler(spec: str, receives: dict[str, list[str]]) -> tuple[str, str, 
     return source, kind, f"evt-{source}-{kind}--{service}.{method}"
 
 
-def add_partner(config: dict, name: str, receives: dict[str, list[str]], handlers=()) -> str:
+#: in a bureau's vhost: where its verification requests arrive, where it puts its answers
+PARTNER_REQUESTS = "verification.requests"
+PARTNER_ANSWERS = "verification.answers"
+
+
+def add_partner(config: dict, name: str, receives: dict[str, list[str]], handlers=(),
+                verification: bool = False) -> str:
     """Create (or complete) a partner's space; return its AMQP URI.
     ``receives``: source service -> the partner-safe event types it publishes;
     ``handlers``: ``SOURCE.EVENT=SERVICE.METHOD`` of the partner's nameko
     handlers, whose queues are made now so that nothing is missed before its
-    first connection."""
+    first connection; ``verification``: the bureau also answers verification
+    requests (核对): its own request channel and answer channel
+    (:func:`_verification_channels`)."""
     from kombu import Connection, Queue
 
     from shared.bus import event_exchange, partner_exchange
@@ -255,7 +266,8 @@ def add_partner(config: dict, name: str, receives: dict[str, list[str]], handler
     api.put_user(user, _partner_password(config, name), PARTNER_TAG)
     api.put_permissions(user, user, ".*", ".*", ".*")
     shovel_user = broker.user_name(config, SHOVEL_USER)
-    api.put_permissions(user, shovel_user, "^$", r"^[a-z_]+\.events$", "^$")
+    api.put_permissions(user, shovel_user, r"^verification\.answers$", r"^([a-z_]+\.events|verification\.requests)$",
+                        r"^verification\.answers$")
     api.put_permissions(user, api.user, ".*", ".*", ".*")
     retention_ms = int(float(config.get("BROKER_PARTNER_RETENTION_DAYS", 30)) * 86400 * 1000)
     with Connection(config["AMQP_URI"], connect_timeout=10) as conn:
@@ -283,7 +295,47 @@ def add_partner(config: dict, name: str, receives: dict[str, list[str]], handler
             "dest-protocol": "amqp091", "dest-uri": dest, "dest-exchange": f"{source}.events",
             "ack-mode": "on-confirm", "reconnect-delay": 1, "src-delete-after": "never",
         }})
+    if verification:
+        _verification_channels(config, api, name, space, src, dest)
     return partner_uri(config, name, config.get("BROKER_PARTNER_HOST") or None)
+
+
+def _verification_channels(config: dict, api: ManagementApi, name: str, space: str, core_uri: str,
+                           partner_uri_: str) -> None:
+    """A bureau's two verification channels (docs/verification.md):
+
+    - requests: the core's ``verification.to.<name>`` → its queue
+      ``dibao.partner.<name>.verification`` → shovel → the exchange
+      ``verification.requests`` in the bureau's vhost → the queue
+      ``verification.requests`` there (the bureau reads it; nobody else can);
+    - answers: the bureau publishes to ``verification.answers`` in its vhost
+      (``user_id`` = its broker user, which RabbitMQ checks there) → the
+      queue ``verification.answers`` there → shovel (as the shovel user,
+      tagged ``impersonator``: it may forward a user_id not its own, and the
+      bureau's user_id is kept) → the core's ``verification.answers`` → the
+      verification service, which acts only on a user_id that is the bureau
+      a request was sent to."""
+    from kombu import Connection, Exchange, Queue
+
+    with Connection(config["AMQP_URI"], connect_timeout=10) as conn:
+        declare_verification_topology(conn.default_channel, [name])
+    with Connection(space, connect_timeout=10) as conn:
+        channel = conn.default_channel
+        for exchange in (PARTNER_REQUESTS, PARTNER_ANSWERS):
+            ex = Exchange(exchange, type="topic", durable=True, delivery_mode=2, auto_delete=False)
+            ex(channel).declare()
+            Queue(exchange, exchange=ex, routing_key="#", durable=True)(channel).declare()
+    core = broker.vhost_of(config["AMQP_URI"])
+    shovels = {
+        f"dibao-partner-{name}-verification": {"src-uri": core_uri, "src-queue": bureau_queue_name(name),
+                                               "dest-uri": partner_uri_, "dest-exchange": PARTNER_REQUESTS},
+        f"dibao-partner-{name}-answers": {"src-uri": partner_uri_, "src-queue": PARTNER_ANSWERS,
+                                          "dest-uri": core_uri, "dest-exchange": VERIFICATION_ANSWERS},
+    }
+    for shovel, value in shovels.items():
+        api.request("PUT", f"/parameters/shovel/{q(core)}/{q(shovel)}", {"value": {
+            "src-protocol": "amqp091", "dest-protocol": "amqp091", "ack-mode": "on-confirm",
+            "reconnect-delay": 1, "src-delete-after": "never", **value}})
 
 
 def _admin_password(config: dict, api: ManagementApi) -> str:
@@ -305,7 +357,9 @@ def remove_partner(config: dict, name: str) -> bool:
         if shovel["name"].startswith(f"dibao-partner-{name}-"):
             api.request("DELETE", f"/parameters/shovel/{q(core)}/{q(shovel['name'])}", missing_ok=True)
     for queue in api.request("GET", f"/queues/{q(core)}?columns=name", missing_ok=True) or []:
-        if queue["name"].startswith(f"dibao.partner.{name}."):
+        # a bureau's verification requests stay queued in the core (the verification service
+        # keeps publishing to verification.to.<name>; they wait for the bureau's new space)
+        if queue["name"].startswith(f"dibao.partner.{name}.") and queue["name"] != bureau_queue_name(name):
             api.request("DELETE", f"/queues/{q(core)}/{q(queue['name'])}", missing_ok=True)
     api.request("DELETE", f"/vhosts/{q(user)}", missing_ok=True)
     _partner_secret(config, name).unlink(missing_ok=True)

@@ -78,7 +78,7 @@ class SecretSpec:
 
 
 #: The services that act on their own with an identity of their own.
-SERVICE_NAMES = ("intake", "review", "payments", "audit", "notify", "identity", "gateway")
+SERVICE_NAMES = ("intake", "review", "payments", "audit", "notify", "identity", "gateway", "verification")
 #: Broker users that are not services: the operators' tools (shared/broker.py).
 BROKER_TOOLS = ("cli",)
 

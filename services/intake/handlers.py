@@ -7,7 +7,7 @@ and commits. The nameko service only loads, calls and dumps.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -18,7 +18,7 @@ from services.intake.models import (Application, Asset, CaseStatus, CheckIn, Fil
                                     Household, Income, LabourAttendance, Member, Staff, new_id)
 from shared.crypto import get_cipher
 from shared.db import UnitOfWork
-from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events import Event
 from shared.identity import Actor, Role
 from shared.identity import authorize as require
@@ -255,9 +255,16 @@ def register_document(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceD
     household = load_household(uow, actor, CASEWORKERS, data["household_id"])
     if data["document_date"] > ref.today():
         raise ValidationFailed.field("document_date", "in the future")
+    signed_by = data.get("signed_by")
+    if signed_by is not None:
+        members = {m.id for m in household.members}
+        for n, member_id in enumerate(signed_by):
+            if member_id not in members:
+                raise ValidationFailed.field(f"signed_by.{n}", "not a member of this household")
+        signed_by = sorted(set(signed_by))
     doc = FileDocument(household_id=household.id, kind=data["kind"], title=data["title"],
                        document_date=data["document_date"], reference=data["reference"],
-                       registered_by=actor.user, registered_at=now())
+                       registered_by=actor.user, registered_at=now(), signed_by=signed_by)
     uow.session.add(doc)
     uow.session.flush()
     uow.emit(Event(SOURCE, "document_registered", {"household_id": household.id, "document_id": doc.id},
@@ -277,6 +284,61 @@ def file_report(uow: UnitOfWork, actor: Actor, household_id: str) -> dict:
     report = rules.file_completeness(stages, [d.kind for d in household.documents])
     report.update({"household_id": household.id, "stages": stages, "documents": len(household.documents)})
     return report
+
+
+# --- verification with partner bureaus (核对: the verification service asks) ------------
+
+def verification_subjects(uow: UnitOfWork, actor: Actor, household_ids: list[str]) -> list[dict]:
+    """What a verification round needs of each household: its members' names and ID
+    numbers (for the bureaus), what it declared (for the report) and its latest
+    authorization (授权书). Only the verification service asks (shared/permissions.py)."""
+    require(actor, (Role.SERVICE,))
+    if actor.service_name != "verification":
+        raise Forbidden("only the verification service reads the verification subjects",
+                        {"reason": "service_not_permitted"})
+    households = uow.session.scalars(sa.select(Household).where(Household.id.in_(household_ids))
+                                     .options(joinedload(Household.members), joinedload(Household.incomes),
+                                              joinedload(Household.assets), joinedload(Household.documents))
+                                     ).unique()
+    out = []
+    for h in households:
+        authorizations = sorted((d for d in h.documents if d.kind == "authorization"),
+                                key=lambda d: (d.document_date, d.registered_at))
+        latest = authorizations[-1] if authorizations else None
+        out.append({
+            "household_id": h.id, "community_code": h.community_code, "township_code": h.township_code,
+            "area_type": h.area_type,
+            "members": [{"member_id": m.id, "name": m.name, "resident_id": m.resident_id,
+                         "birth_date": m.birth_date.isoformat(),
+                         "deceased_on": m.deceased_on.isoformat() if m.deceased_on else None} for m in h.members],
+            "incomes": [{"member_id": i.member_id, "source": i.source, "monthly_amount": str(i.monthly_amount)}
+                        for i in h.incomes],
+            "assets": [{"kind": a.kind, "description": a.description, "value": str(a.value)} for a in h.assets],
+            "authorization": None if latest is None else {
+                "document_id": latest.id, "signed_on": latest.document_date.isoformat(),
+                "signed_by": list(latest.signed_by or [])},
+        })
+    return out
+
+
+def report_filed(uow: UnitOfWork, event: dict) -> None:
+    """verification.report_filed: the 核对报告 goes into the household file (一户一档), once."""
+    household_id, round_id = event["subject"]["household_id"], event["subject"]["round_id"]
+    if uow.session.get(Household, household_id) is None:
+        return
+    exists = uow.session.scalar(sa.select(FileDocument.id).where(
+        FileDocument.household_id == household_id, FileDocument.kind == "verification_report",
+        FileDocument.reference == round_id))
+    if exists:
+        return
+    p = event["payload"]
+    doc = FileDocument(household_id=household_id, kind="verification_report", title=p["title"],
+                       document_date=date.fromisoformat(p["filed_on"]), reference=round_id,
+                       registered_by="service:verification", registered_at=now())
+    uow.session.add(doc)
+    uow.session.flush()
+    uow.emit(Event(SOURCE, "document_registered", {"household_id": household_id, "document_id": doc.id},
+                   {"kind": doc.kind, "document_date": doc.document_date, "reference": doc.reference}))
 
 
 # --- monthly check-ins and labour ----------------------------------------------

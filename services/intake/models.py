@@ -161,6 +161,8 @@ class FileDocument(Base):
     reference: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
     registered_by: Mapped[str] = mapped_column(sa.String(64))
     registered_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    #: an authorization (授权书): the ids of the members who signed it
+    signed_by: Mapped[list | None] = mapped_column(sa.JSON, nullable=True)
 
 
 class CheckIn(Base):

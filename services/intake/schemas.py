@@ -26,6 +26,8 @@ DOCUMENT_KINDS = (
     "approval_decision",      # 审批表/决定
     "checkin_record",         # 续保登记
     "reinvestigation_record", # 复核调查
+    "authorization",          # 家庭经济状况核对授权书 (signed_by: the members who signed)
+    "verification_report",    # 核对报告 (filed by the verification service)
     "other",
 )
 
@@ -132,6 +134,24 @@ class DocumentSchema(Schema):
     title = fields.String(required=True, validate=validate.Length(1, 200))
     document_date = fields.Date(required=True)
     reference = fields.String(load_default=None, validate=validate.Length(max=36))  # column is VARCHAR(36)
+    signed_by = fields.List(fields.String(validate=validate.Length(1, 36)), load_default=None,
+                            metadata={"doc": "authorization (授权书): the ids of the members who signed"})
+
+    @validates_schema
+    def authorization_is_signed(self, data, **kwargs):
+        if data["kind"] == "verification_report":
+            raise ValidationError("filed by the verification service, not registered by hand", "kind")
+        if data["kind"] == "authorization" and not data.get("signed_by"):
+            raise ValidationError("an authorization names the members who signed it", "signed_by")
+        if data["kind"] != "authorization" and data.get("signed_by"):
+            raise ValidationError("only an authorization is signed by members", "signed_by")
+
+
+class SubjectsSchema(Schema):
+    """intake.verification_subjects: the households a verification round asks about."""
+
+    household_ids = fields.List(fields.String(validate=validate.Length(1, 36)), required=True,
+                                validate=validate.Length(1, 1000))
 
 
 class CheckInSchema(Schema):
@@ -205,6 +225,7 @@ class DocumentOut(Schema):
     document_date = fields.Date()
     reference = fields.String(allow_none=True)
     registered_by = fields.String()
+    signed_by = fields.List(fields.String(), allow_none=True)
 
 
 class HouseholdOut(Schema):

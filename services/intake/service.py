@@ -14,6 +14,7 @@ from contracts import intake as events  # noqa: F401 - registers intake's event 
 from services.intake import calendar, handlers, schemas
 from contracts import identity as _identity_events  # noqa: F401 - the staff registry's source
 from contracts import review as _review_events  # noqa: F401 - the review events intake consumes
+from contracts import verification as _verification_events  # noqa: F401 - the 核对 reports it files
 from services.intake.models import WORKDAY_SCHEDULE, Application, Base
 from shared.db import Database
 from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
@@ -160,6 +161,18 @@ class IntakeService(deadletter.DeadLetterReplay):
         """一户一档 completeness: required, present and missing documents."""
         with self.db.read() as uow:
             return handlers.file_report(uow, self.caller.actor, household_id)
+
+    @rpc
+    def verification_subjects(self, household_ids):
+        """核对: members' names and ID numbers, declarations, authorization — for the verification service only."""
+        data = load(schemas.SubjectsSchema, {"household_ids": household_ids})
+        with self.db.read() as uow:
+            return handlers.verification_subjects(uow, self.caller.actor, data["household_ids"])
+
+    @consume_event("verification", "report_filed")
+    def on_report_filed(self, body):
+        """The verification report (核对报告) is filed in the household file."""
+        self.db.consume(body, "on_report_filed", handlers.report_filed)
 
     @rpc
     def record_checkin(self, data):

@@ -116,6 +116,26 @@ class Policy:
         return tuple(name for name, _ in self.rereview_months)
 
 
+    # --- verification with partner bureaus (家庭经济状况核对): DESIGN §2.7, docs/verification.md ---
+    #: which fact sends the requests: "application_submitted" (申请受理) or "investigation_recorded"
+    verification_starts_on: str = "application_submitted"
+    #: the review step that may not be recorded while a bureau's answer is missing (None: none waits)
+    verification_answers_before_step: str | None = "joint_review"
+    #: ... unless the review may go on with answers missing (the report then says which are)
+    verification_proceeds_without_answers: bool = False
+    #: months a household's signed authorization (授权书) lets Dibao ask and bureaus report changes
+    verification_consent_months: int = 12
+    #: dynamic monitoring (低收入人口动态监测): active cases are re-verified every this many months
+    verification_monitoring_months: int = 6
+    #: discrepancy rules' thresholds: an undeclared vehicle worth more than this (yuan) ...
+    verification_vehicle_value: Decimal = Decimal("50000.00")
+    #: ... more properties than this (the family home) ...
+    verification_homes_allowed: int = 1
+    #: ... deposits above this many months of the standard per household member ...
+    verification_deposit_months: Decimal = Decimal("24")
+    #: ... income found above the declared income by more than this (yuan a month)
+    verification_income_tolerance: Decimal = Decimal("0.00")
+
     def step(self, name: str) -> ReviewStep:
         for step in self.review_steps:
             if step.name == name:

@@ -6,6 +6,8 @@ community democratic evaluation → 7-day community notice → township review
 committee (unanimous) → 7-day township notice → district joint review by
 three people in three roles.
 """
+from decimal import Decimal
+
 from shared.policy.base import Policy, ReviewStep
 
 
@@ -40,4 +42,16 @@ def JiangxiaPolicy() -> Policy:
         benefit_formula="gap",
         checkin_required_for_payment=True,
         # --- end payments
+        # --- verification (核对): asked once the home visit is recorded; the review may go on
+        # with answers missing (the joint review sees which); a car above 30,000 yuan, a second
+        # property, deposits above 12 months of the standard per person, any income above declared
+        verification_starts_on="investigation_recorded",
+        verification_answers_before_step="joint_review",
+        verification_proceeds_without_answers=True,
+        verification_consent_months=12,
+        verification_monitoring_months=3,
+        verification_vehicle_value=Decimal("30000.00"),
+        verification_homes_allowed=1,
+        verification_deposit_months=Decimal("12"),
+        verification_income_tolerance=Decimal("0.00"),
     )

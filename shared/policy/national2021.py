@@ -48,4 +48,15 @@ def National2021Policy() -> Policy:
         minimum_benefit=Decimal("30.00"),
         checkin_required_for_payment=False,
         # --- end payments
+        # --- verification (核对, Art. 13–15): asked on acceptance, answered before the township's
+        # initial opinion, which waits for every bureau; illustrative thresholds
+        verification_starts_on="application_submitted",
+        verification_answers_before_step="township_opinion",
+        verification_proceeds_without_answers=False,
+        verification_consent_months=12,
+        verification_monitoring_months=6,
+        verification_vehicle_value=Decimal("50000.00"),
+        verification_homes_allowed=1,
+        verification_deposit_months=Decimal("24"),
+        verification_income_tolerance=Decimal("50.00"),
     )

@@ -1,0 +1,80 @@
+"""The answers' channel: a nameko entrypoint on ``dibao.verification.answers``.
+
+Unlike an event handler it hands the worker the raw bytes and the
+``user_id`` RabbitMQ validated (the bureau's broker user, kept by the
+shovel, which is tagged ``impersonator``): the service decides on those,
+never on what the message says about itself. Nothing is decoded by kombu
+(a message that is not JSON, or of another content type, is refused by the
+service like any malformed one instead of stopping the consumer).
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from functools import partial
+
+from amqp import Message
+from kombu import Connection, Queue
+from nameko.messaging import Consumer, QueueConsumer
+
+from shared.broker import connection_user, restricted, verification_bureaus
+from shared.bus import (DEAD_LETTER_QUEUE, PARK_EXCHANGE, VERIFICATION_ANSWERS_QUEUE, answers_queue,
+                        declare_retry_and_park, declare_verification_topology)
+
+log = logging.getLogger(__name__)
+
+
+class RawQueueConsumer(QueueConsumer):
+    """nameko's queue consumer, giving its providers the undecoded message."""
+
+    def get_consumers(self, consumer_cls, channel):
+        consumers = super().get_consumers(consumer_cls, channel)
+        for provider, consumer in self._consumers.items():
+            consumer.on_message = partial(self.handle_message, provider, None)
+        return consumers
+
+
+class BureauChannel(Consumer):
+    queue_consumer = RawQueueConsumer()
+
+    def __init__(self, **kwargs):
+        super().__init__(queue=None, requeue_on_error=True, **kwargs)
+
+    def setup(self):
+        config = self.container.config
+        if restricted(config):      # declared at deploy time (dibao broker setup); the binding is not ours
+            self.queue = Queue(VERIFICATION_ANSWERS_QUEUE, durable=True)
+        else:
+            self.queue = answers_queue()
+            with Connection(config["AMQP_URI"]) as conn:
+                declare_verification_topology(conn.default_channel, verification_bureaus(config))
+                declare_retry_and_park(conn.default_channel)
+        super().setup()
+
+    def handle_message(self, body, message):
+        props = message.properties
+        args = (message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8"),
+                props.get("user_id"), props.get("message_id"))
+        handle_result = partial(self.handle_result, message)
+        # the events it commits are correlated by a short id of their own (outbox: 64 characters)
+        context = {"correlation_id": f"bureau-message-{uuid.uuid4().hex[:16]}"}
+        self.container.spawn_worker(self, args, {}, context_data=context, handle_result=handle_result)
+
+
+bureau_channel = BureauChannel.decorator
+
+
+def park(config: dict, raw: bytes, user_id: str | None, reason: str, detail: str) -> None:
+    """The refused message onto dibao.dead-letter, with the reason (confirmed by the broker)."""
+    own = connection_user(config["AMQP_URI"])
+    headers = {"x-dibao-reason": f"{reason}: {detail}"[:1000], "x-dibao-queue": VERIFICATION_ANSWERS_QUEUE,
+               "x-dibao-source": "partner", "x-dibao-event-type": "bureau_message",
+               "x-dibao-handler": "verification.on_bureau_message",
+               "x-dibao-refused-publisher": str(user_id or ""), "x-dibao-attempts": 0}
+    with Connection(config["AMQP_URI"], connect_timeout=10) as conn:
+        channel = conn.channel()
+        channel.confirm_select()
+        channel.basic_publish_confirm(Message(raw, content_type="application/json", delivery_mode=2,
+                                              application_headers=headers, user_id=own),
+                                      exchange=PARK_EXCHANGE, routing_key="")
+    log.warning("verification refused a bureau message (%s) and parked it on %s", reason, DEAD_LETTER_QUEUE)
