@@ -137,6 +137,7 @@ RULE_INCOME_CHANGED = "income_changed"
 RULE_DEATH_REVIEW = "member_death_review"
 RULE_CAMPAIGN = "campaign_inspection"
 RULE_MANUAL = "manual"
+RULE_VERIFICATION_CHANGE = "verification_change"
 
 
 class _CaseFacts(Schema):

@@ -110,3 +110,24 @@ def verification_rows(config, sql: str) -> list:
 def seen_clear() -> None:
     for key in SEEN:
         SEEN[key].clear()
+
+
+def register_staff_as_identity(config, services=("intake", "review")) -> None:
+    """tests.helpers.register_staff, with identity's events published as identity's broker user
+    (the services refuse any other publisher when broker users are on)."""
+    from datetime import datetime, timezone
+
+    from shared.testing import publish_event
+    from tests.helpers import STAFF
+
+    for person in STAFF:
+        publish_event(config, {"event_id": str(uuid.uuid4()), "type": "account_created", "source": "identity",
+                               "version": 1, "occurred_at": datetime.now(timezone.utc).isoformat(), "actor": None,
+                               "subject": {"user": person["user"]}, "correlation_id": "test",
+                               "payload": {"user": person["user"], "name": person["name"], "unit": person["unit"],
+                                           "roles": [person["role"]]}})
+    wanted = {(p["user"], p["role"]) for p in STAFF}
+    with district(config) as rpc:
+        for service in services:
+            wait_for(lambda: wanted <= {(s["user"], s["role"]) for s in getattr(rpc, service).list_staff(DISTRICT)},
+                     timeout=20, message=f"{service}'s staff registry")

@@ -24,7 +24,7 @@ from services.review.models import (Campaign, CampaignInspection, Case, CaseProp
                                     LabourFact, Staff)
 from shared.db import UnitOfWork
 from shared.errors import Conflict, NotFound, ValidationFailed
-from shared.events import Event
+from shared.events import Event, load_payload
 from shared.identity import Actor, Role, authorize
 from shared.jurisdiction import get_within, within
 from shared.policy import load_policy
@@ -153,6 +153,25 @@ def member_died(uow: UnitOfWork, event: dict, ref: ReferenceData, today: date) -
     if proposal is not None:
         proposal.status, proposal.decided_on = "applied", today
         case.next_rereview_on = due
+
+
+def verification_change(uow: UnitOfWork, event: dict, ref: ReferenceData, today: date) -> CaseProposal | None:
+    """verification.change_reported (低收入人口动态监测): a bureau's change, or a monitoring discrepancy,
+    becomes a proposal on the active case — once per change (the proposal's fact)."""
+    p = load_payload(event)
+    case = active_case_of(uow, event["subject"]["household_id"])
+    if case is None or case.id != event["subject"]["case_id"]:
+        return None
+    kind = {"vehicle": "车辆", "real_estate": "房产", "deposit": "存款", "business": "工商登记"}.get(p["kind"], p["kind"])
+    details, action = {}, "rereview"
+    if p["monthly_income"] is not None:
+        action = "adjust"
+        details = {"proposed_income": case.verified_income + p["monthly_income"], "proposed_size": case.household_size}
+        reason = f"核对：{p['bureau']}报告新增收入（{p['kind']}）每月{p['monthly_income']}元，自{p['as_of']}"
+    else:
+        reason = f"核对：{p['bureau']}报告{kind}变化（{p['rule']}），自{p['as_of']}，复核家庭经济状况"
+    return propose(uow, case, rules.RULE_VERIFICATION_CHANGE, f"verification:{p['change_id']}"[:160], reason,
+                   action, today, f"rule:{rules.RULE_VERIFICATION_CHANGE}", **details)
 
 
 # --- proposals and their approval ----------------------------------------------------

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from services.review import rules
 from services.review.models import (Case, CommunityEvaluation, GuaranteeStandard, JointReviewSignature, ReviewFile,
-                                    Staff, TownshipReview)
+                                    Staff, TownshipReview, VerificationState)
 from shared.db import UnitOfWork
 from shared.errors import Conflict, ValidationFailed
 from shared.events import Event, load_payload
@@ -229,6 +229,8 @@ def record_township_review(uow: UnitOfWork, actor: Actor, data: dict, ref: Refer
     # the township acts by committee (jiangxia) or by an initial opinion (national2021)
     kind = "initial_opinion" if f.step and policy.step(f.step).kind == "initial_opinion" else "committee"
     step = rules.step_is_current(f.status, f.step, kind, policy)
+    if data["passed"]:   # a refusal needs no bureau's answer
+        rules.verification_answers_are_in(policy, f.step, uow.session.get(VerificationState, f.application_id))
     members = data["members"]
     if kind == "initial_opinion" and not members:  # the officer's own signed opinion
         members = [{"name": actor.name, "department": "civil_affairs",
@@ -288,6 +290,9 @@ def sign_joint_review(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceD
     f = file_for(uow, actor, (), data["application_id"], for_update=True)
     policy = policy_of(f)
     rules.step_is_current(f.status, f.step, "joint_review", policy)
+    verification = uow.session.get(VerificationState, f.application_id)
+    rules.verification_answers_are_in(policy, f.step, verification)
+    rules.no_open_verification_discrepancy(verification)
     role = rules.joint_review_role_of(actor, f.investigators, data["role"],
                                       signer_is_registered(uow, actor, data["role"], f.community_code))
     signatures = list(uow.session.scalars(
@@ -392,3 +397,20 @@ def overdue(uow: UnitOfWork, actor: Actor, unit_code: str, as_of: date) -> list[
     stmt = (sa.select(ReviewFile).where(open_, late, ReviewFile.community_code.startswith(unit_code, autoescape=True))
             .order_by(ReviewFile.township_code, ReviewFile.community_code, ReviewFile.accepted_on))
     return list(uow.session.scalars(stmt))
+
+
+def verification_report_updated(uow: UnitOfWork, event: dict) -> None:
+    """verification.report_updated: the latest state of an application's verification (newest revision wins)."""
+    application_id = event["subject"].get("application_id")
+    if not application_id:
+        return
+    p = event["payload"]
+    state = uow.session.get(VerificationState, application_id)
+    if state is not None and state.round_id == event["subject"]["round_id"] and state.revision >= p["revision"]:
+        return   # an older revision arriving late
+    if state is None:
+        state = VerificationState(application_id=application_id)
+        uow.session.add(state)
+    state.round_id, state.revision, state.complete = event["subject"]["round_id"], p["revision"], p["complete"]
+    state.bureaus_missing, state.answers_missing = list(p["bureaus_missing"]), p["answers_missing"]
+    state.open_discrepancies, state.discrepancy_rules = p["open_discrepancies"], list(p["discrepancy_rules"])

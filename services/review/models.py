@@ -262,3 +262,18 @@ class CampaignInspection(Base):
 #: the staff registry, projected from identity's events (shared/staff.py):
 #: who holds which role in which unit, asked when someone signs or approves
 Staff = staff_model(Base)
+
+
+class VerificationState(Base):
+    """What review knows of an application's verification (核对), from verification.report_updated:
+    the latest revision of its report — which bureaus have not answered, how many discrepancies are open."""
+
+    __tablename__ = "verification_state"
+    application_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    round_id: Mapped[str] = mapped_column(sa.String(36))
+    revision: Mapped[int] = mapped_column()
+    complete: Mapped[bool] = mapped_column()
+    bureaus_missing: Mapped[list] = mapped_column(sa.JSON, default=list)
+    answers_missing: Mapped[int] = mapped_column()
+    open_discrepancies: Mapped[int] = mapped_column()
+    discrepancy_rules: Mapped[list] = mapped_column(sa.JSON, default=list)

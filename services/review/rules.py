@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from contracts.review import (RULE_CAMPAIGN, RULE_DEATH_REVIEW, RULE_INCOME_ABOVE,  # noqa: F401 - the rule names
                               RULE_INCOME_CHANGED, RULE_MANUAL, RULE_REFUSED_WORK, RULE_THREE_IN_A_YEAR,
-                              RULE_TWO_IN_A_ROW, RULE_UNEXCUSED_LABOUR)
+                              RULE_TWO_IN_A_ROW, RULE_UNEXCUSED_LABOUR, RULE_VERIFICATION_CHANGE)
 from shared.errors import Conflict, Forbidden, ValidationFailed
 # the one month arithmetic (shared.months), under the names these rules use
 from shared.months import add_months as add_months_to_month, month_of, months_later as add_months  # noqa: F401
@@ -278,3 +278,25 @@ def campaign_result_needs(result: str, verified_income, direction: str | None) -
         if direction is not None and direction != result:
             raise ValidationFailed.field("result", f"the verified income means the benefit is {direction}, "
                                                    f"not {result}")
+
+
+# --- verification with partner bureaus (核对): review learns it from verification's events ------
+
+def verification_answers_are_in(policy: Policy, step: str | None, state) -> None:
+    """The policy's step (and every later one) waits for every bureau's answer —
+    unless the policy lets the review go on with answers missing."""
+    waits_at = policy.verification_answers_before_step
+    if state is None or not state.answers_missing or waits_at is None or policy.verification_proceeds_without_answers:
+        return
+    names = [s.name for s in policy.review_steps]
+    if step in names and waits_at in names and names.index(step) >= names.index(waits_at):
+        raise Conflict(f"the verification answers are not all in; {waits_at} waits for them ({policy.name})",
+                       {"rule": "verification_answers_missing", "bureaus": list(state.bureaus_missing)})
+
+
+def no_open_verification_discrepancy(state) -> None:
+    """A discrepancy of the verification report blocks approval until an officer records its resolution."""
+    if state is not None and state.open_discrepancies:
+        raise Conflict("a verification discrepancy blocks approval until an officer records its resolution "
+                       "(dibao verify resolve)", {"rule": "verification_discrepancy_open",
+                                                  "discrepancies": list(state.discrepancy_rules)})

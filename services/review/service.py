@@ -19,6 +19,7 @@ from contracts import intake as _intake_events  # noqa: F401 - the contract we c
 from contracts import notify as _notify_events  # noqa: F401
 from contracts import payments as _payments_events  # noqa: F401
 from contracts import review as events  # noqa: F401 - registers review's event contract
+from contracts import verification as _verification_events  # noqa: F401 - the 核对 reports it gates on
 from services.review import calendar, dynamic, handlers, month_end, rules, schemas
 from services.review.models import WORKDAY_SCHEDULE, Base, Case, Staff
 from shared.db import AlreadyConsumed, Database
@@ -85,6 +86,16 @@ class ReviewService(deadletter.DeadLetterReplay):
     def on_identity_event(self, body):
         """The staff registry follows identity's accounts and roles (shared/staff.py)."""
         self.db.consume(body, "on_identity_event", handlers.identity_event)
+
+    @consume_event("verification", "report_updated")
+    def on_verification_report_updated(self, body):
+        """核对: the steps the policy makes wait for the bureaus' answers, and approval for the discrepancies."""
+        self.db.consume(body, "on_verification_report_updated", handlers.verification_report_updated)
+
+    @consume_event("verification", "change_reported")
+    def on_verification_change(self, body):
+        """A bureau's change (or a monitoring discrepancy) for an active case: a proposal, once."""
+        self.db.consume(body, "on_verification_change", dynamic.verification_change, self.ref, self.ref.today())
 
     @rpc
     def list_staff(self, unit_code):

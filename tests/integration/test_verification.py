@@ -16,7 +16,7 @@ from services.intake.service import IntakeService
 from services.verification.service import VerificationService
 from shared.broker import partner_user, service_config, uri_for, with_credentials
 from shared.deadletter import list_parked
-from shared.errors import Conflict
+from shared.errors import Conflict, NotFound
 from shared.testing import remove_broker_users, test_config, wait_for, with_broker_users
 from tests.verification_helpers import (BUREAUS, VEHICLE, add_bureaus, answer, answered, ask, publish_answer,
                                         registered, report, seen_clear, start_responders, verification_rows,
@@ -177,3 +177,82 @@ def _credentials(uri: str) -> tuple[str, str]:
 
     parts = urlsplit(uri)
     return unquote(parts.username), unquote(parts.password)
+
+
+# --- the report gates the review (review learns it from verification's events) ----------------
+
+def test_national2021_the_township_waits_for_the_answers_and_a_discrepancy_blocks_approval(
+        deployment, container_factory, tmp_path):
+    from datetime import date
+
+    from services.review.service import ReviewService
+    from tests.helpers import investigation, officer
+    from tests.verification_helpers import register_staff_as_identity
+    from tests.review_helpers import close_notice, community, deputy, review_state, township
+
+    config = dict(deployment, POLICY="national2021")
+    for cls in (IntakeService, VerificationService, ReviewService):
+        container_factory(cls, service_config(config, cls.name)).start()
+    register_staff_as_identity(config)
+    seen_clear()
+    h = registered(config, seed=11)
+    head = h["members"][0]
+    uris = add_bureaus(config)
+    with officer(config) as rpc:     # national2021: the requests go out on acceptance
+        app = rpc.intake.submit_application({"household_id": h["id"], "accepted_on": date.today().isoformat()})
+        rpc.intake.record_investigation(investigation(app["id"], [m["id"] for m in h["members"]],
+                                                      family_signatures=[{"member_id": head["id"]}]))
+    def round_started():
+        try:
+            return report(config, h["id"])["bureaus"]
+        except NotFound:
+            return None
+    wait_for(round_started, timeout=30, message="the automatic round")
+    review_state(config, app["id"], step="community_evaluation")
+    with community(config) as rpc:
+        rpc.review.skip_evaluation({"application_id": app["id"], "reason": "无异议"})
+    opinion = {"application_id": app["id"], "meeting_date": date.today().isoformat(), "passed": True,
+               "remarks": "初审同意"}
+    with township(config) as rpc:
+        with pytest.raises(Conflict) as waiting:
+            rpc.review.record_township_review(opinion)
+    assert waiting.value.details["rule"] == "verification_answers_missing"
+    assert set(waiting.value.details["bureaus"]) == set(BUREAUS)
+    data = write_data(tmp_path, {"public_security": [(head["resident_id"], "vehicle", VEHICLE, "120000.00",
+                                                      "2026-12-01")]})
+    start_responders(container_factory, uris, data)
+    done = answered(config, h["id"])
+    [vehicle] = [d for d in done["discrepancies"] if d["rule"] == "undeclared_vehicle"]
+
+    def township_passes():
+        try:
+            with township(config) as rpc:
+                return rpc.review.record_township_review(opinion)
+        except Conflict:
+            return None
+    f = wait_for(township_passes, timeout=20, message="the township's opinion once the answers are in")
+    close_notice(config, f)
+    review_state(config, app["id"], step="joint_review")
+    with deputy(config) as rpc:
+        with pytest.raises(Conflict) as blocked:
+            rpc.review.sign_joint_review({"application_id": app["id"], "role": "deputy_director"})
+    assert blocked.value.details["rule"] == "verification_discrepancy_open"
+    # the report is filed in the household file (一户一档)
+    with officer(config) as rpc:
+        wait_for(lambda: [d for d in rpc.intake.get_household(h["id"])["documents"]
+                          if d["kind"] == "verification_report" and d["reference"] == done["round_id"]],
+                 timeout=20, message="the report in the household file")
+        resolved = rpc.verification.resolve_discrepancy({"discrepancy_id": vehicle["id"], "resolution": "explained",
+                                                         "reason": "车辆已于申请前转让，提供转让证明"})
+        assert resolved["status"] == "resolved"
+        with pytest.raises(Conflict):                       # recorded once
+            rpc.verification.resolve_discrepancy({"discrepancy_id": vehicle["id"], "resolution": "explained",
+                                                  "reason": "again"})
+
+    def signs():
+        try:
+            with deputy(config) as rpc:
+                return rpc.review.sign_joint_review({"application_id": app["id"], "role": "deputy_director"})
+        except Conflict:
+            return None
+    wait_for(signs, timeout=20, message="the signature once the discrepancy is resolved")
