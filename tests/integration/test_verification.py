@@ -17,7 +17,8 @@ from services.verification.service import VerificationService
 from shared.broker import partner_user, service_config, uri_for, with_credentials
 from shared.deadletter import list_parked
 from shared.errors import Conflict, NotFound
-from shared.testing import remove_broker_users, test_config, wait_for, with_broker_users
+from shared.testing import remove_broker_users, wait_for, with_broker_users
+from shared.testing import test_config as deployment_config
 from tests.verification_helpers import (BUREAUS, VEHICLE, add_bureaus, answer, answered, ask, publish_answer,
                                         registered, report, seen_clear, start_responders, verification_rows,
                                         write_data)
@@ -35,7 +36,7 @@ def backend(request):
 @pytest.fixture
 def deployment(amqp_uri, db_uris, tmp_path):
     """Broker users, two verification bureaus (partner spaces), intake and verification."""
-    config = with_broker_users(test_config(amqp_uri, db_uris, tmp_path / "data",
+    config = with_broker_users(deployment_config(amqp_uri, db_uris, tmp_path / "data",
                                            VERIFICATION_BUREAUS=",".join(BUREAUS)))
     yield config
     remove_broker_users(config)
