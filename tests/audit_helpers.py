@@ -214,3 +214,33 @@ def writer_roles(pg, config: dict, tmp_path):
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
             for role in (writer.username, owner.username):
                 conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
+
+
+def write_chain(config, batches: int = 4, size: int = 7, every: int = 10):
+    """A chain written as the audit writer writes it (anchors, checkpoints, the
+    events in the outbox), without a broker: ``batches`` batches of ``size``
+    events, a checkpoint every ``every`` records — by default at records 15
+    and 30. Returns (the database, the checkpoint events as published)."""
+    import json
+
+    from contracts import audit_chain as chain
+    from contracts import audit_checkpoints as signed
+    from services.audit.checkpoints import Checkpointer
+    from services.audit.ingest import to_record, utc_text
+    from services.audit.models import Base
+    from services.audit.service import MIGRATIONS
+    from shared.db import ServiceDatabase
+
+    db = ServiceDatabase("audit", config["DB_URIS"]["audit"], Base.metadata, MIGRATIONS)
+    db.migrate()
+    checkpoints = Checkpointer(signed.signing_key(config), every, 0, db.outbox)
+    for batch in range(batches):
+        now = utc_text(datetime.now(timezone.utc))
+        with db.engine.begin() as conn:
+            checkpoints.prepare(conn, adding=True)
+            checkpoints.appended(chain.append_rows(conn, [to_record(command_event(size * batch + n), now)
+                                                          for n in range(size)]))
+            checkpoints.sign(conn)
+    with db.engine.connect() as conn:
+        kept = [json.loads(body) for body in conn.execute(sa.text("SELECT body FROM outbox ORDER BY id")).scalars()]
+    return db, kept

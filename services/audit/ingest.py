@@ -243,7 +243,7 @@ class ChainIngest:
             try:
                 self.conn.drain_events(timeout=timeout)
             except socket.timeout:
-                if self.buffer:
+                if self.buffer or self.checkpoints:   # idle: back to the loop, whose checkpoint may be due
                     break
         if not self.buffer:
             return 0
