@@ -28,7 +28,7 @@ class QueryRecorded(Schema):
 @event_type(SOURCE, "checkpoint_signed", partner=True)
 class CheckpointSigned(Schema):
     """The audit service signed the head of the audit chain (签名检查点), every
-    ``AUDIT_CHECKPOINT_EVERY_RECORDS`` records or ``AUDIT_CHECKPOINT_EVERY_SECONDS``.
+    `AUDIT_CHECKPOINT_EVERY_RECORDS` records or `AUDIT_CHECKPOINT_EVERY_SECONDS`.
     Keep every one: with them and the deployment's public key (`dibao audit
     public-key`) anyone verifies the record offline (`dibao audit verify --bundle
     FILE --checkpoint FILE --public-key FILE`) — a truncation or a rewrite after a

@@ -220,7 +220,7 @@ def write_chain(config, batches: int = 4, size: int = 7, every: int = 10):
     """A chain written as the audit writer writes it (anchors, checkpoints, the
     events in the outbox), without a broker: ``batches`` batches of ``size``
     events, a checkpoint every ``every`` records — by default at records 15
-    and 30. Returns (the database, the checkpoint events as published)."""
+    and 30. Returns (the database, the checkpoint events as published, the writer's checkpointer)."""
     import json
 
     from contracts import audit_chain as chain
@@ -243,4 +243,4 @@ def write_chain(config, batches: int = 4, size: int = 7, every: int = 10):
             checkpoints.sign(conn)
     with db.engine.connect() as conn:
         kept = [json.loads(body) for body in conn.execute(sa.text("SELECT body FROM outbox ORDER BY id")).scalars()]
-    return db, kept
+    return db, kept, checkpoints

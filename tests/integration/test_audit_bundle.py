@@ -35,7 +35,7 @@ def dibao(config: dict, tmp_path, *args: str, name: str = "cli.yml"):
 def exported(sqlite_config, tmp_path):
     """A written chain (checkpoints at 15 and 30), exported; the partner's kept
     checkpoint events and the deployment's public key, as files."""
-    db, kept = write_chain(sqlite_config)
+    db, kept, _ = write_chain(sqlite_config)
     db.dispose()
     bundle = tmp_path / "audit-bundle.zip"
     done = dibao(sqlite_config, tmp_path, "audit", "export", "--out", str(bundle))

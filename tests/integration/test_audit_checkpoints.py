@@ -7,6 +7,7 @@ or the missing range."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import eventlet
 import pytest
@@ -16,6 +17,7 @@ from contracts import audit_chain as chain
 from contracts import audit_checkpoints as signed
 from contracts.audit import CheckpointSigned
 from services.audit.checkpoints import checkpoint_due
+from services.audit.ingest import to_record, utc_text
 from services.audit.service import AuditService
 from shared.testing import publish_event, wait_for
 from tests.audit_helpers import (PartnerTap, command_event, count, execute_sql, public_keys, recorded, rehash_from,
@@ -40,7 +42,8 @@ def test_a_checkpoint_is_due_after_m_records_or_n_seconds_with_something_new(new
 def written(config):
     """A chain written as the audit writer writes it (:func:`write_chain`):
     checkpoints at records 15 and 30; (db, the checkpoint events a partner keeps)."""
-    db, kept = write_chain(config)
+    db, kept, writer = write_chain(config)
+    db.checkpoints = writer          # the writer's state, for the tests of what it notices
     yield db, kept
     db.dispose()
 
@@ -95,6 +98,28 @@ def test_a_tail_removed_after_a_checkpoint_is_named_as_the_missing_range(written
     report = signed.verify_database(db.engine, [kept[-1]["payload"]], keys)
     assert (report.first.kind, report.first.seq) == ("missing", 27)
     assert "records 27–30 are missing: the log ends at record 26" in report.first.detail
+
+
+def _batch(db, first: int, n: int):
+    """The writer's next batch: (the checkpoint it signed, if any)."""
+    writer, now = db.checkpoints, utc_text(datetime.now(timezone.utc))
+    with db.engine.begin() as conn:
+        writer.prepare(conn, adding=True)
+        writer.appended(chain.append_rows(conn, [to_record(command_event(first + i), now) for i in range(n)]))
+        return writer.sign(conn)
+
+
+@pytest.mark.parametrize("k, noticed", [
+    (18, "record 30 no longer has the hash its checkpoint signed (rewritten)"),   # before its last checkpoint
+    (34, "record 34 was rewritten behind the writer"),                             # among what it wrote since
+])
+def test_the_writer_signs_nothing_over_a_record_rewritten_behind_its_back(written, config, k, noticed):
+    db, _ = written
+    assert _batch(db, 100, 5) is None                            # records 32–36, not yet due
+    rehash_from(config["DB_URIS"]["audit"], k, actor_name="伪造")
+    assert _batch(db, 200, 12) is None                           # due (17 new), yet not signed
+    assert noticed in db.checkpoints.broken
+    assert scalar_sql(config["DB_URIS"]["audit"], "SELECT max(seq) FROM audit_checkpoints") == 30
 
 
 def test_a_forged_or_foreign_checkpoint_is_not_taken(written, config):
