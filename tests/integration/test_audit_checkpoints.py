@@ -193,14 +193,13 @@ def test_an_idle_chain_is_signed_once_when_its_time_comes(container_factory, sql
         tap.close()
 
 
-def test_a_partner_bureau_receives_and_keeps_the_checkpoints(container_factory, sqlite_config, tmp_path):
+def test_a_partner_bureau_receives_and_keeps_the_checkpoints(container_factory, broker_users_config, tmp_path):
     """Through the real partner space (dibao broker partner-add, the shovel):
     a plain nameko handler of audit.checkpoint_signed."""
     from nameko.events import event_handler
 
     from cli.broker import partner_events
     from shared.broker import service_config
-    from shared.testing import remove_broker_users, with_broker_users
     from tests.integration.test_bus_boundary import dibao, relay_as
 
     assert "checkpoint_signed" in partner_events()["audit"]
@@ -213,18 +212,13 @@ def test_a_partner_bureau_receives_and_keeps_the_checkpoints(container_factory, 
         def on_checkpoint(self, event):
             kept.append(event)
 
-    bus = sqlite_config if sqlite_config.get("BROKER_SERVICE_USERS") else with_broker_users(sqlite_config)
-    bus = dict(bus, AUDIT_CHECKPOINT_EVERY_RECORDS=3, AUDIT_CHECKPOINT_EVERY_SECONDS=0)
-    try:
-        added = dibao(bus, tmp_path, "broker", "partner-add", "province",
-                      "--handler", "audit.checkpoint_signed=province.on_checkpoint")
-        assert added.exit_code == 0, added.output
-        container_factory(AuditService, service_config(bus, "audit")).start()
-        for n in range(3):
-            relay_as(bus, "intake", command_event(n))
-        container_factory(Province, {"AMQP_URI": added.output.strip().splitlines()[-1], "serializer": "json"}).start()
-        [event] = wait_for(lambda: kept[:], timeout=30, message="the province's checkpoint")
-        assert event["payload"]["seq"] == 4 and signed.check_signature(event["payload"], public_keys(bus))
-    finally:
-        if not sqlite_config.get("BROKER_SERVICE_USERS"):
-            remove_broker_users(bus)
+    bus = dict(broker_users_config, AUDIT_CHECKPOINT_EVERY_RECORDS=3, AUDIT_CHECKPOINT_EVERY_SECONDS=0)
+    added = dibao(bus, tmp_path, "broker", "partner-add", "province",
+                  "--handler", "audit.checkpoint_signed=province.on_checkpoint")
+    assert added.exit_code == 0, added.output
+    container_factory(AuditService, service_config(bus, "audit")).start()
+    for n in range(3):
+        relay_as(bus, "intake", command_event(n))
+    container_factory(Province, {"AMQP_URI": added.output.strip().splitlines()[-1], "serializer": "json"}).start()
+    [event] = wait_for(lambda: kept[:], timeout=30, message="the province's checkpoint")
+    assert event["payload"]["seq"] == 4 and signed.check_signature(event["payload"], public_keys(bus))
