@@ -18,6 +18,7 @@ from datetime import date, datetime, timezone
 
 import sqlalchemy as sa
 from marshmallow import ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from contracts.verification_bureau import INCOMING, PROTOCOL_VERSION
 from services.verification import report, rules
@@ -81,6 +82,11 @@ def take(uow: UnitOfWork, raw: bytes, publisher: Publisher, property_id: str | N
         bureau = rules.publisher_is_the_bureau(publisher.user_id, publisher.bureau,
                                                publisher.expected_for(message["bureau"]), message["bureau"])
         request = uow.session.get(BureauRequest, message["request_id"], with_for_update=True)
+        if request is not None:     # the same message taken at once by another worker: it held the lock first
+            seen = uow.session.get(BureauMessage, (message_id, publisher.user_id or ""), populate_existing=True)
+            if seen is not None:
+                uow.rollback()
+                return Outcome(accepted=seen.accepted, duplicate=True)
         rules.request_is_the_bureaus(request, bureau, message["request_id"])
         if message["type"] == "verification_answer":
             _answer(uow, message, request, ref, today)
@@ -92,12 +98,24 @@ def take(uow: UnitOfWork, raw: bytes, publisher: Publisher, property_id: str | N
         if publisher.expected_for("") is None and isinstance(data, dict) and data.get("bureau") in publisher.configured:
             reply_to = data["bureau"]           # broker users off: nobody is authenticated, answer the claim
         _refuse(uow, message_id, publisher, refusal, reply_to)
-        uow.commit()
-        return Outcome(accepted=False, refusal=refusal, reply_to=reply_to)
+        return _commit_once(uow, message_id, publisher) or Outcome(accepted=False, refusal=refusal,
+                                                                   reply_to=reply_to)
     uow.session.add(BureauMessage(message_id=message_id, publisher=publisher.user_id or "", bureau=bureau,
                                   request_id=request.id, accepted=True, received_at=now()))
-    uow.commit()
-    return Outcome(accepted=True)
+    return _commit_once(uow, message_id, publisher) or Outcome(accepted=True)
+
+
+def _commit_once(uow: UnitOfWork, message_id: str, publisher: Publisher) -> Outcome | None:
+    """Commit; None — or, when another worker took the same message first (its key), the duplicate's outcome."""
+    try:
+        uow.commit()
+        return None
+    except IntegrityError:
+        uow.rollback()
+        seen = uow.session.get(BureauMessage, (message_id, publisher.user_id or ""))
+        if seen is None:
+            raise
+        return Outcome(accepted=seen.accepted, duplicate=True)
 
 
 def _findings_json(findings: list[dict]) -> str:
@@ -144,7 +162,7 @@ def _change(uow: UnitOfWork, message: dict, request: BureauRequest, ref: Referen
         member_ref=message["member_ref"], outcome="found", reason=None, findings=_findings_json(message["findings"]),
         pushed=True, answered_at=message["reported_at"], received_at=now()))
     uow.session.flush()
-    report.refresh(uow, round_, ref, today)
+    report.refresh(uow, round_, ref, today, report_changes=False)     # one change: one proposal, not two
     report.pushed_change(uow, round_, request.bureau, message, today)
 
 

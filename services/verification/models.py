@@ -129,7 +129,7 @@ class Discrepancy(Base):
     round_id: Mapped[str] = mapped_column(sa.ForeignKey("verification_round.id"), index=True)
     rule: Mapped[str] = mapped_column(sa.String(40))
     #: what the rule looked at (a member, the household): one discrepancy per rule and subject
-    subject: Mapped[str] = mapped_column(sa.String(40))
+    subject: Mapped[str] = mapped_column(sa.String(64))
     bureau: Mapped[str] = mapped_column(sa.String(40))
     member_ref: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
     description: Mapped[str] = mapped_column(EncryptedString)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from services.verification import rules
 from services.verification.models import BureauAnswer, BureauMessage, BureauRequest, MonitoredCase, VerificationRound
-from services.verification.requests import start_round
+from services.verification import requests as sending
 from shared.db import UnitOfWork
 from shared.errors import Conflict
 from shared.identity import Actor, Role, authorize
@@ -57,19 +57,21 @@ def start_rounds(uow: UnitOfWork, cases: list[MonitoredCase], households: dict[s
                  bureaus: tuple[str, ...], answer_workdays: int, as_of: date, today: date) -> dict:
     """One monitoring round per due case whose household's authorization is valid, then the
     cases' next dates moved on in one UPDATE per cadence; returns the counts."""
-    started, no_consent = [], []
+    started, no_consent, planned = [], [], []
+    answer_by = ref.calendar.count(today, answer_workdays)
     for case in cases:
         household = households.get(case.household_id)
         if household is None:
             no_consent.append(case.case_id)
             continue
         try:
-            with uow.savepoint():
-                start_round(uow, "service:verification", household, "monitoring", load_policy(case.policy),
-                            ref.calendar, bureaus, answer_workdays, today, case_id=case.case_id)
+            planned.append(sending.plan_round("service:verification", household, "monitoring",
+                                              load_policy(case.policy), answer_by, bureaus, today,
+                                              case_id=case.case_id))
             started.append(case)
         except Conflict:
             no_consent.append(case.case_id)
+    sending.start_rounds(uow, planned)
     by_months: dict[int, list[str]] = {}
     for case in started:
         by_months.setdefault(load_policy(case.policy).verification_monitoring_months, []).append(case.case_id)
@@ -78,7 +80,8 @@ def start_rounds(uow: UnitOfWork, cases: list[MonitoredCase], households: dict[s
                             .values(next_verification_on=rules.add_months(as_of, months))
                             .execution_options(synchronize_session=False))
     uow.commit()
-    return {"rounds": len(started), "requests": len(started) * len(bureaus), "without_consent": len(no_consent)}
+    return {"rounds": len(started), "requests": len(started) * len(bureaus), "without_consent": len(no_consent),
+            "skipped": no_consent}
 
 
 # --- the worklist ------------------------------------------------------------------------

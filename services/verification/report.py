@@ -47,8 +47,11 @@ def found_of(answers) -> list[rules.Found]:
     return out
 
 
-def refresh(uow: UnitOfWork, round_: VerificationRound, ref: ReferenceData, today: date) -> list[Discrepancy]:
-    """Re-run the rules over the round's findings; returns the discrepancies new this time."""
+def refresh(uow: UnitOfWork, round_: VerificationRound, ref: ReferenceData, today: date,
+            report_changes: bool = True) -> list[Discrepancy]:
+    """Re-run the rules over the round's findings; returns the discrepancies new this time.
+    ``report_changes``: for a case, each new discrepancy becomes a ``change_reported`` — not when
+    a bureau's own change report brought it, which is one change, reported once (:func:`pushed_change`)."""
     session = uow.session
     policy = load_policy(round_.policy)
     answers = list(session.scalars(sa.select(BureauAnswer).where(BureauAnswer.round_id == round_.id,
@@ -85,7 +88,7 @@ def refresh(uow: UnitOfWork, round_: VerificationRound, ref: ReferenceData, toda
         round_.record(Event(SOURCE, "report_filed", round_subject(round_), {
             "community_code": round_.community_code, "title": f"家庭经济状况核对报告（{today.isoformat()}）",
             "filed_on": today, "discrepancies": len(discrepancies)}))
-    if round_.case_id:
+    if round_.case_id and report_changes:
         for d in new:
             _change_for_case(uow, round_, f"discrepancy:{d.id}", d.bureau, d.rule,
                              _kind_of(d.rule), d.found if d.rule == "income_above_declared" else None, today)
@@ -120,7 +123,8 @@ def pushed_change(uow: UnitOfWork, round_: VerificationRound, bureau: str, messa
     first = message["findings"][0]
     round_.record(Event(SOURCE, "change_reported", {"household_id": round_.household_id, "case_id": case_id,
                                                     "round_id": round_.id}, {
-        "community_code": round_.community_code, "change_id": f"pushed:{message['message_id']}", "bureau": bureau,
+        "community_code": round_.community_code, "change_id": f"pushed:{bureau}:{message['message_id']}",
+        "bureau": bureau,
         "rule": "pushed", "kind": first["kind"], "monthly_income": income if income else None,
         "as_of": first["as_of"]}))
 

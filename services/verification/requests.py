@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 import sqlalchemy as sa
@@ -56,10 +57,20 @@ def round_subject(round_: VerificationRound, **more) -> dict:
             "case_id": round_.case_id, **more}
 
 
-def start_round(uow: UnitOfWork, asked_by: str, household: dict, purpose: str, policy: Policy,
-                calendar: WorkdayCalendar, bureaus: tuple[str, ...], answer_workdays: int, today: date,
-                application_id: str | None = None, case_id: str | None = None) -> VerificationRound:
-    """One round: the authorization checked (Conflict naming the rule), then a request per bureau."""
+@dataclass
+class PlannedRound:
+    """A round with its requests and their members, not yet in the session (:func:`start_rounds`)."""
+
+    round_: VerificationRound
+    requests: list[BureauRequest]
+    members: list[RequestMember]
+    asked: list[dict]
+
+
+def plan_round(asked_by: str, household: dict, purpose: str, policy: Policy, answer_by, bureaus: tuple[str, ...],
+               today: date, application_id: str | None = None, case_id: str | None = None) -> PlannedRound:
+    """One round: the authorization checked (Conflict naming the rule), then a request per bureau
+    (``answer_by``: the calendar's count from today, the same for a whole batch)."""
     members = [dict(m, birth_date=date.fromisoformat(m["birth_date"]),
                     deceased_on=date.fromisoformat(m["deceased_on"]) if m["deceased_on"] else None)
                for m in household["members"]]
@@ -76,30 +87,50 @@ def start_round(uow: UnitOfWork, asked_by: str, household: dict, purpose: str, p
         consent_valid_until=valid_until,
         declared=json.dumps({"incomes": household["incomes"], "assets": household["assets"]}), status="open",
         revision=0)
-    uow.session.add(round_)
-    uow.session.flush()      # the round, its requests, their members: INSERTs in that order (no relationships)
-    counted = calendar.count(today, answer_workdays)
     asked = [{"member_ref": m["member_id"], "name": m["name"], "resident_id": m["resident_id"]} for m in living]
+    requests, request_members = [], []
     for bureau in bureaus:
         request = BureauRequest(id=str(uuid.uuid4()), round_id=round_.id, bureau=bureau,
-                                community_code=round_.community_code, sent_on=today, answer_by=counted.day,
-                                answer_by_provisional=counted.provisional, status="open", members=len(asked),
+                                community_code=round_.community_code, sent_on=today, answer_by=answer_by.day,
+                                answer_by_provisional=answer_by.provisional, status="open", members=len(asked),
                                 members_answered=0, reminders=0)
-        uow.session.add(request)
-        uow.session.flush()
-        for m in asked:
-            uow.session.add(RequestMember(request_id=request.id, member_ref=m["member_ref"], name=m["name"],
-                                          resident_id=m["resident_id"], answered=False))
-        message_id, body = request_message(request, round_, asked, "verification_request")
-        uow.send_direct(bureau_routing(bureau), "verification_request", body, message_id)
-        round_.record(Event(SOURCE, "request_sent", round_subject(round_, request_id=request.id), {
-            "community_code": round_.community_code, "bureau": bureau, "purpose": purpose,
-            "member_count": len(asked), "answer_by": counted.day, "reminder": 0}))
-    if application_id:
-        pending = uow.session.get(PendingApplication, application_id)
-        if pending is not None:
-            uow.session.delete(pending)
-    return round_
+        requests.append(request)
+        request_members += [RequestMember(request_id=request.id, member_ref=m["member_ref"], name=m["name"],
+                                          resident_id=m["resident_id"], answered=False) for m in asked]
+    return PlannedRound(round_, requests, request_members, asked)
+
+
+def start_rounds(uow: UnitOfWork, planned: list[PlannedRound]) -> list[VerificationRound]:
+    """Set-based: the rounds, then their requests, then the members, each one multi-row INSERT
+    (no relationships: the flushes keep the foreign keys' order); a message per request on its
+    bureau's channel and a ``request_sent`` beside it, all in the caller's transaction."""
+    session = uow.session
+    for rows in ([p.round_ for p in planned], [r for p in planned for r in p.requests],
+                 [m for p in planned for m in p.members]):
+        session.add_all(rows)
+        session.flush()
+    for p in planned:
+        round_ = p.round_
+        for request in p.requests:
+            message_id, body = request_message(request, round_, p.asked, "verification_request")
+            uow.send_direct(bureau_routing(request.bureau), "verification_request", body, message_id)
+            round_.record(Event(SOURCE, "request_sent", round_subject(round_, request_id=request.id), {
+                "community_code": round_.community_code, "bureau": request.bureau, "purpose": round_.purpose,
+                "member_count": len(p.asked), "answer_by": request.answer_by, "reminder": 0}))
+    applications = [p.round_.application_id for p in planned if p.round_.application_id]
+    if applications:
+        session.execute(sa.delete(PendingApplication).where(PendingApplication.application_id.in_(applications))
+                        .execution_options(synchronize_session=False))
+    return [p.round_ for p in planned]
+
+
+def start_round(uow: UnitOfWork, asked_by: str, household: dict, purpose: str, policy: Policy,
+                calendar: WorkdayCalendar, bureaus: tuple[str, ...], answer_workdays: int, today: date,
+                application_id: str | None = None, case_id: str | None = None) -> VerificationRound:
+    """One household's round now (an application, an officer's request)."""
+    planned = plan_round(asked_by, household, purpose, policy, calendar.count(today, answer_workdays), bureaus,
+                         today, application_id=application_id, case_id=case_id)
+    return start_rounds(uow, [planned])[0]
 
 
 def open_round_of(uow: UnitOfWork, application_id: str) -> VerificationRound | None:

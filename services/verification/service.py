@@ -245,8 +245,7 @@ class VerificationService(deadletter.DeadLetterReplay):
                                                self.answer_workdays(), as_of, self.ref.today())
             for key in totals:
                 totals[key] += done[key]
-            if done["without_consent"]:
-                skipped |= {c.case_id for c in cases} - set()   # stay due (listed), not asked again in this run
+            skipped |= set(done["skipped"])     # no valid authorization: stay due, not asked again in this run
             if len(cases) < batch:
                 return totals
 

@@ -144,7 +144,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('round_id', sa.String(length=36), nullable=False),
     sa.Column('rule', sa.String(length=40), nullable=False),
-    sa.Column('subject', sa.String(length=40), nullable=False),
+    sa.Column('subject', sa.String(length=64), nullable=False),
     sa.Column('bureau', sa.String(length=40), nullable=False),
     sa.Column('member_ref', sa.String(length=36), nullable=True),
     sa.Column('description', sa.Text(), nullable=False),
