@@ -9,3 +9,4 @@ CREATE DATABASE payments;
 CREATE DATABASE audit;
 CREATE DATABASE notify;
 CREATE DATABASE identity;
+CREATE DATABASE verification;
