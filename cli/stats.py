@@ -49,6 +49,24 @@ def write_xlsx(path: Path, figures: dict, board: list[dict]) -> None:
         book.save(fh)
 
 
+VERIFICATION_COLUMNS = (("bureau", "部门"), ("requests", "核对请求"), ("answered", "已答复"), ("overdue", "超期未复"),
+                        ("reminders", "催办"), ("refused", "拒收"))
+
+
+def verification_table(rows: list[dict]) -> Table:
+    """核对: per partner bureau, requests, answers, overdue (the audit's projection of verification's events)."""
+    from contracts.verification_bureau import BUREAU_TITLES
+
+    table = Table(title="家庭经济状况核对 (per partner bureau)", box=box.SIMPLE_HEAVY)
+    for key, label in VERIFICATION_COLUMNS:
+        table.add_column(label, justify="left" if key == "bureau" else "right")
+    for row in rows:
+        name = row["bureau"]
+        table.add_row(escape(f"{BUREAU_TITLES.get(name, name)} ({name})"),
+                      *(str(row[key]) for key, _ in VERIFICATION_COLUMNS[1:]))
+    return table
+
+
 @cli_command
 def stats(
     ctx: typer.Context,
@@ -69,6 +87,8 @@ def stats(
     for label, value in figures["table"]:
         table.add_row(escape(label), escape(str(value)))
     console.print(table)
+    if figures.get("verification"):
+        console.print(verification_table(figures["verification"]))
     if scorecard:
         score = Table(title="考评 (supervision scorecard)", box=box.SIMPLE_HEAVY)
         for _, label in SCORE_COLUMNS:

@@ -93,6 +93,18 @@ class Demo(Waits, Report):
         self.closings: list[dict] = []
         #: plan one rejection and one objection (the entry part); the year's monthly intake goes straight through
         self.with_exceptions = True
+        #: 核对 with the partner bureaus, when the verification service runs (demo.verification)
+        from demo.verification import DemoVerification
+
+        self.verification = DemoVerification(config, self.accounts.path.parent)   # <DATA_DIR>/demo
+        #: one household rejected on its report's undeclared car (off when a year follows: its plan
+        #: is drawn from the entry's cases, demo.year)
+        self.reject_on_report = True
+
+    @property
+    def verifying(self) -> bool:
+        """核对 in the entry part, when the verification service answers (the year's intake goes without)."""
+        return self.with_exceptions and self.verification.active
 
     # --- proxies -----------------------------------------------------------------
 
@@ -114,7 +126,10 @@ class Demo(Waits, Report):
             self.check_policy(district)
             self.register_households(officers)
             self.show_refusals(officers, district)
-            self.review_all(stack, admin, district, officers)
+            try:
+                self.review_all(stack, admin, district, officers)
+            finally:
+                self.verification.stop()
             self.render_boards(district)
             self.print_tables(district)
         from cli.audit import demo_section
@@ -180,6 +195,12 @@ class Demo(Waits, Report):
                 self.document(rpc, run, "id_copies", "家庭成员身份证复印件", on_file)
             if i > 0 and self.rng.random() > 0.85:
                 continue  # registered only: no application yet
+            if self.verifying:      # 授权书: every member signs that the bureaus may be asked (核对)
+                rpc.intake.register_document({"household_id": hid, "kind": "authorization",
+                                              "title": "家庭经济状况核对授权书", "document_date": on_file.isoformat(),
+                                              "signed_by": list(member_ids)})
+                run.documents.append("authorization")
+                self.counts["documents"] += 1
             late = self.rng.random() < 0.12  # the visit will start after the statutory deadline, if any
             accepted_on = workdays_before(calendar, self.today, 5 if late else self.rng.randint(1, 4))
             application = rpc.intake.submit_application({
@@ -290,6 +311,14 @@ class Demo(Waits, Report):
         self.plan(runs)
         self.wait_reviews(district, runs, lambda r, f: f["status"] == "in_review",
                           "review to open each investigated application (intake's investigation_recorded)")
+        if self.verifying:
+            exceptions = (self.rejection_target, self.objection_target)
+            # the household with the undeclared car: an urban one (the rural ones are few, and the year pays them)
+            candidates = sorted((r for r in runs if r not in exceptions),
+                                key=lambda r: (r.community.area_type != "urban", -r.size))
+            self.verification.start(runs, candidates[0] if candidates and self.reject_on_report else None)
+            self.verification.settle(officers, runs)
+            self.verification.print(district, self.district)
         active = list(runs)
         for _ in range(2 * len(self.policy.review_steps) + 2):
             for r in active:

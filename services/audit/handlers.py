@@ -97,6 +97,7 @@ def statistics(conn, actor: Actor, day: date, config: dict) -> tuple[dict, Query
     out = figures.to_dict()
     out["paragraph"] = figures.paragraph()
     out["table"] = figures.table()
+    out["verification"] = stats.verification_by_bureau(conn, day)     # 核对, per bureau (no personal data)
     return out, Query("statistics", {"date": day}, 1)
 
 

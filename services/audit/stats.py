@@ -258,3 +258,38 @@ def scorecard(conn, d: date, unit: str = "") -> list[dict]:
                                            "missed_rereviews": 0, "checkin_gaps": 0, "wrongly_included": 0})
             entry[column] += int(row.n)
     return [board[k] for k in sorted(board)]
+
+
+# --- verification with the partner bureaus (核对) ------------------------------------------
+
+def verification_by_bureau(conn, d: date) -> list[dict]:
+    """Per partner bureau at D, from verification's recorded events (recorded by the end of D):
+    requests sent (``request_sent``, reminder 0), reminders re-sent, requests answered (the
+    ``answer_received`` that closed them), requests overdue at D (sent, due before D, not answered
+    by D) and messages refused (``answer_refused``)."""
+    until = d.isoformat() + "T23:59:59.999999Z"
+
+    def recorded(kind: str, table=T):
+        return sa.and_(table.c.type == kind, table.c.source == "verification", table.c.occurred_at <= until)
+
+    def request_of(table=T):
+        return table.c.subject["request_id"].as_string()
+
+    closed = T.alias("closed")
+    answered_by_d = sa.exists().where(recorded("answer_received", closed),
+                                      closed.c.payload["request_closed"].as_boolean().is_(True),
+                                      request_of(closed) == request_of())
+    first = _int("reminder") == 0
+    counts = {
+        "requests": [recorded("request_sent"), first],
+        "reminders": [recorded("request_sent"), _int("reminder") > 0],
+        "answered": [recorded("answer_received"), P["request_closed"].as_boolean().is_(True)],
+        "overdue": [recorded("request_sent"), first, _s("answer_by") < d.isoformat(), ~answered_by_d],
+        "refused": [recorded("answer_refused")],
+    }
+    board: dict[str, dict] = {}
+    for column, where in counts.items():
+        for bureau, n in conn.execute(sa.select(_s("bureau"), sa.func.count()).where(*where).group_by(_s("bureau"))):
+            entry = board.setdefault(bureau or "", {"bureau": bureau or "", **{key: 0 for key in counts}})
+            entry[column] = int(n)
+    return [board[b] for b in sorted(board)]

@@ -208,3 +208,53 @@ def test_a_rural_quarter_paid_month_by_month_is_the_sum_of_its_months(audit):
         may = rpc.audit.statistics("2025-05-31")
     assert (may["rural_quarter"], may["rural_quarter_payout"], may["rural_payout_source"]) == (
         "2025-Q2", "780.50", "disbursed")                                 # April + May; March is Q1's
+
+
+def test_verification_per_bureau_is_counted_from_the_recorded_events(audit):
+    """核对 per bureau at D (issue 15 item 9): requests sent, reminders, answered (the answer that
+    closed a request), overdue (sent, due before D, not answered by D), refused — a hand count."""
+    from shared.testing import publish_event
+
+    config = audit
+    h, rounds = str(uuid.uuid4()), str(uuid.uuid4())
+    requests = {name: str(uuid.uuid4()) for name in ("ps1", "ps2", "bank1")}
+
+    def send(kind, request, occurred, payload):
+        publish_event(config, {
+            "event_id": str(uuid.uuid4()), "type": kind, "source": "verification", "version": 1,
+            "occurred_at": f"{occurred}T09:00:00+00:00", "actor": OFFICER, "correlation_id": "test",
+            "subject": {"household_id": h, "round_id": rounds, "request_id": requests.get(request)},
+            "payload": payload})
+
+    def sent(request, bureau, on, due, reminder=0):
+        send("request_sent", request, on, {"community_code": COMMUNITY, "bureau": bureau, "purpose": "application",
+                                           "member_count": 2, "answer_by": due, "reminder": reminder})
+
+    def answered(request, bureau, on, closed):
+        send("answer_received", request, on, {"community_code": COMMUNITY, "bureau": bureau, "members_answered": 1,
+                                              "found": 0, "no_record": 1, "cannot_answer": 0,
+                                              "request_closed": closed})
+
+    sent("ps1", "public_security", "2025-03-03", "2025-03-10")
+    sent("ps2", "public_security", "2025-03-05", "2025-03-12")
+    sent("bank1", "bank", "2025-03-03", "2025-03-10")
+    answered("bank1", "bank", "2025-03-06", False)            # one member of two: still open
+    sent("ps1", "public_security", "2025-03-11", "2025-03-10", reminder=1)
+    answered("ps1", "public_security", "2025-03-13", True)     # late, after the reminder
+    answered("bank1", "bank", "2025-03-20", True)
+    send("answer_refused", "bank1", "2025-03-21", {"bureau": "bank", "reason": "request_closed"})
+    wait_for(lambda: count(config) >= 8, timeout=30, message="verification's events recorded")
+
+    def board(day):
+        with auditor(config) as rpc:
+            return {row["bureau"]: row for row in rpc.audit.statistics(day)["verification"]}
+
+    early = board("2025-03-04")
+    assert early["public_security"] == {"bureau": "public_security", "requests": 1, "reminders": 0, "answered": 0,
+                                        "overdue": 0, "refused": 0}
+    mid = board("2025-03-12")
+    assert (mid["public_security"]["requests"], mid["public_security"]["reminders"]) == (2, 1)
+    assert mid["public_security"]["overdue"] == 1 and mid["bank"]["overdue"] == 1     # ps1 and bank1 past the 10th
+    late = board("2025-03-31")
+    assert {b: (r["answered"], r["overdue"], r["refused"]) for b, r in late.items()} == {
+        "public_security": (1, 1, 0), "bank": (1, 0, 1)}                              # ps2 never answered

@@ -471,6 +471,11 @@ def test_demo_starts_its_own_services_under_national2021(tmp_path, sqlite_config
                                                 for n in ("intake", "review")}))
     boards = list((demo_dir / "notices").glob("*.pdf"))
     assert boards and (demo_dir / "messages" / "outbox.jsonl").is_file()
+    # 核对 (issue 15): the bureaus answered through their reference responders; one household's
+    # report showed a car it had not declared, and it was rejected with that reason
+    assert "核对报告" in out and "undeclared_vehicle" in out and "未申报的机动车" in out
+    assert "公安局 (public_security)" in out and "银行 (bank)" in out
+    assert "starting" in out and "verification" in out
 
 
 def test_demo_finishes_without_the_notice_font(tmp_path, sqlite_config, logger_levels):
