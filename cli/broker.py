@@ -43,7 +43,7 @@ def setup(ctx: typer.Context) -> None:
     from shared.rabbit_admin import setup as broker_setup
 
     config = get_config(ctx)
-    problem = broker_problem(config["AMQP_URI"])
+    problem = broker_problem(config["AMQP_URI"], config=config)
     if problem is not None and not _rejected(problem):     # not running (a missing vhost is ours to create)
         ensure_broker(config)
     done = _admin(broker_setup, config)

@@ -139,8 +139,6 @@ def user_permissions(who: str) -> dict:
 def setup(config: dict, services=broker.BROKER_USERS) -> dict:
     """The deployment's vhost, users, permissions and core topology (idempotent).
     Returns ``{"vhost": ..., "users": {who: user name}}``."""
-    from kombu import Connection
-
     api = ManagementApi.from_config(config)
     enable_plugins(api)   # first: on a fresh local broker the management API itself may be off
     vhost = broker.vhost_of(config["AMQP_URI"])
@@ -161,7 +159,7 @@ def setup(config: dict, services=broker.BROKER_USERS) -> dict:
     # nowhere in the core, and in partners' vhosts only to their <source>.events)
     api.put_user(shovel, load_secret(config, broker.password_setting(SHOVEL_USER)), "dibao-service,impersonator")
     api.put_permissions(vhost, shovel, r"^dibao\.partner\..+$", "^$", r"^dibao\.partner\..+$")
-    with Connection(config["AMQP_URI"], connect_timeout=10) as conn:
+    with broker.connection(config, connect_timeout=10) as conn:
         declare_core_topology(conn.default_channel)
     return {"vhost": vhost, "users": users}
 
@@ -214,7 +212,8 @@ def partner_uri(config: dict, name: str, host: str | None = None) -> str:
         parts = urlsplit(base)
         base = f"amqp://x@{host}:{parts.port or 5672}/"
     uri = broker.with_credentials(base, user, _partner_password(config, name), vhost=user)
-    return "amqp" + uri[uri.index("://"):]
+    scheme = "amqps" if urlsplit(base).scheme == "amqps" else "amqp"     # plain nameko's spelling
+    return scheme + uri[uri.index("://"):]
 
 
 def parse_handler(spec: str, receives: dict[str, list[str]]) -> tuple[str, str, str]:
@@ -237,7 +236,7 @@ def add_partner(config: dict, name: str, receives: dict[str, list[str]], handler
     ``handlers``: ``SOURCE.EVENT=SERVICE.METHOD`` of the partner's nameko
     handlers, whose queues are made now so that nothing is missed before its
     first connection."""
-    from kombu import Connection, Queue
+    from kombu import Queue
 
     from shared.bus import event_exchange, partner_exchange
 
@@ -258,14 +257,14 @@ def add_partner(config: dict, name: str, receives: dict[str, list[str]], handler
     api.put_permissions(user, shovel_user, "^$", r"^[a-z_]+\.events$", "^$")
     api.put_permissions(user, api.user, ".*", ".*", ".*")
     retention_ms = int(float(config.get("BROKER_PARTNER_RETENTION_DAYS", 30)) * 86400 * 1000)
-    with Connection(config["AMQP_URI"], connect_timeout=10) as conn:
+    with broker.connection(config, connect_timeout=10) as conn:
         channel = conn.default_channel
         for source in sorted(receives):
             queue = Queue(_queue(name, source), exchange=partner_exchange(source), routing_key="#", durable=True,
                           queue_arguments={"x-message-ttl": retention_ms})
             queue(channel).declare()
     space = broker.with_credentials(config["AMQP_URI"], api.user, _admin_password(config, api), vhost=user)
-    with Connection(space, connect_timeout=10) as conn:
+    with broker.connection(config, uri=space, connect_timeout=10) as conn:
         channel = conn.default_channel
         for source in sorted(receives):
             event_exchange(source)(channel).declare()       # as nameko declares it: its redeclare agrees

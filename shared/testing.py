@@ -238,15 +238,16 @@ def publish_identity_event(config: dict, event_type: str, payload: dict, occurre
     the platform does not import the contracts)."""
     from datetime import datetime, timezone
 
-    from kombu import Connection, Producer
+    from kombu import Producer
 
+    from shared.broker import connection
     from shared.bus import event_exchange
     from shared.events import encode
 
     env = {"event_id": str(uuid.uuid4()), "type": event_type, "source": "identity", "version": 1,
            "occurred_at": (occurred_at or datetime.now(timezone.utc)).isoformat(), "actor": None,
            "subject": {"user": str(payload["user"])}, "correlation_id": "test", "payload": payload}
-    with Connection(config["AMQP_URI"]) as conn:
+    with connection(config) as conn:
         Producer(conn.default_channel).publish(
             encode(env), exchange=event_exchange("identity"), routing_key=event_type,
             content_type="application/json", content_encoding="utf-8", delivery_mode=2,
@@ -292,15 +293,14 @@ def publish_event(config: dict, env: dict, routing_key: str | None = None, body:
     — as the source's own broker user, with ``user_id``, when broker users are
     on (consumers refuse anything else). ``body``: other bytes instead."""
     from amqp import Message
-    from kombu import Connection
 
-    from shared.broker import connection_user, uri_for, users_enabled
+    from shared.broker import connection, connection_user, uri_for, users_enabled
     from shared.events import encode
 
     source = env["source"]
     uri = uri_for(config, source)
     props = {"user_id": connection_user(uri)} if users_enabled(config) else {}
-    with Connection(uri) as conn:
+    with connection(config, uri=uri) as conn:
         channel = conn.channel()
         channel.confirm_select()
         channel.basic_publish_confirm(Message(encode(env) if body is None else body, content_type="application/json",

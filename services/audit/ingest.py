@@ -35,7 +35,7 @@ from amqp import Message
 from kombu import Connection
 from nameko.extensions import DependencyProvider
 
-from shared.broker import connection_user, expected_publisher, restricted
+from shared.broker import connection_user, expected_publisher, restricted, ssl_options
 from shared.bus import AUDIT_QUEUE, DEAD_LETTER_QUEUE, PARK_EXCHANGE, RETRY_EXCHANGE, declare_producer_topology
 from shared.db import Database, ServiceDatabase
 from shared.events import CATALOGUE
@@ -138,9 +138,11 @@ class ChainIngest:
     """The consumer loop; ``run()`` in a green thread, ``stop()`` to end it."""
 
     def __init__(self, database: ServiceDatabase, amqp_uri: str, batch: int = 1000, prefetch: int = 2000,
-                 batch_seconds: float = 0.2, publisher_of=lambda source: None, restricted_user: bool = False):
+                 batch_seconds: float = 0.2, publisher_of=lambda source: None, restricted_user: bool = False,
+                 ssl=False):
         self.db = database
         self.amqp_uri = amqp_uri
+        self.ssl = ssl                          # kombu's ssl (shared.broker.ssl_options)
         self.publisher_of = publisher_of           # source service -> its broker user (None: not checked)
         self.own_user = connection_user(amqp_uri)
         self.restricted = restricted_user
@@ -160,11 +162,12 @@ class ChainIngest:
     def from_config(cls, database: ServiceDatabase, config: dict) -> "ChainIngest":
         return cls(database, config["AMQP_URI"], int(config.get("AUDIT_BATCH", 1000)),
                    int(config.get("AUDIT_PREFETCH", 2000)), float(config.get("AUDIT_BATCH_SECONDS", 0.2)),
-                   lambda source: expected_publisher(config, source), restricted(config))
+                   lambda source: expected_publisher(config, source), restricted(config), ssl_options(config))
 
     def connect(self) -> None:
         self.close()
-        conn = Connection(self.amqp_uri, heartbeat=0, connect_timeout=5)
+        conn = Connection(self.amqp_uri, heartbeat=0, connect_timeout=5,
+                          ssl=dict(self.ssl) if isinstance(self.ssl, dict) else self.ssl)
         conn.connect()
         channel = conn.channel()
         if self.restricted:

@@ -25,7 +25,7 @@ from shared.deadletter import list_parked
 from shared.events import encode
 from shared.identity import Role
 from shared.outbox import ConfirmingPublisher
-from shared.testing import remove_broker_users, rpc_as, wait_for, with_broker_users
+from shared.testing import rpc_as, wait_for
 from tests.helpers import DISTRICT
 from tests.payments_helpers import case_approved, caseworker, checkin, envelope, ledger_case, month
 
@@ -37,14 +37,9 @@ Row = namedtuple("Row", "id event_id exchange routing_key body correlation_id")
 
 
 @pytest.fixture
-def bus(sqlite_config):
+def bus(broker_users_config):
     """The test's config with its own broker users (dibao broker setup)."""
-    if sqlite_config.get("BROKER_SERVICE_USERS"):             # DIBAO_TEST_BROKER_USERS: set up already
-        yield sqlite_config
-        return
-    config = with_broker_users(sqlite_config)
-    yield config
-    remove_broker_users(config)
+    return broker_users_config
 
 
 @pytest.fixture

@@ -41,11 +41,29 @@ def test_a_service_declares_and_reads_only_its_own_queues():
 def test_no_one_may_bind_rpc_with_a_wildcard_or_another_services_key():
     for who, serves in (("intake", True), ("cli", False)):
         read = rpc_topic_permissions(who, serves)["read"]
-        for key in ("#", "*.*", "payments.*", "payments.get_case", "*"):
+        for key in ("#", "*.*", "payments.*", "payments.get_case", "*", UUID, "rpc.*", "rpc.#",
+                    f"rpc.reply-payments-{UUID}", f"rpc.reply-{who}x-{UUID}", f"rpc.reply-{who}-{UUID}.x"):
             assert not allowed(read, key), (who, key)
-        assert allowed(read, UUID)
+        assert allowed(read, f"rpc.reply-{who}-{UUID}")           # its own reply queue, by its name
     assert allowed(rpc_topic_permissions("intake", True)["read"], "intake.*")
     assert not allowed(rpc_topic_permissions("cli", False)["read"], "cli.*")
+
+
+def test_anyone_with_rpc_publishes_requests_and_replies_to_any_caller():
+    write = rpc_topic_permissions("payments", True)["write"]
+    for key in ("intake.get_household", f"rpc.reply-cli-{UUID}", f"rpc.reply-gateway-{UUID}"):
+        assert allowed(write, key), key
+    for key in ("#", UUID, "intake.*", f"rpc.reply-cli-{UUID}.x"):
+        assert not allowed(write, key), key
+
+
+def test_no_one_may_declare_or_delete_an_exchange():
+    for who in ("intake", "audit", "gateway", "cli"):
+        configure = permissions(who)["configure"]
+        for name in ("nameko-rpc", f"{who}.events", "review.events", "dibao.retry", "dibao.park", "amq.topic"):
+            assert not allowed(configure, name), (who, name)
+    assert allowed(permissions("cli")["configure"], f"rpc.reply-cli-{UUID}")
+    assert not allowed(permissions("cli")["configure"], f"rpc.reply-intake-{UUID}")
 
 
 def test_the_tools_read_the_dead_letter_queue_and_publish_nothing_but_rpc():
