@@ -2,6 +2,8 @@
 attack tests (tests/integration/test_bus_boundary.py) find the broker doing."""
 import re
 
+import pytest
+
 from shared.broker import UUID_KEY, permissions, rpc_topic_permissions, service_permissions
 
 UUID = "0b8e2c6a-1f3d-4a5b-9c7d-2e4f6a8b0c1d"
@@ -71,3 +73,21 @@ def test_the_tools_read_the_dead_letter_queue_and_publish_nothing_but_rpc():
     assert allowed(perms["read"], "dibao.dead-letter")
     for name in ("review.events", "dibao.retry", "dibao.park", "amq.default", ""):
         assert not allowed(perms["write"], name), name
+
+
+def test_partner_add_makes_the_queues_nameko_will_consume_by_default_or_as_told():
+    from shared.rabbit_admin import partner_handlers
+
+    receives = {"review": ["case_approved", "review_due"], "payments": ["standard_changed"]}
+    assert partner_handlers(receives, "finance_bureau") == [
+        ("payments", "standard_changed", "evt-payments-standard_changed--finance_bureau.on_standard_changed"),
+        ("review", "case_approved", "evt-review-case_approved--finance_bureau.on_case_approved"),
+        ("review", "review_due", "evt-review-review_due--finance_bureau.on_review_due")]
+    told = partner_handlers(receives, "czj", ["review.case_approved", "review.review_due=remind",
+                                              "review.case_approved=other_svc.approved"])
+    assert [q for _, _, q in told] == ["evt-review-case_approved--czj.on_case_approved",
+                                       "evt-review-review_due--czj.remind",
+                                       "evt-review-case_approved--other_svc.approved"]
+    for bad in ("review.notice_requested", "review", "review.case_approved=a.b.c", "review.case_approved=x-y"):
+        with pytest.raises(ValueError):
+            partner_handlers(receives, "czj", [bad])
