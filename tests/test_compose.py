@@ -360,6 +360,17 @@ def test_every_dibao_container_migrates_and_has_a_healthcheck(containers):
         assert health == [name], f"{name}: healthcheck should be `dibao health {name}`, is {health}"
 
 
+def test_every_dibao_container_connects_as_its_own_broker_user(containers):
+    """DIBAO_AMQP_URI of x-dibao-env is the administrator's (broker-setup's):
+    each service container replaces it with its own (`dibao broker uri
+    <service>`) before `nameko run` — none runs as the administrator."""
+    for name, svc in containers.items():
+        command = svc.get("command")
+        command = command if isinstance(command, str) else " ".join(command)
+        assert re.search(rf"dibao broker uri {name}\b.*export DIBAO_AMQP_URI=.*nameko run", command), (
+            f"{name}: export DIBAO_AMQP_URI=\"$$(dibao broker uri {name})\" before `nameko run`")
+
+
 # --- (d) service_healthy dependencies have a healthcheck ---------------------
 
 
