@@ -187,12 +187,14 @@ def tool_permissions(tool: str) -> dict:
 
 def rpc_topic_permissions(who: str, serves_rpc: bool) -> dict:
     """Routing keys on ``nameko-rpc``: publish requests (``<service>.<method>``)
-    and replies (to any caller's reply queue, as ``reply_to`` says); bind only
+    and replies (to any caller's reply queue, as ``reply_to`` says, or a bare
+    uuid, which only the administrator's plain nameko proxies bind); bind only
     ``<who>.*`` (its RPC queue) and its own reply queues' names — never
     ``#``, ``*.*``, another service's key or another caller's reply key."""
     own = rf"{re.escape(who)}\.\*|" if serves_rpc else ""
     return {"exchange": RPC_EXCHANGE,
-            "write": rf"^([a-z_]+\.[A-Za-z0-9_]+|rpc\.reply-[a-z_]+-{UUID_KEY})$",
+            # a bare uuid: the reply key of a plain nameko caller, which only the administrator may bind
+            "write": rf"^([a-z_]+\.[A-Za-z0-9_]+|(rpc\.reply-[a-z_]+-)?{UUID_KEY})$",
             "read": rf"^({own}{reply_queues(who)})$"}
 
 

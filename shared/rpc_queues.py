@@ -34,14 +34,18 @@ refused the binding when broker users are on.
 """
 from __future__ import annotations
 
+import logging
 import uuid
 
+from amqp.exceptions import AccessRefused
 from kombu import Exchange, Queue
 from nameko.rpc import RPC_REPLY_QUEUE_TEMPLATE, RPC_REPLY_QUEUE_TTL, RpcConsumer, get_rpc_exchange
 from nameko.standalone.rpc import SingleThreadedReplyListener
 
 from shared.broker import restricted
 from shared.config import complete_amqp_ssl
+
+log = logging.getLogger(__name__)
 
 
 def rpc_exchange(config: dict) -> Exchange:
@@ -67,6 +71,19 @@ class OwnRpcConsumer(RpcConsumer):
     def bind(self, container):
         complete_amqp_ssl(container.config)
         return super().bind(container)
+
+    def handle_result(self, message, result, exc_info):
+        """nameko's, except that a reply the broker refuses to route (a
+        ``reply_to`` no caller may bind, sent by a broken or hostile caller)
+        is logged and the request acknowledged: in nameko the error ends the
+        worker thread with an exception, which kills the whole container."""
+        try:
+            return super().handle_result(message, result, exc_info)
+        except AccessRefused as exc:
+            log.warning("%s: the reply to %r was refused by the broker (%s); request dropped",
+                        self.container.service_name, message.properties.get("reply_to"), exc)
+            self.queue_consumer.ack_message(message)
+            return result, exc_info
 
     def setup(self):
         if self.queue is None:

@@ -5,9 +5,11 @@ may listen to ``nameko-rpc``. Real RabbitMQ; per-test vhost and users
 (``dibao broker setup``). What nameko 2.14.1 declares: shared/rpc_queues.py."""
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
+from amqp import Message
 from amqp.exceptions import AccessRefused, NotAllowed
 from typer.testing import CliRunner
 
@@ -21,7 +23,7 @@ from shared.errors import NotFound
 from shared.identity import Identity, Role
 from shared.remote import ServiceRpc
 from shared.rpc import rpc
-from shared.testing import rpc_as
+from shared.testing import rpc_as, wait_for
 from tests.helpers import DISTRICT
 from tests.identity_helpers import with_secrets
 from tests.integration.test_cli import write_config
@@ -127,6 +129,27 @@ def test_a_service_cannot_read_a_callers_replies_nor_bind_the_reply_key_it_learn
         assert calls.payments.ping()["service"] == "payments"             # and the caller is unharmed
     finally:
         proxy.stop()
+
+
+def test_a_request_whose_reply_the_broker_refuses_does_not_bring_the_service_down(bus, payments):
+    """A broken or hostile caller's ``reply_to`` that nobody may publish to:
+    in plain nameko the refused reply kills the whole container."""
+    with connection(bus, "intake") as conn:
+        channel = conn.channel()
+        channel.confirm_select()
+        for reply_to in ("not-allowed", "#"):
+            channel.basic_publish_confirm(
+                Message(json.dumps({"args": [], "kwargs": {}}), content_type="application/json",
+                        reply_to=reply_to, correlation_id=str(uuid.uuid4())),
+                exchange="nameko-rpc", routing_key="payments.ping")
+    wait_for(lambda: queue_depth(bus, "rpc-payments") == 0, timeout=20, message="both requests taken")
+    with system_admin(bus) as rpc_:
+        assert rpc_.payments.ping()["service"] == "payments"
+
+
+def queue_depth(config: dict, queue: str) -> int:
+    with connection(config) as conn:                               # the administrator, passively
+        return conn.default_channel.queue_declare(queue, passive=True).message_count
 
 
 class Asker:

@@ -53,9 +53,9 @@ def test_no_one_may_bind_rpc_with_a_wildcard_or_another_services_key():
 
 def test_anyone_with_rpc_publishes_requests_and_replies_to_any_caller():
     write = rpc_topic_permissions("payments", True)["write"]
-    for key in ("intake.get_household", f"rpc.reply-cli-{UUID}", f"rpc.reply-gateway-{UUID}"):
+    for key in ("intake.get_household", f"rpc.reply-cli-{UUID}", f"rpc.reply-gateway-{UUID}", UUID):
         assert allowed(write, key), key
-    for key in ("#", UUID, "intake.*", f"rpc.reply-cli-{UUID}.x"):
+    for key in ("#", "intake.*", f"rpc.reply-cli-{UUID}.x", "not-allowed"):
         assert not allowed(write, key), key
 
 
