@@ -77,7 +77,13 @@ class Deployment:
         return cli.invoke(app, list(args), env=self.variables)
 
     def up(self, log: Path) -> "Up":
-        return Up(self.env, log)
+        """``dibao up``, its gateway on a free port of its own (``web_port``)."""
+        from tests.browser_helpers import free_port
+
+        port = free_port()
+        up = Up(dict(self.env, DIBAO_WEB_PORT=str(port)), log)
+        up.web_port = port
+        return up
 
     def alembic_versions(self, service: str) -> list[str]:
         engine = sa.create_engine(normalize_url(self.db_uris[service]), poolclass=sa.pool.NullPool)
@@ -181,6 +187,8 @@ def test_dibao_up_on_fresh_postgresql_serves_stops_and_starts_again(deployment, 
     first.wait_running()
     every_service_answers(deployment)
     deployment.assert_migrated_once()
+    console = gateway_answers(first)
+    assert "<form" in console and "csrf_token" in console      # the console's login page
 
     config = deployment.config
     register_staff(config)
@@ -208,6 +216,23 @@ def test_dibao_up_on_fresh_postgresql_serves_stops_and_starts_again(deployment, 
     assert second.stop(signal.SIGTERM) == 0, second.output()
     assert "stopped." in second.output() and second.errors() == [], second.output()
     deployment.assert_migrated_once()
+
+
+def gateway_answers(up: "Up") -> str:
+    """The gateway ``dibao up`` runs: /healthz answers, and the console's login page."""
+    import requests
+
+    base = f"http://127.0.0.1:{up.web_port}"
+
+    def healthy():
+        try:
+            return requests.get(base + "/healthz", timeout=3).json()
+        except (requests.RequestException, ValueError):
+            return None
+
+    assert wait_for(healthy, timeout=30, interval=0.2, message="the gateway answers")["status"] == "ok"
+    assert f"127.0.0.1:{up.web_port}" in up.output()        # it says where to point a browser
+    return requests.get(base + "/login", timeout=10).text
 
 
 def _recorded(deployment: Deployment) -> int:
