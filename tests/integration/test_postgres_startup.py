@@ -187,7 +187,7 @@ def test_dibao_up_on_fresh_postgresql_serves_stops_and_starts_again(deployment, 
     first.wait_running()
     every_service_answers(deployment)
     deployment.assert_migrated_once()
-    console = gateway_answers(first)
+    console = gateway_answers(deployment, first)
     assert "<form" in console and "csrf_token" in console      # the console's login page
 
     config = deployment.config
@@ -218,8 +218,9 @@ def test_dibao_up_on_fresh_postgresql_serves_stops_and_starts_again(deployment, 
     deployment.assert_migrated_once()
 
 
-def gateway_answers(up: "Up") -> str:
-    """The gateway ``dibao up`` runs: /healthz answers, and the console's login page."""
+def gateway_answers(deployment: Deployment, up: "Up") -> str:
+    """The gateway ``dibao up`` runs: /healthz answers (and ``dibao health gateway``
+    says so), and the console's login page."""
     import requests
 
     base = f"http://127.0.0.1:{up.web_port}"
@@ -232,6 +233,8 @@ def gateway_answers(up: "Up") -> str:
 
     assert wait_for(healthy, timeout=30, interval=0.2, message="the gateway answers")["status"] == "ok"
     assert f"127.0.0.1:{up.web_port}" in up.output()        # it says where to point a browser
+    health = cli.invoke(app, ["health", "gateway"], env=dict(deployment.variables, DIBAO_WEB_PORT=str(up.web_port)))
+    assert health.exit_code == 0 and "gateway: ok" in health.output, health.output
     return requests.get(base + "/login", timeout=10).text
 
 
