@@ -118,11 +118,16 @@ def service_config(config: dict, service: str) -> dict:
 
 
 def ssl_options(config: dict):
-    """kombu's ``ssl`` argument for this config (``AMQP_SSL``, completed by
-    :func:`shared.config.complete_amqp_ssl`): a fresh copy each time, since
-    kombu writes the host it connects to into the dict."""
+    """kombu's ``ssl`` argument for this config: ``AMQP_SSL`` completed by
+    :func:`shared.config.complete_amqp_ssl` (whoever loaded the config), or
+    False; a fresh dict each time, since kombu writes the host it connects
+    to into it."""
+    from shared.config import complete_amqp_ssl
+
     value = config.get("AMQP_SSL")
-    return dict(value) if isinstance(value, dict) else bool(value)
+    completed = complete_amqp_ssl({"AMQP_URI": config.get("AMQP_URI"),
+                                   "AMQP_SSL": dict(value) if isinstance(value, dict) else value})
+    return completed or False
 
 
 def connection(config: dict, who: str | None = None, uri: str | None = None, **kwargs):
@@ -222,7 +227,6 @@ def rpc_proxy(config: dict, who: str, **kwargs):
     proxy_config = dict(config)
     if users_enabled(config) and connection_user(config["AMQP_URI"]) != user_name(config, who):
         proxy_config["AMQP_URI"] = uri_for(config, who)
-    if isinstance(config.get("AMQP_SSL"), dict):
-        proxy_config["AMQP_SSL"] = dict(config["AMQP_SSL"])
+    proxy_config["AMQP_SSL"] = ssl_options(config) or None      # nameko takes it from the config
     kwargs.setdefault("reply_listener_cls", OwnReplyListener)
     return Proxy(proxy_config, **kwargs)

@@ -39,7 +39,7 @@ from kombu.exceptions import ConnectionError as KombuConnectionError
 from nameko.amqp.publish import Publisher
 from nameko.events import EventHandler
 
-from shared.broker import connection, connection_user, expected_publisher, restricted
+from shared.broker import connection, connection_user, expected_publisher, restricted, ssl_options
 from shared.bus import (DEAD_LETTER_QUEUE, DELAY_SUFFIX, PARK_EXCHANGE, RETRY_EXCHANGE, declare_retry_and_park,
                         delay_queue, handler_queue)
 from shared.db import AlreadyConsumed
@@ -109,7 +109,7 @@ class ReliableEventHandler(EventHandler):
         self.expected_user = expected_publisher(config, self.source_service)
         self.own_user = connection_user(config["AMQP_URI"])
         self.publisher = Publisher(config["AMQP_URI"], use_confirms=True, serializer="json",
-                                   ssl=config.get("AMQP_SSL"))
+                                   ssl=ssl_options(config))
         with connection(config) as conn:
             channel = conn.default_channel
             if not own:

@@ -63,10 +63,12 @@ def reply_queue_name(caller: str) -> str:
 
 class OwnRpcConsumer(RpcConsumer):
     """nameko's RPC consumer (``rpc-<service>`` bound with ``<service>.*``),
-    on ``nameko-rpc`` declared passively by a restricted user. Every Dibao
-    service has it, so it is also where a container's ``AMQP_SSL`` is
-    completed as :func:`shared.config.load_config` completes it — under
-    ``nameko run``, which reads config.yml itself — before anything connects."""
+    on ``nameko-rpc`` declared passively by a restricted user. Every service
+    that answers RPC has it, so it is also where a container's ``AMQP_SSL``
+    is completed as :func:`shared.config.load_config` completes it — under
+    ``nameko run``, which reads config.yml itself — before nameko's own
+    consumers connect (Dibao's own connections and proxies complete it
+    themselves: :func:`shared.broker.ssl_options`)."""
 
     def bind(self, container):
         complete_amqp_ssl(container.config)

@@ -40,11 +40,12 @@ def pki(tmp_path_factory):
     return files
 
 
-def tls_config(pki, port: int, **extra) -> dict:
+def tls_config(pki, port: int, complete: bool = True, **extra) -> dict:
     cert, key = pki["client"]
     config = {"AMQP_URI": f"amqps://dibao-payments:secret@127.0.0.1:{port}/dibao", "serializer": "json",
               "AMQP_SSL": {"ca_certs": pki["ca"], "certfile": cert, "keyfile": key, **extra}}
-    complete_amqp_ssl(config)
+    if complete:
+        complete_amqp_ssl(config)
     return config
 
 
@@ -61,12 +62,13 @@ def nameko_proxy(config):
     rpc_proxy(config, "cli", timeout=5).start()
 
 
-def attempt(pki, server: str, connect, config_extra=None, ca: str = "ca") -> tuple[dict, BaseException | None]:
+def attempt(pki, server: str, connect, config_extra=None, ca: str = "ca",
+            complete: bool = True) -> tuple[dict, BaseException | None]:
     """Connect through ``connect`` to a TLS peer presenting ``server``'s
     certificate; (what the peer saw, what the client raised)."""
     cert, key = pki[server]
     with TlsPeer(cert, key, pki[ca]) as peer:
-        config = tls_config(pki, peer.port, **(config_extra or {}))
+        config = tls_config(pki, peer.port, complete, **(config_extra or {}))
         raised = None
         try:
             connect(config)
@@ -105,6 +107,15 @@ def test_a_broker_reached_by_address_is_checked_against_the_name_it_is_configure
     seen, _ = attempt(pki, "broker", connect, named)
     assert seen.get("sni") == BROKER_NAME and seen.get("header") == AMQP_HEADER, seen   # sent, then checked
     seen, raised = attempt(pki, "misnamed", connect, named)
+    assert "header" not in seen and "mismatch" in str(raised), (seen, raised)
+
+
+@pytest.mark.parametrize("connect", [kombu_connect, relay_connect, nameko_proxy],
+                         ids=["dibao-kombu", "relay", "nameko-rpc-proxy"])
+def test_a_config_as_nameko_run_loaded_it_is_completed_by_every_connection_we_make(pki, connect):
+    """The gateway answers no RPC (no RPC consumer to complete its config):
+    its proxies and Dibao's own connections complete AMQP_SSL themselves."""
+    seen, raised = attempt(pki, "misnamed", connect, complete=False)
     assert "header" not in seen and "mismatch" in str(raised), (seen, raised)
 
 
