@@ -270,6 +270,7 @@ def register_document(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceD
 def attach_scan(uow: UnitOfWork, actor: Actor, data: dict, files, today) -> DocumentScan:
     """扫描件: a filed document's scan, sealed on disk (services/intake/scans.py);
     the row is committed only once the file is in place."""
+    require(actor, CASEWORKERS)
     document = uow.session.get(FileDocument, data["document_id"])
     if document is None:
         raise NotFound("no such document", {"document_id": data["document_id"]})
@@ -302,6 +303,7 @@ def scans_of(uow: UnitOfWork, household_id: str) -> dict[str, list[DocumentScan]
 
 def read_scan(uow: UnitOfWork, actor: Actor, scan_id: str, files) -> tuple[DocumentScan, bytes]:
     """A scan for a reader of its household; the read is recorded (file_viewed, purpose scan)."""
+    require(actor, READERS)
     scan = uow.session.get(DocumentScan, scan_id)
     if scan is None:
         raise NotFound("no such scan", {"scan_id": scan_id})

@@ -301,7 +301,7 @@ def test_the_whole_entry_review_in_the_browser_ends_in_an_approved_case(containe
     assert "周主任 已签字" in console.text('#seats li[data-role="centre_director"]')
     tick(console, "#seat-deputy_director")                        # the same person, the second seat
     submit_here(console, "#sign")
-    assert "nobody fills two roles" in console.text("#refusal"), console.text()
+    assert "同一人不能担任两个会审角色" in console.text("#refusal"), console.text()
     assert console.find('#seats li[data-role="deputy_director"]').get_attribute("data-signed") == "no"
     console.screenshot("joint_review_refused")
     console.logout()

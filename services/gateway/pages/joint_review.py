@@ -23,6 +23,21 @@ READERS = ("community_officer", "township_officer", "district_officer", "centre_
            "auditor")
 
 
+def refusal(exc) -> str:
+    """Why review refused the signature, in the signer's words."""
+    details = exc.details or {}
+    if exc.code == "conflict" and details.get("user") and details.get("role"):
+        seat = forms.SEATS.get(details["role"], details["role"])
+        if "already signed as" in exc.message:
+            return f"无法签字：您已以{seat}身份签字，同一人不能担任两个会审角色。"
+        return f"无法签字：{seat}已由他人签字。"
+    if exc.code == "conflict" and details.get("differs"):
+        return "无法签字：已签字的会审人对保障金或调整理由的意见与您不同，请先协商一致。"
+    if exc.code == "forbidden":
+        return "无法签字：您不担任该会审角色（入户调查人须是参加入户调查的工作人员）。"
+    return forms.refusal_text(exc)
+
+
 def seats_for(actor, sheet) -> list[str]:
     """The open seats this person could sign (review decides; this only chooses what the form offers)."""
     held = {r.value for r in actor.roles}
@@ -56,7 +71,7 @@ def joint_review(ctx, application_id):
         except Exception as exc:
             if not forms.refused(exc):
                 raise
-            errors, alert = forms.field_errors(exc), forms.refusal_text(exc)
+            errors, alert = forms.field_errors(exc), refusal(exc)
             status = 400 if exc.code == "validation_failed" else (403 if exc.code == "forbidden" else 409)
             sheet = ctx.calls.review.joint_review_sheet(application_id)
         else:
