@@ -117,37 +117,31 @@ def test_pages_carry_the_security_headers_and_a_household_view_is_recorded(conso
     assert [v["actor"]["user"] for v in viewed] == ["wang.officer"]                     # the page view, as the person
 
 
-def test_the_gateway_works_as_its_own_broker_user(container_factory, sqlite_config):
+def test_the_gateway_works_as_its_own_broker_user(broker_users_config, container_factory):
     """With broker users on (as `dibao up` and compose run it), the gateway connects as
     ``<prefix>gateway`` (shared/broker.py): it calls identity and gets its answers."""
     from services.gateway.service import GatewayService
     from services.identity.service import IdentityService
     from shared.broker import connection_user, service_config, user_name
     from shared.client import rpc_with as client_rpc
-    from shared.testing import remove_broker_users, with_broker_users
     from tests.browser_helpers import free_port
     from tests.identity_helpers import with_secrets
 
-    config = with_broker_users(with_secrets(sqlite_config))
-    try:
-        port = free_port()
-        config = dict(config, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}")
-        gateway_config = service_config(config, "gateway")
-        assert connection_user(gateway_config["AMQP_URI"]) == user_name(config, "gateway")
-        container_factory(IdentityService, service_config(config, "identity")).start()
-        container_factory(GatewayService, gateway_config).start()
-        with client_rpc(config) as rpc:                      # the tools' own broker user
-            made = rpc.identity.bootstrap("sec.admin", "安全管理员", "420115")
-        base, browser = f"http://127.0.0.1:{port}", requests.Session()
-        answer = form_login(browser, base, "sec.admin", made["one_time_password"], code(made["totp_secret"]))
-        assert answer.status_code == 303 and answer.headers["Location"].endswith("/password")
-        page = browser.get(base + "/password", timeout=TIMEOUT)
-        changed = browser.post(base + "/password", data={
-            "csrf_token": csrf_of(page.text), "old_password": made["one_time_password"],
-            "new_password": "Security-Admin-2026", "confirm_password": "Security-Admin-2026"},
-            allow_redirects=False, timeout=TIMEOUT)
-        assert changed.status_code == 303
-        home = browser.get(base + "/", timeout=TIMEOUT)
-        assert home.status_code == 200 and "安全管理员" in home.text
-    finally:
-        remove_broker_users(config)
+    port = free_port()
+    config = dict(with_secrets(broker_users_config), WEB_SERVER_ADDRESS=f"127.0.0.1:{port}")
+    assert connection_user(service_config(config, "gateway")["AMQP_URI"]) == user_name(config, "gateway")
+    container_factory(IdentityService, config).start()       # each as its own user (tests/conftest.py)
+    container_factory(GatewayService, config).start()
+    with client_rpc(config) as rpc:                          # the tools' own broker user
+        made = rpc.identity.bootstrap("sec.admin", "安全管理员", "420115")
+    base, browser = f"http://127.0.0.1:{port}", requests.Session()
+    answer = form_login(browser, base, "sec.admin", made["one_time_password"], code(made["totp_secret"]))
+    assert answer.status_code == 303 and answer.headers["Location"].endswith("/password")
+    page = browser.get(base + "/password", timeout=TIMEOUT)
+    changed = browser.post(base + "/password", data={
+        "csrf_token": csrf_of(page.text), "old_password": made["one_time_password"],
+        "new_password": "Security-Admin-2026", "confirm_password": "Security-Admin-2026"},
+        allow_redirects=False, timeout=TIMEOUT)
+    assert changed.status_code == 303
+    home = browser.get(base + "/", timeout=TIMEOUT)
+    assert home.status_code == 200 and "安全管理员" in home.text
