@@ -111,6 +111,28 @@ class FieldCipher:
             raise ValueError("cannot decrypt field value: wrong key or tampered data") from exc
         return plain.decode("utf-8")
 
+    def seal_bytes(self, data: bytes, bound_to: str) -> bytes:
+        """Encrypt a file's bytes (a scanned document): ``nonce + ciphertext+tag``.
+
+        ``bound_to`` (e.g. the record's id) is authenticated with it, so one
+        record's file put in place of another's does not decrypt."""
+        if not isinstance(data, bytes):
+            raise TypeError(f"can only seal bytes, not {type(data).__name__}")
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, data, bound_to.encode("utf-8"))
+
+    def open_bytes(self, sealed: bytes, bound_to: str) -> bytes:
+        """The bytes :meth:`seal_bytes` sealed for ``bound_to``.
+
+        :raises ValueError: for a short blob, a wrong key, another record's file, or tampering.
+        """
+        if len(sealed) < NONCE_BYTES + _TAG_BYTES:
+            raise ValueError("sealed file is too short")
+        try:
+            return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], bound_to.encode("utf-8"))
+        except InvalidTag as exc:
+            raise ValueError("cannot open sealed file: wrong key, another record's file or tampered") from exc
+
     def blind_index(self, value: str, purpose: str) -> str:
         """Deterministic keyed index (hex HMAC-SHA256 of ``purpose + "\\x00" + value``).
 

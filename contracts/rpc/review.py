@@ -109,6 +109,7 @@ class ReviewFileOut(Schema):
     rejection_reason = fields.String(allow_none=True)
     flags = fields.List(fields.Dict())
     investigators = fields.List(fields.Dict())
+    notice_id = fields.String(allow_none=True, metadata={"doc": "notify's notice standing for the open notice step"})
 
 
 class WorkItemOut(ReviewFileOut):
@@ -116,6 +117,43 @@ class WorkItemOut(ReviewFileOut):
 
     level = fields.String(metadata={"doc": "community | township | district: who acts next"})
     overdue = fields.Boolean(metadata={"doc": "past the step's or the whole process's deadline"})
+
+
+class SeatOut(Schema):
+    role = fields.String(metadata={"doc": "deputy_director | centre_director | investigator"})
+    signed = fields.Boolean()
+    user = fields.String()
+    name = fields.String()
+    signed_at = fields.DateTime()
+    benefit_override = Money(allow_none=True)
+    override_reason = fields.String(allow_none=True)
+
+
+class BenefitCalculationOut(Schema):
+    """How the benefit comes about: standard × size − verified income, the formula, 分类施保 extras, the minimum."""
+
+    standard = Money()
+    household_size = fields.Integer()
+    verified_income = Money()
+    gap = Money(metadata={"doc": "standard × household size − verified monthly income"})
+    formula = fields.String(metadata={"doc": "gap | banded"})
+    vulnerable_members = fields.Integer()
+    extra_per_vulnerable_member = Money()
+    extras = Money()
+    before_extras = Money()
+    minimum_benefit = Money(allow_none=True)
+    benefit = Money()
+
+
+class JointReviewSheetOut(Schema):
+    """会审单: the three seats and who signed each; the benefit while the joint review is open."""
+
+    application_id = fields.String()
+    status = fields.String()
+    step = fields.String(allow_none=True)
+    seats = fields.List(fields.Nested(SeatOut))
+    investigators = fields.List(fields.Dict())
+    calculation = fields.Nested(BenefitCalculationOut, allow_none=True)
 
 
 class CaseOut(Schema):

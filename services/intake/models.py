@@ -163,6 +163,22 @@ class FileDocument(Base):
     registered_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
+class DocumentScan(Base):
+    """A scan (扫描件) of a filed document: the file itself is sealed (AES-GCM,
+    bound to this row's id) under ``SCAN_DIR``, outside any web root; the row
+    says what it is. The original name is not kept (it may carry a name)."""
+
+    __tablename__ = "document_scan"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    document_id: Mapped[str] = mapped_column(sa.ForeignKey("file_document.id", ondelete="CASCADE"), index=True)
+    household_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    content_type: Mapped[str] = mapped_column(sa.String(40))
+    size: Mapped[int] = mapped_column(sa.Integer)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    uploaded_by: Mapped[str] = mapped_column(sa.String(64))
+    uploaded_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
 class CheckIn(Base):
     """续保登记: the household's book stamped for a month."""
 

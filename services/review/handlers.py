@@ -309,6 +309,46 @@ def sign_joint_review(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceD
     return f, case
 
 
+def joint_review_sheet(uow: UnitOfWork, actor: Actor, application_id: str, ref: ReferenceData, today: date,
+                       facts: HouseholdFacts | None) -> dict:
+    """会审单: the seats in the policy's order, who has signed each (and any
+    override with its reason), and the benefit the signatures would fix with
+    its calculation — standard × size − verified income, the formula, 分类施保
+    extras, the minimum (``facts``: intake's, None once decided)."""
+    f = file_for(uow, actor, READERS, application_id)
+    policy = policy_of(f)
+    signed = {s.role: s for s in uow.session.scalars(
+        sa.select(JointReviewSignature).where(JointReviewSignature.application_id == f.application_id))}
+    seats = [{"role": role, "signed": role in signed,
+              **({"user": signed[role].user, "name": signed[role].name, "signed_at": signed[role].signed_at,
+                  "benefit_override": signed[role].benefit_override,
+                  "override_reason": signed[role].override_reason} if role in signed else {})}
+             for role in policy.joint_review_roles]
+    sheet = {"application_id": f.application_id, "status": f.status, "step": f.step, "seats": seats,
+             "investigators": list(f.investigators), "calculation": None}
+    if facts is not None:
+        standard = standard_for(uow.session, ref, f.community_code, f.area_type, today)
+        if standard is not None:
+            sheet["calculation"] = benefit_calculation(policy, standard.monthly_amount, f.household_size,
+                                                       facts.verified_income,
+                                                       sum(1 for m in facts.members if policy.vulnerable(m, today)))
+    return sheet
+
+
+def benefit_calculation(policy: Policy, standard: Decimal, household_size: int, income: Decimal,
+                        vulnerable: int) -> dict:
+    """The benefit and how it comes about (the same :meth:`Policy.benefit` approval uses)."""
+    gap = standard * household_size - income
+    benefit = policy.benefit(standard, household_size, income, vulnerable)
+    extras = (policy.vulnerable_member_extra * vulnerable).quantize(Decimal("0.01")) if gap > 0 else Decimal("0.00")
+    without_extras = policy.benefit_from_gap(gap, household_size, 0) if gap > 0 else Decimal("0.00")
+    return {"standard": standard, "household_size": household_size, "verified_income": income,
+            "gap": gap.quantize(Decimal("0.01")), "formula": policy.benefit_formula,
+            "vulnerable_members": vulnerable, "extra_per_vulnerable_member": policy.vulnerable_member_extra,
+            "extras": extras, "before_extras": without_extras, "minimum_benefit": policy.minimum_benefit,
+            "benefit": benefit}
+
+
 def standard_for(session, ref: ReferenceData, division_code: str, area_type: str, on: date) -> Standard | None:
     """低保标准 in force: the configured table overlaid by what payments set (standard_changed)."""
     local = [Standard(s.division_code, s.area_type, s.effective_from, s.monthly_amount)

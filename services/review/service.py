@@ -39,6 +39,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 FILE_OUT = schemas.ReviewFileOut()
 FILES_OUT = schemas.ReviewFileOut(many=True)
 CASE_OUT = schemas.CaseOut()
+SHEET_OUT = schemas.JointReviewSheetOut()
 CASES_OUT = schemas.CaseOut(many=True)
 PROPOSAL_OUT = schemas.ProposalOut()
 CAMPAIGN_OUT = schemas.CampaignOut()
@@ -141,6 +142,24 @@ class ReviewService(deadletter.DeadLetterReplay):
             out = FILE_OUT.dump(f)
             out["case"] = CASE_OUT.dump(case) if case else None
             return out
+
+    @rpc
+    def joint_review_sheet(self, application_id):
+        """会审单: who has signed which seat, and — while the joint review is
+        open — the benefit with its calculation (shape: schemas.JointReviewSheetOut)."""
+        actor = self.caller.actor
+        with self.db.read() as uow:
+            f = handlers.file_for(uow, actor, handlers.READERS, str(application_id)[:36])
+            open_review = (f.status == "in_review" and f.step is not None
+                           and handlers.policy_of(f).step(f.step).kind == "joint_review")
+        facts = None
+        if open_review:
+            latest = self.remote.intake.get_application(f.application_id)["investigations"][-1]
+            facts = handlers.HouseholdFacts(Decimal(latest["verified_monthly_income"]),
+                                            self.remote.intake.get_household(f.household_id)["members"])
+        with self.db.read() as uow:
+            return SHEET_OUT.dump(handlers.joint_review_sheet(uow, actor, f.application_id, self.ref,
+                                                              self.ref.today(), facts))
 
     @rpc
     def reject_application(self, data):

@@ -8,6 +8,7 @@ records) is intake's (``intake.get_application``).
 """
 from __future__ import annotations
 
+from services.gateway.pages._actions import entry_actions
 from services.gateway.pages.base import Area, Nav, Section
 from services.gateway.pages.households import RECORD_REFUSED, record_refused
 from shared.errors import Forbidden, NotFound
@@ -66,4 +67,4 @@ def application(ctx, application_id):
     except (NotFound, Forbidden):
         intake = None   # a reader of the review who is not one of intake's (the committee's members)
     return ctx.render("applications/application.html", review=review, application=intake,
-                      refused_text=RECORD_REFUSED)
+                      refused_text=RECORD_REFUSED, actions=entry_actions(review, ctx.actor))
