@@ -4,7 +4,8 @@ A contract, not audit's private code: a third party verifies the log and
 the signed checkpoints with this module alone (``dibao audit verify``), and
 the audit service (``services/audit``) writes its table through it.
 
-``hash(n) = sha256(hash(n-1) ‖ canonical(n))`` where canonical is the
+``hash(n) = H(hash(n-1) ‖ canonical(n))`` — H is SHA-256, or SM3 under the
+国密 profile (``CRYPTO_PROFILE: gm``, :mod:`shared.profiles`) — where canonical is the
 record's columns (all but ``seq``, ``prev_hash`` and ``hash``) as compact
 JSON with sorted keys. The chain has ONE writer at a time (the ingest, under
 a lock: the audit service's ``ChainLease`` on PostgreSQL, SQLite's
@@ -15,26 +16,26 @@ is *altered* (its hash no longer matches its content), *removed* (a gap: the
 next record links to a hash nobody has) or *inserted* (a record the chain
 steps over: the next one links to the record before it).
 
-A checkpoint is ``{seq, head_hash, ...}`` signed with the deployment's
-Ed25519 key (``AUDIT_SIGNING_KEY``); anyone with the public key can later
-check the signature and that the log still has that hash at that ``seq``,
-i.e. that the log was only appended to since.
+A checkpoint is ``{seq, head_hash, ...}`` signed with the deployment's key
+(``AUDIT_SIGNING_KEY``: Ed25519, or SM2 under ``gm``); it names its
+``profile``, so anyone with the public key can later check the signature and
+that the log still has that hash at that ``seq`` (hashed the same way), i.e.
+that the log was only appended to since. Every function takes the profile
+(default: the process's, :func:`shared.profiles.current`).
 """
 from __future__ import annotations
 
 import base64
-import hashlib
+import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
 from sqlalchemy.dialects import postgresql
 
+from shared import profiles
+from shared.profiles import CryptoProfile
 from shared.secrets import load_secret
 
 #: JSON text kept verbatim on PostgreSQL (``json``, not ``jsonb``) so the stored form is the hashed form
@@ -87,8 +88,8 @@ def canonical(record) -> str:
     return json.dumps([record[k] for k in CHAINED], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
-def link(prev_hash: str, record) -> str:
-    return hashlib.sha256((prev_hash + canonical(record)).encode("utf-8")).hexdigest()
+def link(prev_hash: str, record, profile: CryptoProfile | None = None) -> str:
+    return (profile or profiles.current()).chain_hash((prev_hash + canonical(record)).encode("utf-8"))
 
 
 def head(conn) -> tuple[int, str]:
@@ -98,7 +99,7 @@ def head(conn) -> tuple[int, str]:
     return (row.seq, row.hash) if row else (0, GENESIS)
 
 
-def append(conn, records: list[dict]) -> int:
+def append(conn, records: list[dict], profile: CryptoProfile | None = None) -> int:
     """Chain and insert ``records`` (dicts of the CHAINED columns) after the
     head, skipping event ids already stored (a redelivered batch). Runs in
     the caller's transaction; returns how many were inserted."""
@@ -110,13 +111,14 @@ def append(conn, records: list[dict]) -> int:
         existing.update(conn.execute(sa.select(audit_records.c.event_id)
                                      .where(audit_records.c.event_id.in_(ids[i:i + 900]))).scalars())
     seq, prev = head(conn)
+    profile = profile or profiles.current()
     rows = []
     for record in records:
         if record["event_id"] in existing:
             continue
         existing.add(record["event_id"])   # a duplicate inside the batch too
         seq += 1
-        digest = link(prev, record)
+        digest = link(prev, record, profile)
         rows.append({**record, "seq": seq, "prev_hash": prev, "hash": digest})
         prev = digest
     if rows:
@@ -148,8 +150,10 @@ class Verification:
         return self.finding is None
 
 
-def verify(engine, batch: int = 20000, hash_at: int | None = None) -> tuple[Verification, str | None]:
+def verify(engine, batch: int = 20000, hash_at: int | None = None,
+           profile: CryptoProfile | None = None) -> tuple[Verification, str | None]:
     """Walk the whole log; the first finding, and (if asked) the stored hash at ``hash_at``."""
+    profile = profile or profiles.current()
     prev_seq, prev_hash, count, found_hash = 0, GENESIS, 0, None
     earlier_hash = None   # the hash of the record before the previous one
     pending = None   # a suspicious row waiting for the next one to tell what it is
@@ -167,7 +171,7 @@ def verify(engine, batch: int = 20000, hash_at: int | None = None) -> tuple[Veri
                     found_hash = row["hash"]
                 if pending is not None:
                     return _finding(count, pending, row), found_hash
-                intact = link(row["prev_hash"], row) == row["hash"]
+                intact = link(row["prev_hash"], row, profile) == row["hash"]
                 linked = row["prev_hash"] == prev_hash and row["seq"] == prev_seq + 1
                 if intact and linked:
                     earlier_hash, prev_seq, prev_hash = prev_hash, row["seq"], row["hash"]
@@ -201,18 +205,19 @@ def _finding(count, pending, nxt) -> Verification:
 
 # --- checkpoints ------------------------------------------------------------------
 
-def signing_key(config: dict) -> Ed25519PrivateKey:
-    """The deployment's Ed25519 key: ``AUDIT_SIGNING_KEY`` is its 32-byte seed, base64
-    (the setting, else ``<SECRETS_DIR>/audit_signing_key``; a published one is refused)."""
+def signing_key(config: dict, profile: CryptoProfile | None = None):
+    """The deployment's checkpoint signer (Ed25519, or SM2 under ``gm``):
+    ``AUDIT_SIGNING_KEY`` is its 32-byte seed, base64 (the setting, else
+    ``<SECRETS_DIR>/audit_signing_key``; a published one is refused)."""
     seed = base64.b64decode(load_secret(config, "AUDIT_SIGNING_KEY"))
     if len(seed) != 32:
         raise ValueError("AUDIT_SIGNING_KEY must be 32 bytes, base64")
-    return Ed25519PrivateKey.from_private_bytes(seed)
+    return (profile or profiles.profile_of(config)).signer(seed)
 
 
-def public_key_text(key: Ed25519PrivateKey) -> str:
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode()
+def public_key_text(key) -> str:
+    """The base64 public key of a signer (Ed25519: 32 raw bytes; SM2: the point x ‖ y)."""
+    return key.public_key_text()
 
 
 def _signed_part(cp: dict) -> bytes:
@@ -220,32 +225,47 @@ def _signed_part(cp: dict) -> bytes:
                       sort_keys=True, separators=(",", ":")).encode()
 
 
-def make_checkpoint(engine, key: Ed25519PrivateKey) -> dict:
+def checkpoint_profile(cp: dict) -> CryptoProfile:
+    """The profile a checkpoint was made under (``intl`` for one from before profiles)."""
+    return profiles.profile_named(cp.get("profile"))
+
+
+def make_checkpoint(engine, key, profile: CryptoProfile | None = None) -> dict:
     """Sign the current head (after checking the chain up to it)."""
-    result, _ = verify(engine)
+    profile = profile or profiles.current()
+    result, _ = verify(engine, profile=profile)
     if not result.ok:
         raise ValueError(f"the log does not verify, no checkpoint: {result.finding}")
     cp = {"seq": result.head_seq, "head_hash": result.head_hash, "records": result.records,
-          "made_at": datetime.now(timezone.utc).isoformat()}
+          "made_at": datetime.now(timezone.utc).isoformat(), "profile": profile.name,
+          "algorithm": key.algorithm}
     cp["public_key"] = public_key_text(key)
     cp["signature"] = base64.b64encode(key.sign(_signed_part(cp))).decode()
     return cp
 
 
 def check_signature(cp: dict, public_key: str) -> bool:
+    """Whether the checkpoint's signature verifies with ``public_key`` under
+    the algorithm of its profile (a changed ``profile`` field changes the
+    algorithm, and the signature fails)."""
     try:
-        Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key)).verify(
-            base64.b64decode(cp["signature"]), _signed_part(cp))
-        return True
-    except (InvalidSignature, KeyError, ValueError):
+        profile = checkpoint_profile(cp)
+        return profile.verify_signature(public_key, base64.b64decode(cp["signature"], validate=True),
+                                        _signed_part(cp))
+    except (KeyError, ValueError, TypeError, binascii.Error):
         return False
 
 
-def verify_against(engine, cp: dict, public_key: str) -> tuple[Verification, str | None]:
+def verify_against(engine, cp: dict, public_key: str,
+                   profile: CryptoProfile | None = None) -> tuple[Verification, str | None]:
     """The log still verifies and still extends the checkpoint (problem text, or None)."""
+    profile = profile or profiles.current()
     if not check_signature(cp, public_key):
         return None, "the checkpoint's signature does not verify with this public key"
-    result, at = verify(engine, hash_at=cp["seq"])
+    if checkpoint_profile(cp) is not profile:
+        return None, (f"the checkpoint was made under CRYPTO_PROFILE={checkpoint_profile(cp).name}, "
+                      f"this log is read under {profile.name}")
+    result, at = verify(engine, hash_at=cp["seq"], profile=profile)
     if not result.ok:
         return result, str(result.finding)
     if cp["seq"] and at != cp["head_hash"]:
