@@ -181,7 +181,7 @@ def checkpoint_command(
 @app.command("public-key")
 @cli_command
 def public_key_command(ctx: typer.Context) -> None:
-    """The Ed25519 public key (base64) that verifies this deployment's checkpoints."""
+    """The public key (base64; Ed25519, or SM2 under CRYPTO_PROFILE gm) that verifies this deployment's checkpoints."""
     from contracts import audit_chain as chain
 
     console.print(chain.public_key_text(chain.signing_key(get_config(ctx))))

@@ -9,6 +9,10 @@
   service runs (shared/rotation.py). ``--resume`` adds no key: it finishes a
   rotation (tokens the service wrote under the old key before it re-read
   its keyring, a run that was stopped).
+- ``dibao keys add SERVICE``: only add the new key (no re-encryption) — for
+  a service that cannot re-read its keyring file while it runs (a
+  container's Docker secret is a bind mount of the old file): add, restart
+  it, then ``rotate --resume``.
 - ``dibao keys retire SERVICE KEY_ID``: drop a key from the keyring — refused
   while any token of the service's database still names it, and for the key
   that encrypts. ``v1`` is the old shared DATA_KEY (v1 tokens).
@@ -39,9 +43,9 @@ def _encrypting(service: str) -> None:
 def _open(config: dict, service: str):
     """The service's cipher (from its keyring as it is now) and its database, at head."""
     from shared.config import db_uri
-    from shared.db import ServiceDatabase, configure_cipher
+    from shared.db import ServiceDatabase, service_cipher
 
-    cipher = configure_cipher(config, service)
+    cipher = service_cipher(config, service)   # not installed: a service in this process keeps its own
     models = importlib.import_module(f"services.{service}.models")
     migrations = SERVICES_DIR / service / "migrations"
     database = ServiceDatabase(service, db_uri(config, service), models.Base.metadata,
@@ -85,6 +89,29 @@ def list_keys(
             database.dispose()
 
 
+def _add_key(config: dict, service: str):
+    from shared.crypto import Keyring
+    from shared.secrets import SecretError, load_secret, replace_secret
+
+    setting = f"DATA_KEY_{service.upper()}"
+    try:
+        fresh = Keyring.parse(load_secret(config, setting), setting).with_new_key()
+        path = replace_secret(config, setting, fresh.render())
+    except (SecretError, ValueError) as exc:
+        fail(str(exc))
+    console.print(f"{service}: new key [bold]{fresh.primary}[/bold] added to {path} (it encrypts from now on; "
+                  f"older keys still decrypt)")
+    return fresh
+
+
+@app.command("add")
+@cli_command
+def add(ctx: typer.Context, service: str = typer.Argument(..., help="the service")) -> None:
+    """Add a new key to the service's keyring without re-encrypting (then restart it, then rotate --resume)."""
+    _encrypting(service)
+    _add_key(get_config(ctx), service)
+
+
 @app.command("rotate")
 @cli_command
 def rotate(
@@ -95,24 +122,13 @@ def rotate(
 ) -> None:
     """Add a new key and re-encrypt every token under it, while the service runs."""
     from shared import crypto
-    from shared.crypto import Keyring
     from shared.rotation import reseal
-    from shared.secrets import SecretError, load_secret, replace_secret
 
     _encrypting(service)
     config = get_config(ctx)
-    setting = f"DATA_KEY_{service.upper()}"
-    started = time.monotonic()
     if not resume:
-        try:
-            current = Keyring.parse(load_secret(config, setting), setting)
-            fresh = current.with_new_key()
-            path = replace_secret(config, setting, fresh.render())
-        except (SecretError, ValueError) as exc:
-            fail(str(exc))
-        started = time.monotonic()
-        console.print(f"{service}: new key [bold]{fresh.primary}[/bold] added to {path} (it encrypts from now on; "
-                      f"older keys still decrypt)")
+        _add_key(config, service)
+    started = time.monotonic()
     cipher, database, metadata = _open(config, service)
     try:
         report = reseal(database.engine, metadata, cipher, batch=batch,

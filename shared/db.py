@@ -130,10 +130,17 @@ def platform_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
 
 
 def configure_cipher(config: dict, service: str) -> FieldCipher:
+    """:func:`service_cipher`, installed for the service's tables (shared.crypto.configure)."""
+    cipher = service_cipher(config, service)
+    configure(cipher, service)
+    return cipher
+
+
+def service_cipher(config: dict, service: str) -> FieldCipher:
     """``service``'s field cipher (shared.crypto): the deployment's profile,
     the service's keyring ``DATA_KEY_<SERVICE>`` (re-read from its file
     while the service runs: key rotation) and, for intake, its blind-index
-    key. Installed for the service's tables and returned."""
+    key."""
     profile = profiles.use(config)
     setting = f"DATA_KEY_{service.upper()}"
 
@@ -148,9 +155,7 @@ def configure_cipher(config: dict, service: str) -> FieldCipher:
     index_setting = f"BLIND_INDEX_KEY_{service.upper()}"
     index_key = (key_from_config(load_secret(config, index_setting), index_setting)
                  if index_setting in required_secrets(service) else None)
-    cipher = FieldCipher(keyring, profile, index_key, source)
-    configure(cipher, service)
-    return cipher
+    return FieldCipher(keyring, profile, index_key, source)
 
 
 def encrypts(metadata: sa.MetaData) -> bool:

@@ -255,11 +255,20 @@ def check_secrets(config: dict, settings: Iterable[str]) -> list[str]:
     return problems
 
 
+def secrets_to_check(config: dict, service: str, encrypts: bool = True) -> tuple[str, ...]:
+    """What ``service`` checks at start: :func:`required_secrets`, and the old
+    shared DATA_KEY first while this deployment still has it (it must not be
+    a published value either)."""
+    held = required_secrets(service, encrypts)
+    present = config.get("DATA_KEY") not in (None, "") or (secrets_dir(config) / "data_key").is_file()
+    return (("DATA_KEY",) if encrypts and present else ()) + held
+
+
 def require_secrets(config: dict, service: str, encrypts: bool = True) -> None:
     """Refuse to start ``service`` unless every secret it holds is usable:
     one :class:`SecretError` naming each setting that is missing, published
     in the repository or malformed."""
-    problems = check_secrets(config, required_secrets(service, encrypts))
+    problems = check_secrets(config, secrets_to_check(config, service, encrypts))
     if problems:
         raise SecretError(f"{service} refuses to start: " + "; ".join(problems))
 

@@ -1,0 +1,156 @@
+"""Encryption at rest as an insider tries it, over the running services: a
+token copied to another row in raw SQL fails the read (intake, payments),
+and ``dibao keys rotate`` re-encrypts intake's tokens in batches while intake
+runs and serves — then ``retire`` drops the old key, and not before. On
+SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import eventlet
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from cli.root import app
+from services.intake.service import IntakeService
+from shared.crypto import Keyring, key_id_of
+from shared.db import make_engine
+from shared.secrets import load_secret
+from tests.helpers import household, investigation, officer, register_staff, yesterday
+from tests.integration.test_reliability import write_config
+
+pytestmark = pytest.mark.integration
+runner = CliRunner()
+
+
+def said(result) -> str:
+    """The command's output on one line (rich wraps long lines)."""
+    return " ".join(result.output.split())
+
+
+@pytest.fixture
+def intake(container_factory, config):
+    container = container_factory(IntakeService, config)
+    container.start()
+    register_staff(config, services=("intake",))
+    return container
+
+
+def register(config, seeds) -> dict:
+    """household id → its data, registered (with an income) and investigated."""
+    made = {}
+    with officer(config) as rpc:
+        for seed in seeds:
+            data = household(seed=seed)
+            data["incomes"] = [{"member": 0, "source": "wages", "monthly_amount": f"{seed}.25"}]
+            created = rpc.intake.register_household(data)
+            app_ = rpc.intake.submit_application({"household_id": created["household_id"],
+                                                  "accepted_on": yesterday(), "reason": "因病致贫"})
+            rpc.intake.record_investigation(investigation(app_["id"], created["member_ids"]))
+            made[created["household_id"]] = data
+    return made
+
+
+def read_back(config, households: dict) -> None:
+    with officer(config) as rpc:
+        for hid, data in households.items():
+            file = rpc.intake.get_household(hid)
+            assert [m["resident_id"] for m in file["members"]] == [m["resident_id"] for m in data["members"]]
+
+
+def tokens(config) -> list[str]:
+    engine = make_engine(config["DB_URIS"]["intake"])
+    try:
+        with engine.connect() as conn:
+            found = []
+            for table, column in (("member", "resident_id"), ("income", "monthly_amount"), ("household", "phone"),
+                                  ("home_investigation", "verified_monthly_income")):
+                found += [v for v in conn.execute(sa.text(f"SELECT {column} FROM {table}")).scalars() if v]
+            return found
+    finally:
+        engine.dispose()
+
+
+def sql(config, statement: str, **params) -> None:
+    engine = make_engine(config["DB_URIS"]["intake"])
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(statement), params)
+    finally:
+        engine.dispose()
+
+
+def test_an_id_number_copied_to_another_member_fails_the_read_and_names_no_plaintext(intake, config, caplog):
+    import logging
+
+    households = register(config, [31, 32])
+    (a, data_a), (b, data_b) = households.items()
+    # the insider, in raw SQL: household B's head gets A's head's ID number token
+    sql(config, "UPDATE member SET resident_id = (SELECT resident_id FROM member WHERE household_id = :a "
+                "AND position = 0) WHERE household_id = :b AND position = 0", a=a, b=b)
+    with caplog.at_level(logging.ERROR, logger="shared.crypto"), officer(config) as rpc:
+        assert rpc.intake.get_household(a)["members"][0]["resident_id"] == data_a["members"][0]["resident_id"]
+        with pytest.raises(Exception) as refused:
+            rpc.intake.get_household(b)
+    # the caller: an internal error with a reference, nothing more; the log: which field, row and key
+    assert "internal error" in str(refused.value) and "reference" in str(refused.value)
+    logged = [r.getMessage() for r in caplog.records if r.name == "shared.crypto"]
+    assert any("member.resident_id of row" in line and "does not open" in line for line in logged), logged
+    for text in logged + [str(refused.value)]:
+        assert data_a["members"][0]["resident_id"] not in text and "v2:" not in text
+
+
+def test_rotation_while_intake_runs_then_retire(intake, config, tmp_path):
+    path = write_config(config, tmp_path / "dibao.yml")
+    households = register(config, range(1, 6))
+    setting = "DATA_KEY_INTAKE"
+    old = Keyring.parse(load_secret(config, setting)).primary
+    assert {key_id_of(t) for t in tokens(config)} == {old}
+
+    refused = runner.invoke(app, ["--config", path, "keys", "retire", "intake", old])
+    assert refused.exit_code == 1 and "encrypts with" in said(refused)
+
+    # intake keeps serving (reads and new registrations) while the rotation runs, batch by batch
+    problems, written = [], {}
+
+    def meanwhile():
+        for n in range(4):
+            try:
+                read_back(config, households)
+                written.update(register(config, [100 + n]))
+            except Exception as exc:   # noqa: BLE001 — reported below
+                problems.append(repr(exc))
+            eventlet.sleep(0.5)
+
+    worker = eventlet.spawn(meanwhile)
+    rotated = runner.invoke(app, ["--config", path, "keys", "rotate", "intake", "--batch", "2"])
+    worker.wait()
+    assert rotated.exit_code == 0, rotated.output
+    assert not problems, problems
+    new = Keyring.parse(load_secret(config, setting)).primary
+    assert new != old and f"under {new}" in said(rotated) and f"dibao keys retire intake {old}" in said(rotated)
+    assert {key_id_of(t) for t in tokens(config)} == {new}
+    read_back(config, {**households, **written})
+
+    listing = runner.invoke(app, ["--config", path, "keys", "list", "intake"])
+    assert listing.exit_code == 0 and f"{new} (encrypts)" in said(listing) and "member.resident_id" in said(listing)
+    retired = runner.invoke(app, ["--config", path, "keys", "retire", "intake", old])
+    assert retired.exit_code == 0, retired.output
+    assert list(Keyring.parse(load_secret(config, setting)).keys) == [new]
+    for value in Keyring.parse(load_secret(config, setting)).keys.values():
+        assert value.hex() not in rotated.output + listing.output + retired.output
+    read_back(config, households)          # the running service, on its re-read keyring
+    register(config, [200])
+
+
+def test_retire_refuses_while_any_token_uses_the_key(intake, config, tmp_path):
+    path = write_config(config, tmp_path / "dibao.yml")
+    register(config, [41])
+    old = Keyring.parse(load_secret(config, "DATA_KEY_INTAKE")).primary
+    added = runner.invoke(app, ["--config", path, "keys", "add", "intake"])
+    assert added.exit_code == 0, added.output
+    refused = runner.invoke(app, ["--config", path, "keys", "retire", "intake", old])
+    assert refused.exit_code == 1 and "still use key" in said(refused) and "member.resident_id" in said(refused)
+    assert old in Keyring.parse(load_secret(config, "DATA_KEY_INTAKE")).keys
+    resumed = runner.invoke(app, ["--config", path, "keys", "rotate", "intake", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert runner.invoke(app, ["--config", path, "keys", "retire", "intake", old]).exit_code == 0
