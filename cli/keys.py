@@ -40,8 +40,12 @@ def _encrypting(service: str) -> None:
              f"{', '.join(ENCRYPTING_SERVICES)})")
 
 
-def _open(config: dict, service: str):
-    """The service's cipher (from its keyring as it is now) and its database, at head."""
+def _open(config: dict, service: str, migrate: bool = False):
+    """The service's cipher (from its keyring as it is now) and its database
+    (checked for its crypto profile; migrated to head when ``migrate``: a
+    rotation needs the seal ids)."""
+    from shared.profiles import check_database_profile
+
     from shared.config import db_uri
     from shared.db import ServiceDatabase, service_cipher
 
@@ -50,7 +54,10 @@ def _open(config: dict, service: str):
     migrations = SERVICES_DIR / service / "migrations"
     database = ServiceDatabase(service, db_uri(config, service), models.Base.metadata,
                                migrations if migrations.is_dir() else None)
-    database.migrate()
+    if migrate:
+        database.migrate()
+    else:
+        check_database_profile(database.engine, service, database.profile)
     return cipher, database, models.Base.metadata
 
 
@@ -129,7 +136,7 @@ def rotate(
     if not resume:
         _add_key(config, service)
     started = time.monotonic()
-    cipher, database, metadata = _open(config, service)
+    cipher, database, metadata = _open(config, service, migrate=True)
     try:
         report = reseal(database.engine, metadata, cipher, batch=batch,
                         settle_seconds=0 if resume else crypto.RELOAD_SECONDS + 1, started=started)

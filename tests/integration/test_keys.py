@@ -154,3 +154,38 @@ def test_retire_refuses_while_any_token_uses_the_key(intake, config, tmp_path):
     resumed = runner.invoke(app, ["--config", path, "keys", "rotate", "intake", "--resume"])
     assert resumed.exit_code == 0, resumed.output
     assert runner.invoke(app, ["--config", path, "keys", "retire", "intake", old]).exit_code == 0
+
+
+# --- the 国密 profile, end to end, and one profile per database ------------------------
+
+def test_intake_runs_under_the_gm_profile_and_refuses_the_other(container_factory, sqlite_config):
+    from shared import profiles
+    from shared.crypto import FieldCipher, associated_data
+
+    gm = dict(sqlite_config, CRYPTO_PROFILE="gm")
+    container = container_factory(IntakeService, gm)
+    container.start()
+    register_staff(gm, services=("intake",))
+    households = register(gm, [51, 52])
+    read_back(gm, households)
+    (hid, data), = list(households.items())[:1]
+    with officer(gm) as rpc:   # the blind index (HMAC-SM3) finds it
+        assert rpc.intake.find_household({"resident_id": data["members"][0]["resident_id"]})["id"] == hid
+    engine = make_engine(gm["DB_URIS"]["intake"])
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT profile FROM crypto_profile")).scalar() == "gm"
+        member_id, token = conn.execute(sa.text("SELECT id, resident_id FROM member WHERE household_id = :h "
+                                                "AND position = 0"), {"h": hid}).one()
+    engine.dispose()
+    ring = Keyring.parse(load_secret(gm, "DATA_KEY_INTAKE"))
+    expected = data["members"][0]["resident_id"]
+    assert FieldCipher(ring, profiles.GM).decrypt(token, associated_data(profiles.GM, "member", "resident_id",
+                                                                          member_id)) == expected
+    with pytest.raises(ValueError):   # an SM4-GCM token is no AES-GCM one
+        FieldCipher(ring, profiles.INTL).decrypt(token, associated_data(profiles.INTL, "member", "resident_id",
+                                                                         member_id))
+    container.stop()
+    intl = container_factory(IntakeService, dict(sqlite_config, CRYPTO_PROFILE="intl"))
+    with pytest.raises(profiles.ProfileMismatch) as refused:
+        intl.start()
+    assert "intake refuses to start" in str(refused.value) and "CRYPTO_PROFILE=gm" in str(refused.value)
