@@ -122,7 +122,7 @@ def restricted(config: dict) -> bool:
 def own_queues(service: str) -> str:
     s = re.escape(service)
     return (rf"rpc-{s}|rpc\.reply-{s}-{UUID_KEY}"
-            rf"|evt-[a-z_]+-[a-z0-9_]+--{s}\.[A-Za-z0-9_]+(\.delay)?")
+            rf"|evt-[a-z_]+-([a-z0-9_]+|\*)--{s}\.[A-Za-z0-9_]+(\.delay)?")
 
 
 def service_permissions(service: str) -> dict:

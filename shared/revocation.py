@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 
 from kombu import Connection, Queue, binding
 
+from shared.broker import restricted
 from shared.bus import event_exchange
 from shared.identity import MAX_TTL_SECONDS, Revocations
 
@@ -84,7 +85,7 @@ class RevocationListener:
         return self.verification.verifier.revocations
 
     def queue(self) -> Queue:
-        exchange = event_exchange(SOURCE)
+        exchange = event_exchange(SOURCE, passive=restricted(self.config))   # declared at deploy time
         # named as the service's own event queues are (shared.broker: evt-<source>-<type>--<service>.<name>)
         return Queue(f"evt-identity-revocations--{self.service}.{uuid.uuid4().hex[:12]}", exclusive=True,
                      auto_delete=True, durable=False,

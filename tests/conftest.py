@@ -113,3 +113,15 @@ def config(amqp_uri, db_uris, tmp_path):
 def sqlite_config(amqp_uri, tmp_path):
     """Config on SQLite only, for tests whose point is not the database."""
     yield from _deployment(test_config(amqp_uri, sqlite_uris(tmp_path), tmp_path / "data"))
+
+
+@pytest.fixture
+def broker_users_config(sqlite_config):
+    """The test's (SQLite) config with broker users of its own on its vhost,
+    as `dibao broker setup` makes them, whatever DIBAO_TEST_BROKER_USERS says."""
+    if sqlite_config.get("BROKER_SERVICE_USERS"):             # DIBAO_TEST_BROKER_USERS: set up already
+        yield sqlite_config
+        return
+    config = with_broker_users(sqlite_config)
+    yield config
+    remove_broker_users(config)
