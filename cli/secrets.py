@@ -95,7 +95,9 @@ def list_secrets(ctx: typer.Context) -> None:
         source = source_of(config, setting)
         shown = {"environment": f"environment {spec.env_var}", "config": "config file",
                  "file": f"file {spec.file_name}"}.get(source, "—")
-        if source == "missing":
+        if source == "missing" and not spec.generated:
+            state = "not used (a new deployment has none)"
+        elif source == "missing":
             state = "[yellow]missing[/yellow]"
         else:
             try:

@@ -363,3 +363,18 @@ def test_a_published_key_inside_a_keyring_is_refused(deployment):
     deployment["DATA_KEY_PAYMENTS"] = Keyring.generate().render() + "\nold:" + OLD_DEFAULTS["DATA_KEY"][0]
     with pytest.raises(SecretError, match="DATA_KEY_PAYMENTS is a value published"):
         load_secret(deployment, "DATA_KEY_PAYMENTS")
+
+
+def test_a_keyring_given_by_the_environment_is_not_rewritten(deployment):
+    from shared.crypto import Keyring
+    from shared.secrets import replace_secret
+
+    ensure_secrets(deployment, ["DATA_KEY_REVIEW"])
+    grown = Keyring.parse(load_secret(deployment, "DATA_KEY_REVIEW")).with_new_key().render()
+    path = replace_secret(deployment, "DATA_KEY_REVIEW", grown)           # the file: rewritten whole, 0600
+    assert path.read_text().strip() == grown and mode(path) == 0o600
+    deployment["DATA_KEY_REVIEW"] = grown
+    with pytest.raises(SecretError, match="set by the (environment|config).*DIBAO_DATA_KEY_REVIEW"):
+        replace_secret(deployment, "DATA_KEY_REVIEW", Keyring.generate().render())
+    with pytest.raises(SecretError, match="DATA_KEY_INTAKE"):
+        replace_secret(dict(deployment, DATA_KEY_INTAKE=""), "DATA_KEY_INTAKE", "not a keyring")
