@@ -15,7 +15,7 @@ from services.intake.service import IntakeService
 from shared.crypto import Keyring, key_id_of
 from shared.db import make_engine
 from shared.secrets import load_secret
-from tests.helpers import household, investigation, officer, register_staff, yesterday
+from tests.helpers import COMMUNITY, household, investigation, officer, register_staff, yesterday
 from tests.integration.test_reliability import write_config
 
 pytestmark = pytest.mark.integration
@@ -189,3 +189,85 @@ def test_intake_runs_under_the_gm_profile_and_refuses_the_other(container_factor
     with pytest.raises(profiles.ProfileMismatch) as refused:
         intl.start()
     assert "intake refuses to start" in str(refused.value) and "CRYPTO_PROFILE=gm" in str(refused.value)
+
+
+# --- an older deployment: the shared DATA_KEY, v1 tokens, integer-numbered incomes -----
+
+def test_an_old_deployment_upgrades_reads_its_v1_tokens_rotates_and_retires_v1(container_factory, config, tmp_path):
+    """A database at intake's revision 0004 written by the old code (v1 tokens of
+    the shared DATA_KEY, no seal ids, the old blind index), upgraded in place."""
+    import base64
+    import os
+    import uuid
+    from datetime import date, datetime, timezone
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from services.intake.models import Household, Member
+    from services.intake.service import MIGRATIONS
+    from shared.crypto import legacy_index_key
+    from shared.migrations import alembic_config
+    from shared.profiles import INTL
+    from shared.sealing import Ciphertext
+    from shared.secrets import SECRETS, ensure_secrets, secrets_dir
+    from alembic import command
+
+    old_key = base64.b64decode(SECRETS["DATA_KEY"].generate())
+    sub = HKDF(hashes.SHA256(), 32, None, b"dibao-aes-gcm-v1").derive(old_key)
+
+    def v1(plain: str) -> Ciphertext:   # what the old FieldCipher.encrypt wrote
+        nonce = os.urandom(12)
+        return Ciphertext("v1:" + base64.urlsafe_b64encode(nonce + AESGCM(sub).encrypt(nonce, plain.encode(), None))
+                          .decode())
+
+    # the old deployment's secrets: only the shared key (the harness made new-style ones: not this one's)
+    directory = secrets_dir(config)
+    for name in ("data_key_intake", "blind_index_key_intake"):
+        (directory / name).unlink()
+    (directory / "data_key").write_text(base64.b64encode(old_key).decode() + "\n")
+    engine = make_engine(config["DB_URIS"]["intake"])
+    with engine.connect() as conn:
+        command.upgrade(alembic_config(MIGRATIONS, "intake", conn), "0004")
+        conn.commit()
+    data = household(seed=61)
+    head = data["members"][0]
+    hid, mid, now = str(uuid.uuid4()), str(uuid.uuid4()), datetime.now(timezone.utc)
+    index = INTL.mac(legacy_index_key(old_key), b"resident_id\x00" + head["resident_id"].encode())
+    income = sa.table("income", sa.column("household_id"), sa.column("member_id"), sa.column("source"),
+                      sa.column("monthly_amount"))
+    with engine.begin() as conn:
+        conn.execute(Household.__table__.insert().values(
+            id=hid, head_name=head["name"], address="老街1号", phone=v1("13800000061"), community_code=COMMUNITY,
+            township_code=COMMUNITY[:9], district_code=COMMUNITY[:6], area_type="urban", registered_at=now,
+            registered_by="wang.officer", updated_at=now, version=1))
+        conn.execute(Member.__table__.insert().values(
+            id=mid, household_id=hid, position=0, name=head["name"], resident_id=v1(head["resident_id"]),
+            resident_id_index=index, relation="self", birth_date=date(1980, 1, 1), sex="M",
+            labour_capacity="full", disability="none", illness="none", employment="employed"))
+        conn.execute(income.insert().values(household_id=hid, member_id=mid, source="wages",
+                                            monthly_amount=v1("1500.00").token))
+    engine.dispose()
+
+    assert "DATA_KEY_INTAKE" in ensure_secrets(config)          # the next start carries the old key in
+    intake = container_factory(IntakeService, config)
+    intake.start()                                              # migrates 0004 → head: seal ids for old rows
+    with officer(config) as rpc:
+        file = rpc.intake.get_household(hid)
+        assert file["members"][0]["resident_id"] == head["resident_id"] and file["phone"] == "13800000061"
+        assert [str(i["monthly_amount"]) for i in file["incomes"]] == ["1500.00"]
+        assert rpc.intake.find_household({"resident_id": head["resident_id"]})["id"] == hid   # the old index
+    path = write_config(config, tmp_path / "dibao.yml")
+    refused = runner.invoke(app, ["--config", path, "keys", "retire", "intake", "v1"])
+    assert refused.exit_code == 1 and "still use key v1" in said(refused)
+    rotated = runner.invoke(app, ["--config", path, "keys", "rotate", "intake", "--resume"])
+    assert rotated.exit_code == 0, rotated.output
+    assert {key_id_of(t) for t in tokens(config)} == {Keyring.parse(load_secret(config, "DATA_KEY_INTAKE")).primary}
+    assert runner.invoke(app, ["--config", path, "keys", "retire", "intake", "v1"]).exit_code == 0
+    assert "v1" not in Keyring.parse(load_secret(config, "DATA_KEY_INTAKE")).keys
+    with officer(config) as rpc:
+        again = rpc.intake.get_household(hid)
+        assert again["members"][0]["resident_id"] == head["resident_id"]
+        assert [str(i["monthly_amount"]) for i in again["incomes"]] == ["1500.00"]
+        assert rpc.intake.find_household({"resident_id": head["resident_id"]})["id"] == hid
