@@ -62,6 +62,7 @@ __all__ = [
     "Keyring",
     "FieldCipher",
     "FieldUnreadable",
+    "Unsealable",
     "configure",
     "get_cipher",
     "EncryptedString",
