@@ -66,8 +66,8 @@ class Ed25519Signer:
 
     algorithm = "ed25519"
 
-    def __init__(self, seed: bytes):
-        self._key = Ed25519PrivateKey.from_private_bytes(seed)
+    def __init__(self, seed: bytes | Ed25519PrivateKey):
+        self._key = seed if isinstance(seed, Ed25519PrivateKey) else Ed25519PrivateKey.from_private_bytes(seed)
 
     def public_key_text(self) -> str:
         raw = self._key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -187,6 +187,11 @@ class _Sm4Gcm:
             raise Unsealable("wrong key, another row or column, or altered") from None
 
 
+def as_signer(key):
+    """A checkpoint signer: one of ours as it is, a ``cryptography`` Ed25519 private key wrapped."""
+    return Ed25519Signer(key) if isinstance(key, Ed25519PrivateKey) else key
+
+
 # --- the profiles ------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -197,6 +202,8 @@ class CryptoProfile:
     label: str
     cipher_name: str
     key_bytes: int
+    chain_name: str         # the audit chain's hash, as a bundle's manifest names it
+    signature_name: str     # the checkpoint signature's algorithm, as a checkpoint names it (signed)
 
     def hash_algorithm(self) -> hashes.HashAlgorithm:
         raise NotImplementedError
@@ -264,9 +271,20 @@ class _Gm(CryptoProfile):
         return Sm2Signer.verify(public_key_text, signature, message)
 
 
-INTL: CryptoProfile = _Intl("intl", "international (AES-256-GCM, SHA-256, Ed25519)", "aes-256-gcm", 32)
-GM: CryptoProfile = _Gm("gm", "国密 (SM4-GCM, SM3, SM2)", "sm4-gcm", 16)
+INTL: CryptoProfile = _Intl("intl", "international (AES-256-GCM, SHA-256, Ed25519)", "aes-256-gcm", 32,
+                            "sha256", Ed25519Signer.algorithm)
+GM: CryptoProfile = _Gm("gm", "国密 (SM4-GCM, SM3, SM2)", "sm4-gcm", 16, "sm3", Sm2Signer.algorithm)
 PROFILES: dict[str, CryptoProfile] = {p.name: p for p in (INTL, GM)}
+
+
+def profile_signing_with(algorithm: str) -> CryptoProfile | None:
+    """The profile whose checkpoints are signed with ``algorithm`` (``ed25519``, ``sm2-sm3``)."""
+    return next((p for p in PROFILES.values() if p.signature_name == algorithm), None)
+
+
+def profile_hashing_with(chain_name: str | None) -> CryptoProfile | None:
+    """The profile whose audit chain hashes with ``chain_name`` (``sha256``, ``sm3``; None: ``sha256``)."""
+    return next((p for p in PROFILES.values() if p.chain_name == (chain_name or "sha256")), None)
 
 
 def profile_named(name: str | None) -> CryptoProfile:
