@@ -17,7 +17,11 @@ STAMP := $(VENV)/.installed
 # that every run-time file they provide is there (cli/doctor.py).
 #   fonts-wqy-zenhei — a TrueType CJK font the printable notice PDFs (公示)
 #   embed (reportlab cannot embed the CFF/OpenType fonts of fonts-noto-cjk).
-DEB_PACKAGES := fonts-wqy-zenhei
+#   chromium, chromium-driver — the headless browser (and its WebDriver) the
+#   console's tests drive (tests/browser_helpers.py); not needed to run.
+DEB_PACKAGES := fonts-wqy-zenhei chromium chromium-driver
+# Of those, the ones only the tests use: the service image (Dockerfile) leaves them out.
+DEB_TEST_ONLY := chromium chromium-driver
 
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS='-m "not integration" -x'`.
 PYTEST_ARGS ?=

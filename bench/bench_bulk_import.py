@@ -30,7 +30,8 @@ import pytest
 from nameko.rpc import rpc
 
 from bench.support import Stopwatch, record
-from services.intake import handlers, schemas
+from contracts.rpc import intake as schemas
+from services.intake import handlers
 from services.intake.models import Base
 from services.intake.service import MIGRATIONS, IntakeService
 from shared.db import ServiceDatabase, configure_cipher

@@ -31,7 +31,8 @@ from collections import Counter
 import sqlalchemy as sa
 
 from bench.bench_bulk_import import CHUNK, DISTRICT, SEED, sample_households
-from services.intake import handlers, schemas
+from contracts.rpc import intake as schemas
+from services.intake import handlers
 from services.intake.models import Base
 from services.intake.service import MIGRATIONS
 from shared.db import ServiceDatabase, configure_cipher

@@ -22,7 +22,7 @@ from typing import List, Optional
 import typer
 from rich.markup import escape
 
-from cli.common import cli_command, console, existing_service_names, fail, get_config, require_service
+from cli.common import SERVICES_DIR, cli_command, console, existing_service_names, fail, get_config, require_service
 
 app = typer.Typer(help="The deployment's secrets: generate the missing ones, list where each comes from.",
                   no_args_is_help=True, rich_markup_mode="rich")
@@ -32,6 +32,8 @@ def service_encrypts(service: str) -> bool:
     """Whether the service's database has encrypted columns (so it holds DATA_KEY_<SERVICE>)."""
     from shared.db import encrypts
 
+    if (SERVICES_DIR / service / "service.py").is_file() and not (SERVICES_DIR / service / "models.py").is_file():
+        return False   # a service without a database (the gateway) stores nothing
     try:
         models = importlib.import_module(f"services.{service}.models")
     except ImportError:

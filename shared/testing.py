@@ -263,7 +263,9 @@ def test_config(amqp_uri: str, db_uris: dict, data_dir: str, **overrides) -> dic
     config = load_config()
     config.update({"AMQP_URI": amqp_uri, "DB_URIS": db_uris, "DATA_DIR": str(data_dir),
                    "OUTBOX_POLL_SECONDS": 0.2, "INBOX_BACKOFF_SECONDS": 0.05, "INBOX_MAX_ATTEMPTS": 3,
-                   "RPC_TIMEOUT": 20, "BROKER_SERVICE_USERS": False})
+                   "RPC_TIMEOUT": 20, "BROKER_SERVICE_USERS": False,
+                   # a test deployment's gateway binds any free port unless the test names one
+                   "WEB_SERVER_ADDRESS": "127.0.0.1:0"})
     config.update({setting: "" for setting in SECRETS})   # not the developer's environment
     config.pop("SECRETS_DIR", None)
     # the harness plays identity: its key signs the tests' tokens; services verify with its public half

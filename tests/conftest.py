@@ -125,3 +125,25 @@ def broker_users_config(sqlite_config):
     config = with_broker_users(sqlite_config)
     yield config
     remove_broker_users(config)
+
+
+# --- the console in a real browser (tests/browser_helpers.py) -----------------------------
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole test session (a fresh profile; skipped,
+    with the install line, when Debian's chromium / chromium-driver are missing)."""
+    from tests.browser_helpers import chromium, quit_browser
+
+    driver = chromium()
+    yield driver
+    quit_browser(driver)
+
+
+@pytest.fixture
+def console_deployment(container_factory, sqlite_config):
+    """identity, intake, review and the gateway on this test's vhost: (config, base URL)."""
+    from tests.browser_helpers import start_console
+
+    return start_console(container_factory, sqlite_config)

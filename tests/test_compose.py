@@ -242,10 +242,19 @@ def test_environment_only_uses_variables_config_reads(compose):
     assert not unknown, f"set in docker-compose.yml but never read by config.yml: {sorted(unknown)}"
 
 
+def has_database(name: str) -> bool:
+    """A service keeps a database when it has models (the gateway has none: it calls the others)."""
+    return (SERVICES_DIR / name / "models.py").is_file() or is_pending(name)
+
+
 def test_dibao_containers_set_broker_secrets_and_their_database(containers):
     for name, svc in containers.items():
         env = environment(svc)
-        required = {"DIBAO_AMQP_URI", "DIBAO_DATA_DIR", "DIBAO_SECRETS_DIR", f"DIBAO_{name.upper()}_DB_URI"}
+        required = {"DIBAO_AMQP_URI", "DIBAO_DATA_DIR", "DIBAO_SECRETS_DIR"}
+        if has_database(name):
+            required.add(f"DIBAO_{name.upper()}_DB_URI")
+        else:
+            assert not any(k.endswith("_DB_URI") for k in env), f"{name} keeps no database but is given one"
         missing = required - env.keys()
         assert not missing, f"compose service {name!r} lacks {sorted(missing)} (it would use the laptop defaults)"
 
@@ -260,6 +269,8 @@ def held_secrets(name: str) -> tuple[str, ...]:
 
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+    if not has_database(name):
+        return required_secrets(name, encrypts=False)
     models = importlib.import_module(f"services.{name}.models")
     return required_secrets(name, encrypts(models.Base.metadata))
 
@@ -351,8 +362,27 @@ def test_dibao_cli_names_existing_services(compose):
         pytest.skip(", ".join(f"services/{n}/service.py" for n in sorted(set(pending))) + " not written yet")
 
 
+def http_entrypoint_urls(name: str) -> set[str]:
+    """The URLs of the service's @http entrypoints (nameko's HttpRequestHandler)."""
+    from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+    from nameko.web.handlers import HttpRequestHandler
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    module = importlib.import_module(f"services.{name}.service")
+    return {ext.url for cls in nameko_service_classes(module) for _, member in inspect.getmembers(cls)
+            for ext in getattr(member, ENTRYPOINT_EXTENSIONS_ATTR, ()) if isinstance(ext, HttpRequestHandler)}
+
+
 def test_every_dibao_container_migrates_and_has_a_healthcheck(containers):
     for name, svc in containers.items():
+        if not has_database(name):
+            # no database to migrate; its health is its own HTTP /healthz, fetched inside the container
+            assert name not in dibao_cli_targets(svc.get("command"), "migrate"), f"{name} has nothing to migrate"
+            [check] = healthcheck_commands(svc)
+            assert "/healthz" in " ".join(map(str, check)) and "/healthz" in http_entrypoint_urls(name), (
+                f"{name}: the healthcheck should fetch /healthz, which {name} serves")
+            continue
         assert name in dibao_cli_targets(svc.get("command"), "migrate"), (
             f"{name}: command should run `dibao migrate {name}` before `nameko run`"
         )

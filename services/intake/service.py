@@ -11,7 +11,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from contracts import intake as events  # noqa: F401 - registers intake's event contract
-from services.intake import calendar, handlers, schemas
+from contracts.rpc import intake as schemas
+from services.intake import calendar, handlers
 from contracts import identity as _identity_events  # noqa: F401 - the staff registry's source
 from contracts import review as _review_events  # noqa: F401 - the review events intake consumes
 from services.intake.models import WORKDAY_SCHEDULE, Application, Base

@@ -392,3 +392,62 @@ def overdue(uow: UnitOfWork, actor: Actor, unit_code: str, as_of: date) -> list[
     stmt = (sa.select(ReviewFile).where(open_, late, ReviewFile.community_code.startswith(unit_code, autoescape=True))
             .order_by(ReviewFile.township_code, ReviewFile.community_code, ReviewFile.accepted_on))
     return list(uow.session.scalars(stmt))
+
+
+#: the statuses of a file still in the review
+OPEN_STATUSES = ("in_review", "awaiting_investigation", "awaiting_reinvestigation")
+
+
+def acting_level(f: ReviewFile) -> str:
+    """The level that acts next on an open file: its open step's, or the
+    community's while a (re-)investigation is awaited."""
+    if f.status == "in_review" and f.step:
+        return policy_of(f).step(f.step).level
+    return "community"
+
+
+def levels_of(actor: Actor) -> set[str]:
+    """The levels the actor works at (LEVEL_ROLES); an auditor reads every level."""
+    if actor.has(Role.AUDITOR):
+        return set(LEVEL_ROLES)
+    return {level for level, roles in LEVEL_ROLES.items() if actor.roles & frozenset(roles)}
+
+
+def files_within(uow: UnitOfWork, actor: Actor, unit_code: str, status: str | None, limit: int) -> list[ReviewFile]:
+    """The review files within ``unit_code`` (of one status, if given), the latest accepted first."""
+    authorize(actor, READERS, unit_code)
+    stmt = sa.select(ReviewFile).where(ReviewFile.community_code.startswith(unit_code, autoescape=True))
+    if status:
+        stmt = stmt.where(ReviewFile.status == status)
+    stmt = stmt.order_by(ReviewFile.accepted_on.desc(), ReviewFile.application_id).limit(limit)
+    return list(uow.session.scalars(stmt))
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """An open file on someone's worklist (待办): the file, who acts, whether it is late."""
+
+    file: ReviewFile
+    level: str
+    overdue: bool
+
+
+def worklist(uow: UnitOfWork, actor: Actor, unit_code: str, as_of: date, limit: int) -> list[WorkItem]:
+    """待办: the open files within ``unit_code`` whose next act is at a level
+    the actor works at, the earliest deadline first (a file without one last)."""
+    authorize(actor, READERS, unit_code)
+    levels = levels_of(actor)
+    stmt = (sa.select(ReviewFile)
+            .where(ReviewFile.status.in_(OPEN_STATUSES),
+                   ReviewFile.community_code.startswith(unit_code, autoescape=True))
+            .order_by(ReviewFile.accepted_on, ReviewFile.application_id))
+    items = []
+    for f in uow.session.scalars(stmt):
+        level = acting_level(f)
+        if level in levels:
+            late = rules.overdue(f.step_due_on, f.process_due_on, as_of)
+            items.append(WorkItem(f, level, late))
+    far = date.max
+    items.sort(key=lambda i: (not i.overdue, min(i.file.step_due_on or far, i.file.process_due_on or far),
+                              i.file.accepted_on))
+    return items[:limit]

@@ -19,7 +19,8 @@ from contracts import intake as _intake_events  # noqa: F401 - the contract we c
 from contracts import notify as _notify_events  # noqa: F401
 from contracts import payments as _payments_events  # noqa: F401
 from contracts import review as events  # noqa: F401 - registers review's event contract
-from services.review import calendar, dynamic, handlers, month_end, rules, schemas
+from contracts.rpc import review as schemas
+from services.review import calendar, dynamic, handlers, month_end, rules
 from services.review.models import WORKDAY_SCHEDULE, Base, Case, Staff
 from shared.db import AlreadyConsumed, Database
 from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
@@ -164,6 +165,31 @@ class ReviewService(deadletter.DeadLetterReplay):
         with self.db.read() as uow:
             files = handlers.overdue(uow, self.caller.actor, data["unit_code"], data["as_of"] or self.ref.today())
             return FILES_OUT.dump(files)
+
+    @rpc
+    def worklist(self, unit_code=None, as_of=None, limit=200):
+        """待办: the open applications within the unit (default: the caller's)
+        that wait for a level the caller works at, with their deadlines,
+        overdue and provisional marks: the late ones first, then by the nearest
+        deadline (the answer's shape: schemas.WorkItemOut)."""
+        given = {"unit_code": unit_code, "as_of": as_of, "limit": limit}
+        data = load(schemas.WorklistSchema, {k: v for k, v in given.items() if v is not None})
+        actor = self.caller.actor
+        with self.db.read() as uow:
+            items = handlers.worklist(uow, actor, data["unit_code"] or actor.unit, data["as_of"] or self.ref.today(),
+                                      data["limit"])
+            return [dict(FILE_OUT.dump(i.file), level=i.level, overdue=i.overdue) for i in items]
+
+    @rpc
+    def files(self, unit_code=None, status=None, limit=200):
+        """The applications in the review within the unit (default: the caller's), of one
+        status if given, the latest accepted first."""
+        given = {"unit_code": unit_code, "status": status, "limit": limit}
+        data = load(schemas.FilesSchema, {k: v for k, v in given.items() if v is not None})
+        actor = self.caller.actor
+        with self.db.read() as uow:
+            return FILES_OUT.dump(handlers.files_within(uow, actor, data["unit_code"] or actor.unit, data["status"],
+                                                        data["limit"]))
 
     # --- dynamic management (动态管理, the exit 出口) ----------------------------------
     @consume_event("intake", "checkin_recorded")

@@ -34,7 +34,7 @@ from nameko.exceptions import IncorrectSignature
 from nameko.rpc import Rpc
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from services.intake import schemas
+from contracts.rpc import intake as schemas
 from services.intake.models import Base
 from services.intake.service import IntakeService
 from shared.db import make_engine

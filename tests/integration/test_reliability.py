@@ -23,7 +23,7 @@ from nameko.events import event_handler
 
 from services.intake import handlers
 from services.intake.models import Base
-from services.intake.schemas import HouseholdSchema
+from contracts.rpc.intake import HouseholdSchema
 from services.intake.service import MIGRATIONS, IntakeService
 from shared.config import REPO_ROOT
 from shared.db import ServiceDatabase, configure_cipher

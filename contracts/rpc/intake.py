@@ -249,3 +249,14 @@ class InvestigationOut(Schema):
     verified_monthly_income = Money()
     verified_assets_value = Money()
     started_late = fields.Boolean()
+
+
+class HouseholdRegisteredOut(Schema):
+    """register_household's answer: the new household and its members' ids, in the order given."""
+
+    household_id = fields.String()
+    member_ids = fields.List(fields.String())
+
+
+class HouseholdUpdatedOut(HouseholdRegisteredOut):
+    version = fields.Integer(metadata={"doc": "the household record's new version"})

@@ -70,6 +70,23 @@ class OverdueSchema(Schema):
     as_of = fields.Date(load_default=None)
 
 
+class WorklistSchema(Schema):
+    """待办: the caller's unit unless a unit within it is named."""
+
+    unit_code = DivisionCode(load_default=None)
+    as_of = fields.Date(load_default=None, metadata={"doc": "judge lateness on this day (default: today)"})
+    limit = fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
+
+
+class FilesSchema(Schema):
+    """The review files of a unit (default: the caller's), of one status if given."""
+
+    unit_code = DivisionCode(load_default=None)
+    status = fields.String(load_default=None, validate=validate.OneOf(
+        ("awaiting_investigation", "in_review", "awaiting_reinvestigation", "approved", "rejected")))
+    limit = fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
+
+
 class ReviewFileOut(Schema):
     application_id = fields.String()
     household_id = fields.String()
@@ -92,6 +109,13 @@ class ReviewFileOut(Schema):
     rejection_reason = fields.String(allow_none=True)
     flags = fields.List(fields.Dict())
     investigators = fields.List(fields.Dict())
+
+
+class WorkItemOut(ReviewFileOut):
+    """An open file on a worklist: the file, the level that acts next, whether it is late."""
+
+    level = fields.String(metadata={"doc": "community | township | district: who acts next"})
+    overdue = fields.Boolean(metadata={"doc": "past the step's or the whole process's deadline"})
 
 
 class CaseOut(Schema):
