@@ -86,7 +86,7 @@ def unsent(db_path: str) -> int:
 
 def direct_import(config: dict, households: list[dict], path) -> float:
     """The same handler in-process, one unit of work per household: seconds."""
-    configure_cipher(config)
+    configure_cipher(config, "intake")
     ref = ReferenceData.from_config(config)
     db = ServiceDatabase("intake", f"sqlite:///{path}", Base.metadata, MIGRATIONS)
     db.migrate()

@@ -79,7 +79,7 @@ def one_unit_of_work_each(db: ServiceDatabase, ref, rows: list[dict]) -> int:
 
 def test_profile_bulk_import(sqlite_config, tmp_path):
     config = sqlite_config
-    configure_cipher(config)
+    configure_cipher(config, "intake")
     ref = ReferenceData.from_config(config)
     rows = sample_households(N, seed=SEED + 7)
     load(schemas.HouseholdSchema, rows[0])   # warm: schema instance, stdnum tables

@@ -67,11 +67,21 @@ class State:
             except Exception as exc:  # a YAML error, a bad ${VAR} …
                 fail(f"cannot read the configuration {path or os.environ.get('DIBAO_CONFIG') or 'config.yml'}: "
                      f"{one_line(exc)}")
+            self._use_profile()
         return self._config
+
+    def _use_profile(self) -> None:
+        from shared import profiles
+
+        try:   # the tools hash, sign and open fields under the deployment's profile
+            profiles.use(self._config)
+        except ValueError as exc:
+            fail(one_line(exc))
 
     @config.setter
     def config(self, value: dict) -> None:
         self._config = value
+        self._use_profile()
 
 
 def state(ctx: typer.Context) -> State:

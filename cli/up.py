@@ -98,14 +98,14 @@ def ensure_deployment_secrets(config: dict, services) -> None:
     <SECRETS_DIR> (0600) and later starts reuse them; a secret set to a value
     the repository published, or malformed, stops here in one line."""
     from cli.secrets import service_encrypts
-    from shared.secrets import check_secrets, ensure_secrets, required_secrets, secrets_dir
+    from shared.secrets import check_secrets, ensure_secrets, secrets_dir, secrets_to_check
 
     made = ensure_secrets(config)
     if made:
         console.print(f"generated this deployment's secrets in {secrets_dir(config).resolve()} (mode 0600; keep "
-                      f"them, DATA_KEY above all): {', '.join(made)}")
+                      f"them, the DATA_KEY_<SERVICE> keyrings above all): {', '.join(made)}")
     problems = [f"{name}: {problem}" for name in services
-                for problem in check_secrets(config, required_secrets(name, service_encrypts(name)))]
+                for problem in check_secrets(config, secrets_to_check(config, name, service_encrypts(name)))]
     if problems:
         fail("refusing to start — " + "; ".join(problems))
 

@@ -22,6 +22,28 @@ def _deployment(config: dict):
     remove_broker_users(config)
 
 
+@pytest.fixture(autouse=True)
+def _default_crypto_profile():
+    """Every test starts on the default profile (a gm test chose its own)."""
+    from shared import profiles
+
+    profiles.use(profiles.INTL)
+    yield
+    profiles.use(profiles.INTL)
+
+
+@pytest.fixture(params=["intl", "gm"], ids=lambda name: f"profile={name}")
+def crypto_profile(request):
+    """Both crypto profiles (shared/profiles.py): the test's config gets
+    ``CRYPTO_PROFILE`` when it uses ``config``/``sqlite_config`` too."""
+    from shared import profiles
+
+    for name in ("config", "sqlite_config"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name)["CRYPTO_PROFILE"] = request.param
+    return profiles.use(profiles.profile_named(request.param))
+
+
 @pytest.fixture
 def container_factory(container_factory):
     """nameko's, with each Dibao container on its service's own config (its

@@ -263,7 +263,7 @@ def test_dibao_containers_set_broker_secrets_and_their_database(containers):
 
 
 def held_secrets(name: str) -> tuple[str, ...]:
-    """What shared.secrets says the service holds (DATA_KEY only if it stores encrypted columns)."""
+    """What shared.secrets says the service holds (its DATA_KEY_<SERVICE> only if it stores encrypted columns)."""
     from shared.db import encrypts
     from shared.secrets import required_secrets
 

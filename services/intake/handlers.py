@@ -38,7 +38,7 @@ def now() -> datetime:
 
 
 def resident_index(resident_id: str) -> str:
-    return get_cipher().blind_index(resident_id, "resident_id")
+    return get_cipher("intake").blind_index(resident_id, "resident_id")
 
 
 # --- staff (the registry, from identity's events: shared/staff.py) -------------

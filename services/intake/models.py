@@ -1,8 +1,11 @@
 """Intake's state: households and their file (一户一档).
 
-ID numbers and amounts are encrypted at rest (AES-GCM through
-``EncryptedString``/``EncryptedDecimal``); a member is found by ID number
-through ``resident_id_index``, a keyed blind index.
+ID numbers and amounts are encrypted at rest (``EncryptedString`` /
+``EncryptedDecimal``, each token bound to its table, column and row:
+shared/sealing.py); a member is found by ID number through
+``resident_id_index``, a keyed blind index. Incomes and assets, whose ids
+the database numbers, carry a ``seal_id`` made before the INSERT: the row id
+their tokens are bound to.
 """
 from __future__ import annotations
 
@@ -92,7 +95,9 @@ class Income(Base):
     household_id: Mapped[str] = mapped_column(sa.ForeignKey("household.id", ondelete="CASCADE"), index=True)
     member_id: Mapped[str | None] = mapped_column(sa.ForeignKey("member.id", ondelete="CASCADE"), nullable=True)
     source: Mapped[str] = mapped_column(sa.String(16))
-    monthly_amount: Mapped[Decimal] = mapped_column(EncryptedDecimal)
+    monthly_amount: Mapped[Decimal] = mapped_column(EncryptedDecimal(row_key="seal_id"))
+    #: the row id the amount's token is bound to (known before the INSERT; ``id`` is not)
+    seal_id: Mapped[str] = mapped_column(sa.String(36), default=new_id, unique=True)
 
     member: Mapped["Member | None"] = relationship()  # orders the INSERTs: member first
 
@@ -103,7 +108,9 @@ class Asset(Base):
     household_id: Mapped[str] = mapped_column(sa.ForeignKey("household.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(sa.String(16))
     description: Mapped[str] = mapped_column(sa.String(200), default="")
-    value: Mapped[Decimal] = mapped_column(EncryptedDecimal)
+    value: Mapped[Decimal] = mapped_column(EncryptedDecimal(row_key="seal_id"))
+    #: the row id the value's token is bound to (known before the INSERT; ``id`` is not)
+    seal_id: Mapped[str] = mapped_column(sa.String(36), default=new_id, unique=True)
 
 
 class Application(RecordsEvents, Base):

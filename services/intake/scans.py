@@ -36,14 +36,14 @@ class ScanFiles:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         temporary = path.with_suffix(".part")
         with open(temporary, "wb") as out:
-            out.write(get_cipher().seal_bytes(content, scan_id))
+            out.write(get_cipher("intake").seal_bytes(content, scan_id))
             out.flush()
             os.fsync(out.fileno())
         os.chmod(temporary, 0o600)
         os.replace(temporary, path)
 
     def read(self, scan_id: str) -> bytes:
-        return get_cipher().open_bytes(self.path_of(scan_id).read_bytes(), scan_id)
+        return get_cipher("intake").open_bytes(self.path_of(scan_id).read_bytes(), scan_id)
 
     def remove(self, scan_id: str) -> None:
         self.path_of(scan_id).unlink(missing_ok=True)

@@ -52,7 +52,7 @@ class Partner:
 def commit_households(config: dict, count: int, seed: int = 1) -> list[str]:
     """Commit registrations straight through the unit of work, as the service
     would, without any relay running (the process 'dies' right after)."""
-    configure_cipher(config)
+    configure_cipher(config, "intake")
     db = ServiceDatabase("intake", config["DB_URIS"]["intake"], Base.metadata, MIGRATIONS)
     db.migrate()
     ref = ReferenceData.from_config(config)
