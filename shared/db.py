@@ -142,6 +142,14 @@ def encrypts(metadata: sa.MetaData) -> bool:
 _PENDING_EVENTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+def outbox_row(event: Event, actor: dict | None, correlation_id: str, now: datetime) -> tuple[dict, dict]:
+    """The outbox row of one event (and its envelope): what a unit of work
+    commits, and what a component writing its own transaction inserts there."""
+    env = envelope(event, actor, correlation_id, now)
+    return ({"event_id": env["event_id"], "exchange": f"{event.source}.events", "routing_key": event.type,
+             "body": encode(env), "correlation_id": correlation_id, "created_at": now}, env)
+
+
 class RecordsEvents:
     """Mixin for aggregates that record domain events (cosmicpython style).
 
@@ -306,10 +314,8 @@ class UnitOfWork:
         now = utcnow()
         rows = []
         for ev in events:
-            env = envelope(ev, self.actor, self.correlation_id, now)
-            rows.append({"event_id": env["event_id"], "exchange": f"{ev.source}.events",
-                         "routing_key": ev.type, "body": encode(env),
-                         "correlation_id": self.correlation_id, "created_at": now})
+            row, env = outbox_row(ev, self.actor, self.correlation_id, now)
+            rows.append(row)
             self.committed_events.append(env)
         if rows:
             self.session.execute(self._outbox.insert(), rows)
@@ -390,7 +396,15 @@ class ServiceDatabase:
             self.metadata.create_all(self.engine)
             return
         from shared.migrations import upgrade
-        upgrade(self.engine, self.migrations, self.service)
+        try:
+            upgrade(self.engine, self.migrations, self.service)
+        except sa.exc.ProgrammingError as exc:
+            if getattr(exc.orig, "pgcode", None) != "42501":   # insufficient_privilege
+                raise
+            raise RuntimeError(
+                f"{self.service}: the schema is not at its latest migration and this database role may not "
+                f"migrate it (it is the service's, not the owner's): run `dibao migrate {self.service}` "
+                f"with DB_MIGRATE_URIS.{self.service} (or `dibao db roles`) first") from None
 
     def unit_of_work(self, actor: dict | None = None, correlation_id: str = "", on_commit=None,
                      command=None) -> UnitOfWork:

@@ -17,6 +17,7 @@ Skips (with the install line) when Chromium or its driver is missing:
 """
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import tempfile
@@ -30,7 +31,8 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage", "--lang=zh-CN")
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "console"
+#: where the screenshots go: docs/console/ (docs/console.md shows them), or DIBAO_SCREENSHOTS_DIR
+SCREENSHOTS = Path(os.environ.get("DIBAO_SCREENSHOTS_DIR") or Path(__file__).resolve().parents[1] / "docs" / "console")
 #: a phone's width (the console must be usable at 375 px)
 PHONE = (375, 812)
 DESKTOP = (1280, 900)
@@ -146,7 +148,7 @@ class Console:
         return self
 
     def screenshot(self, name: str, size=PHONE) -> Path:
-        """docs/console/<name>.png at ``size`` (a phone's width by default), the whole page's height."""
+        """<SCREENSHOTS>/<name>.png at ``size`` (a phone's width by default), the whole page's height."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         width, height = size
         self.driver.set_window_size(width, height)

@@ -78,6 +78,15 @@ class WorklistSchema(Schema):
     limit = fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
 
 
+class FilesSchema(Schema):
+    """The review files of a unit (default: the caller's), of one status if given."""
+
+    unit_code = DivisionCode(load_default=None)
+    status = fields.String(load_default=None, validate=validate.OneOf(
+        ("awaiting_investigation", "in_review", "awaiting_reinvestigation", "approved", "rejected")))
+    limit = fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
+
+
 class ReviewFileOut(Schema):
     application_id = fields.String()
     household_id = fields.String()

@@ -421,6 +421,16 @@ def levels_of(actor: Actor) -> set[str]:
     return {level for level, roles in LEVEL_ROLES.items() if actor.roles & frozenset(roles)}
 
 
+def files_within(uow: UnitOfWork, actor: Actor, unit_code: str, status: str | None, limit: int) -> list[ReviewFile]:
+    """The review files within ``unit_code`` (of one status, if given), the latest accepted first."""
+    authorize(actor, READERS, unit_code)
+    stmt = sa.select(ReviewFile).where(ReviewFile.community_code.startswith(unit_code, autoescape=True))
+    if status:
+        stmt = stmt.where(ReviewFile.status == status)
+    stmt = stmt.order_by(ReviewFile.accepted_on.desc(), ReviewFile.application_id).limit(limit)
+    return list(uow.session.scalars(stmt))
+
+
 @dataclass(frozen=True)
 class WorkItem:
     """An open file on someone's worklist (待办): the file, who acts, whether it is late."""

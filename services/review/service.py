@@ -188,6 +188,17 @@ class ReviewService(deadletter.DeadLetterReplay):
                                       data["limit"])
             return [dict(FILE_OUT.dump(i.file), level=i.level, overdue=i.overdue) for i in items]
 
+    @rpc
+    def files(self, unit_code=None, status=None, limit=200):
+        """The applications in the review within the unit (default: the caller's), of one
+        status if given, the latest accepted first."""
+        given = {"unit_code": unit_code, "status": status, "limit": limit}
+        data = load(schemas.FilesSchema, {k: v for k, v in given.items() if v is not None})
+        actor = self.caller.actor
+        with self.db.read() as uow:
+            return FILES_OUT.dump(handlers.files_within(uow, actor, data["unit_code"] or actor.unit, data["status"],
+                                                        data["limit"]))
+
     # --- dynamic management (动态管理, the exit 出口) ----------------------------------
     @consume_event("intake", "checkin_recorded")
     def on_checkin_recorded(self, body):

@@ -4,6 +4,7 @@ malformed or unknown-version event is parked with the reason and ingest
 goes on."""
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timezone
 
@@ -11,6 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from contracts import audit_chain as chain
+from contracts import audit_checkpoints as signed
+from services.audit.checkpoints import Checkpointer
 from services.audit.ingest import to_record, utc_text
 from services.audit.models import Base
 from services.audit.service import MIGRATIONS, AuditService
@@ -72,7 +75,11 @@ def test_dibao_audit_verify_passes_then_names_the_altered_record(log, config, tm
     ok = CliRunner().invoke(app, ["--config", path, "audit", "verify"])
     assert ok.exit_code == 0 and "chain verifies" in ok.output and "20 records" in ok.output
     checkpoint = tmp_path / "cp.json"
+    none_yet = CliRunner().invoke(app, ["--config", path, "audit", "checkpoint", "--out", str(checkpoint)])
+    assert none_yet.exit_code == 2 and "no checkpoint signed yet" in none_yet.output
+    sign_head(log, config)
     assert CliRunner().invoke(app, ["--config", path, "audit", "checkpoint", "--out", str(checkpoint)]).exit_code == 0
+    assert json.loads(checkpoint.read_text())["seq"] == 20
     execute(log, "UPDATE audit_records SET actor_unit = '420115' WHERE seq = 4")
     bad = CliRunner().invoke(app, ["--config", path, "audit", "verify"])
     assert bad.exit_code == 2 and "record 4 altered" in bad.output
@@ -106,15 +113,23 @@ def test_inserted_record_is_named(log):
     assert (result.finding.kind, result.finding.seq) == ("inserted", 6)
 
 
+def sign_head(db, config) -> dict:
+    """A checkpoint of the log's head, as the audit service's writer signs it."""
+    checkpoints = Checkpointer(signed.signing_key(config), 1, 0, db.outbox)
+    with db.engine.begin() as conn:
+        return checkpoints.sign(conn)
+
+
 def test_checkpoint_is_signed_and_catches_a_rewritten_history(log, config):
-    key = chain.signing_key(config)
-    cp = chain.make_checkpoint(log.engine, key)
-    public = chain.public_key_text(key)
-    assert cp["seq"] == 20 and chain.check_signature(cp, public)
-    assert not chain.check_signature(dict(cp, seq=19), public)          # the signature covers the figures
+    cp = sign_head(log, config)
+    public = signed.public_key_text(signed.signing_key(config))
+    keys = {signed.key_id(public): public}
+    assert cp["seq"] == 20 and cp["previous_seq"] == 0 and signed.check_signature(cp, keys)
+    assert cp["locator"] == ""                     # this log did not start with an anchor: nothing to locate with
+    assert not signed.check_signature(dict(cp, seq=19), keys)          # the signature covers the figures
     with log.engine.begin() as conn:                                   # the log grows: still extends it
         chain.append(conn, [to_record(command(50 + n), "x") for n in range(3)])
-    assert chain.verify_against(log.engine, cp, public)[1] is None
+    assert signed.verify_database(log.engine, [cp], keys).ok
     # rewrite record 3 and recompute every later hash: verify alone passes, the checkpoint does not
     with log.engine.begin() as conn:
         rows = conn.execute(sa.select(chain.audit_records).order_by(chain.audit_records.c.seq)).mappings().all()
@@ -126,8 +141,9 @@ def test_checkpoint_is_signed_and_catches_a_rewritten_history(log, config):
             conn.execute(chain.audit_records.update().where(chain.audit_records.c.seq == row["seq"])
                          .values(actor_name=row["actor_name"], prev_hash=row["prev_hash"], hash=row["hash"]))
     assert chain.verify(log.engine)[0].ok
-    problem = chain.verify_against(log.engine, cp, public)[1]
-    assert problem and "rewritten" in problem
+    report = signed.verify_database(log.engine, [cp], keys)
+    assert (report.first.kind, report.first.seq) == ("rewritten", 20)
+    assert "rewritten between records 1 and 20" in report.first.detail
 
 
 def test_malformed_and_unknown_version_events_are_parked_with_the_reason_and_ingest_goes_on(

@@ -3,7 +3,8 @@ with their password and one-time code at identity, and every page calls the
 services as them.
 
 - A community officer logs in, sees the worklist (待办) with the application
-  waiting for them, opens it and sees its review status, opens the household
+  waiting for them, finds it among the unit's applications, opens it and sees
+  its review status, opens the household
   file (ID numbers masked), logs out — and the session no longer works.
 - A community officer cannot open another community's household: the 403
   page (the same as for a household that does not exist), and intake's
@@ -69,7 +70,11 @@ def test_an_officer_logs_in_sees_the_worklist_and_opens_an_applications_review_s
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
     console.screenshot("worklist")
 
-    console.find(f'a[href="/applications/{application_id}"]').click()
+    console.find('nav.main a[href="/applications"]').click()     # the unit's applications (申请)
+    console.wait_path(lambda p: p == "/applications")
+    assert "待入户调查" in console.text("#applications")
+    console.screenshot("applications")
+    console.find(f'#applications a[href="/applications/{application_id}"]').click()
     console.wait_path(lambda p: p.startswith("/applications/"))
     assert UUID_PATH.match(console.path), console.path       # nothing personal in the URL
     assert console.find("#status").get_attribute("data-status") == "awaiting_investigation"

@@ -8,18 +8,20 @@ records) is intake's (``intake.get_application``).
 """
 from __future__ import annotations
 
-from services.gateway.pages.base import Area, Section
+from services.gateway.pages.base import Area, Nav, Section
 from services.gateway.pages.households import RECORD_REFUSED, record_refused
 from shared.errors import Forbidden, NotFound
 from shared.identity import Role
-
-area = Area("applications")
 
 #: who has a review worklist: every level's case workers, and the auditor (reads)
 REVIEW_ROLES = (Role.COMMUNITY_OFFICER, Role.COMMUNITY_PANEL, Role.TOWNSHIP_OFFICER, Role.TOWNSHIP_COMMITTEE,
                 Role.DISTRICT_OFFICER, Role.CENTRE_DIRECTOR, Role.DEPUTY_DIRECTOR, Role.AUDITOR)
 #: who accepts applications and investigates: intake's case workers
 INTAKE_ROLES = frozenset({Role.COMMUNITY_OFFICER, Role.TOWNSHIP_OFFICER, Role.DISTRICT_OFFICER})
+#: the review's statuses, as the list filters them
+STATUSES = ("awaiting_investigation", "in_review", "awaiting_reinvestigation", "approved", "rejected")
+
+area = Area("applications", nav=[Nav("申请", "/applications", roles=REVIEW_ROLES, order=10)])
 
 
 @area.section(roles=REVIEW_ROLES, order=10)
@@ -39,6 +41,17 @@ def review_worklist(ctx):
                 if application["investigation_deadline"] < today:
                     item["overdue"] = True
     return Section("审核待办", "applications/_worklist.html", items=items, empty="暂无待办的申请")
+
+
+@area.page("/applications", roles=REVIEW_ROLES)
+def applications(ctx):
+    """The applications in the review within the person's unit, the latest accepted first
+    (``?status=`` narrows it to one of the review's statuses)."""
+    status = ctx.request.args.get("status") or None
+    if status not in STATUSES:
+        status = None
+    found = ctx.calls.review.files(status=status, limit=500)
+    return ctx.render("applications/list.html", applications=found, status=status, statuses=STATUSES)
 
 
 @area.page("/applications/<uuid:application_id>")
