@@ -58,7 +58,7 @@ def start_demo_services(config: dict, movable_clock: bool = False):
             Path(demo_dir, f"{name}.db{suffix}").unlink(missing_ok=True)
     # and what notify wrote last time: the boards and the messages to households
     for stale in [*demo_dir.glob("notices/*.html"), *demo_dir.glob("notices/*.pdf"),
-                  demo_dir / "messages" / "outbox.jsonl"]:
+                  *demo_dir.glob("notices/*/*.pdf"), demo_dir / "messages" / "outbox.jsonl"]:
         stale.unlink(missing_ok=True)
     demo_config = dict(config, DATA_DIR=str(demo_dir),
                        DB_URIS={name: f"sqlite:///{demo_dir / (name + '.db')}" for name in names})

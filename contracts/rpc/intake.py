@@ -186,6 +186,14 @@ class LookupSchema(Schema):
     resident_id = ResidentId(required=True)
 
 
+class ApplicantCheckSchema(Schema):
+    """An application's number (its id, on the receipt) and the last four
+    characters of the applicant's (the head's) resident ID: the public status page's question."""
+
+    application_id = fields.String(required=True, validate=validate.Length(1, 36))
+    id_last4 = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{3}[0-9Xx]$"))
+
+
 class ListApplicationsSchema(Schema):
     """Filters of list_applications (keyword arguments; None means "not given")."""
 

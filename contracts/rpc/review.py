@@ -112,6 +112,19 @@ class ReviewFileOut(Schema):
     notice_id = fields.String(allow_none=True, metadata={"doc": "notify's notice standing for the open notice step"})
 
 
+class PublicStatusOut(Schema):
+    """An application's status as the public status page answers it: the
+    step and its dates, nothing about the household, the votes or the money."""
+
+    status = fields.String()
+    step = fields.String(allow_none=True)
+    accepted_on = fields.Date()
+    step_opened_on = fields.Date(allow_none=True)
+    step_due_on = fields.Date(allow_none=True)
+    process_due_on = fields.Date(allow_none=True)
+    decided_on = fields.Date(allow_none=True)
+
+
 class WorkItemOut(ReviewFileOut):
     """An open file on a worklist: the file, the level that acts next, whether it is late."""
 

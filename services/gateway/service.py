@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from services.gateway import api, assets, pages
 from services.gateway.auth import WebSessions
+from services.gateway.door import DOOR_KEY, PublicDoor
 from services.gateway.http import http, json_response
 from services.gateway.remote import PersonRpc
 from shared.identity import Identity
@@ -25,6 +26,7 @@ class GatewayService:
     calls = PersonRpc()       # the services, called as that person
     sessions = WebSessions()  # identity's session check, cookies, CSRF
     ref = Reference()         # divisions' names, today by the configured clock
+    door = PublicDoor()       # the public pages: the gateway's own identity, rate limits per address
 
     @http("GET", "/healthz")
     def healthz(self, request):
@@ -56,8 +58,10 @@ class GatewayService:
 
     @http("GET,POST", "/", kind="page")
     def console_home(self, request):
+        request.environ[DOOR_KEY] = self.door
         return pages.handle(request, self.caller, self.calls, self.sessions, self.ref)
 
     @http("GET,POST", "/<path:path>", kind="page")
     def console(self, request, path):
+        request.environ[DOOR_KEY] = self.door
         return pages.handle(request, self.caller, self.calls, self.sessions, self.ref)

@@ -7,6 +7,7 @@ and commits. The nameko service only loads, calls and dumps.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -18,7 +19,7 @@ from services.intake import rules
 from services.intake.models import (Application, Asset, CaseStatus, CheckIn, DocumentScan, FileDocument,
                                     HomeInvestigation, Household, Income, LabourAttendance, Member, Staff, new_id)
 from shared.crypto import get_cipher
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, is_id
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import Event
 from shared.identity import Actor, Role
@@ -205,6 +206,24 @@ def load_application(uow: UnitOfWork, actor: Actor, roles, application_id: str,
     options = [joinedload(Application.investigations)] if with_investigations else []
     return get_within(uow, actor, roles, Application, application_id, "application", "application_id",
                       options=options)
+
+
+def applicant_matches(uow: UnitOfWork, actor: Actor, data: dict) -> Application:
+    """The public status page's check (the gateway's own identity asks it):
+    the application whose applicant's (the head's) resident ID ends with
+    ``id_last4``. A wrong pair is the same NotFound as an unknown number, so
+    the answer tells nothing about which one was wrong."""
+    require(actor, (Role.SERVICE,))
+    answer = NotFound.of("application", "?", "application_id")
+    application = uow.session.get(Application, data["application_id"]) if is_id(data["application_id"]) else None
+    if application is None:
+        hmac.compare_digest("0000", data["id_last4"].upper())   # about as long as a real check
+        raise answer
+    head = next((m for m in application.household.members if m.relation == "head"), None)
+    given = data["id_last4"].upper()
+    if head is None or not hmac.compare_digest(head.resident_id[-4:].upper(), given):
+        raise answer
+    return application
 
 
 def record_investigation(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> HomeInvestigation:

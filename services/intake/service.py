@@ -139,6 +139,16 @@ class IntakeService(deadletter.DeadLetterReplay):
             return out
 
     @rpc
+    def public_application_check(self, data):
+        """Does the applicant's ID end so? Only the application's number and
+        acceptance date answer (the public status page, through the gateway's
+        own identity); a wrong pair answers as an unknown number."""
+        data = load(schemas.ApplicantCheckSchema, data)
+        with self.db.read() as uow:
+            application = handlers.applicant_matches(uow, self.caller.actor, data)
+            return {"application_id": application.id, "accepted_on": application.accepted_on.isoformat()}
+
+    @rpc
     def list_applications(self, community_code=None, status=None, limit=200):
         given = {"community_code": community_code, "status": status, "limit": limit}
         data = load(schemas.ListApplicationsSchema, {k: v for k, v in given.items() if v is not None})

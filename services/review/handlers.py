@@ -71,6 +71,14 @@ def file_for(uow: UnitOfWork, actor: Actor, roles, application_id, for_update: b
                       with_for_update=for_update)
 
 
+def public_status(uow: UnitOfWork, actor: Actor, application_id: str) -> ReviewFile:
+    """The review file behind the public status page: the gateway's own
+    identity asks, after intake has matched the applicant's ID (the answer
+    is dumped as PublicStatusOut: the step and its dates, nothing else)."""
+    authorize(actor, (Role.SERVICE,))
+    return uow.get(ReviewFile, application_id, "application under review", "application_id")
+
+
 def workday_deadline(calendar: WorkdayCalendar, start: date, workdays: int | None) -> tuple[date | None, bool]:
     """(the deadline ``workdays`` working days after ``start``, whether its count
     crossed a provisional day); (None, False) when the policy sets none."""

@@ -37,6 +37,7 @@ from shared.workday_schedule import refresh as refresh_schedule
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 FILE_OUT = schemas.ReviewFileOut()
+PUBLIC_STATUS_OUT = schemas.PublicStatusOut()
 FILES_OUT = schemas.ReviewFileOut(many=True)
 CASE_OUT = schemas.CaseOut()
 SHEET_OUT = schemas.JointReviewSheetOut()
@@ -176,6 +177,13 @@ class ReviewService(deadletter.DeadLetterReplay):
             case = uow.session.scalar(sa.select(Case).where(Case.application_id == f.application_id))
             out["case"] = CASE_OUT.dump(case) if case else None
             return out
+
+    @rpc
+    def public_status(self, application_id):
+        """The step and its dates of one application (the public status page,
+        through the gateway's own identity, once intake matched the applicant)."""
+        with self.db.read() as uow:
+            return PUBLIC_STATUS_OUT.dump(handlers.public_status(uow, self.caller.actor, application_id))
 
     @rpc
     def overdue(self, unit_code, as_of=None):
