@@ -26,7 +26,7 @@ DEB_TEST_ONLY := chromium chromium-driver
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS='-m "not integration" -x'`.
 PYTEST_ARGS ?=
 
-.PHONY: help venv sysdeps run test bench clean
+.PHONY: help venv sysdeps run test bench screenshots clean
 
 help: ## list the targets
 	@echo "Dibao make targets:"
@@ -70,6 +70,9 @@ run: venv sysdeps ## install what the services need (DEB_PACKAGES), check it (di
 
 test: venv sysdeps ## run the test suite (PYTEST_ARGS=... appended)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+screenshots: venv sysdeps ## retake the console's screenshots in docs/console/ (the browser tests, in headless Chromium)
+	DIBAO_SCREENSHOTS_DIR=$(CURDIR)/docs/console $(VENV)/bin/python -m pytest -q tests/integration/test_console*.py tests/integration/test_public_pages.py
 
 # Benchmarks are pytest files under bench/ (test_*.py or bench_*.py) that write figures.
 bench: venv ## run the benchmarks under bench/

@@ -31,8 +31,9 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage", "--lang=zh-CN")
-#: where the screenshots go: docs/console/ (docs/console.md shows them), or DIBAO_SCREENSHOTS_DIR
-SCREENSHOTS = Path(os.environ.get("DIBAO_SCREENSHOTS_DIR") or Path(__file__).resolve().parents[1] / "docs" / "console")
+#: where the screenshots go: var/screenshots/ (a test run leaves the tree clean), or
+#: DIBAO_SCREENSHOTS_DIR — `make screenshots` retakes docs/console/ (docs/console.md shows them)
+SCREENSHOTS = Path(os.environ.get("DIBAO_SCREENSHOTS_DIR") or Path(__file__).resolve().parents[1] / "var" / "screenshots")
 #: a phone's width (the console must be usable at 375 px)
 PHONE = (375, 812)
 DESKTOP = (1280, 900)
