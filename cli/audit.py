@@ -278,10 +278,10 @@ def export_command(
 @app.command("public-key")
 @cli_command
 def public_key_command(ctx: typer.Context) -> None:
-    """The Ed25519 public key (base64) that verifies this deployment's checkpoints."""
+    """The public key (base64; Ed25519, or SM2 under CRYPTO_PROFILE gm) that verifies this deployment's checkpoints."""
     from contracts import audit_checkpoints as signed
 
-    console.print(signed.public_key_text(signed.signing_key(get_config(ctx))))
+    console.print(signed.public_key_text(signed.signing_key(get_config(ctx))), soft_wrap=True)
 
 
 def parse_date(value: str, option: str) -> date:

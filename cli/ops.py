@@ -72,15 +72,32 @@ def migrate(
 
 
 @cli_command
+def web_health(config: dict, timeout: float) -> dict:
+    """The gateway's ``GET /healthz`` (at 127.0.0.1 when it listens on every address)."""
+    import json
+    import urllib.request
+
+    from cli.up import console_url
+
+    url = console_url(config) + "healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            body = json.loads(answer.read().decode("utf-8"))
+    except (OSError, ValueError) as exc:
+        fail(f"the gateway does not answer at {url}: {exc}")
+    return {"service": "gateway", "at": url.removesuffix("healthz"), **{k: v for k, v in body.items() if k != "service"}}
+
+
 def health(
     ctx: typer.Context,
     service: str = typer.Argument(..., help="the service to ask"),
     timeout: float = typer.Option(5.0, "--timeout", "-t", min=0.1, help="seconds to wait for the answer"),
 ) -> None:
-    """Ask a service's ping RPC: exit 0 when it answers (docker healthchecks)."""
+    """Ask a service's ping RPC: exit 0 when it answers (docker healthchecks);
+    the gateway, which serves HTTP only: its /healthz at WEB_SERVER_ADDRESS."""
     require_service(service)
     config = get_config(ctx)
-    answer = ping(config, service, timeout) or {}
+    answer = (web_health(config, timeout) if service == "gateway" else ping(config, service, timeout)) or {}
     problems = answer.get("problems") or []
     details = ", ".join(f"{k} {v}" for k, v in answer.items() if k not in ("service", "problems"))
     console.print(f"{service}: [green]ok[/green]{' (' + details + ')' if details else ''}"

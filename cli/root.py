@@ -6,8 +6,8 @@ from typing import Optional
 
 import typer
 
-from cli import (audit, auth, broker, databases, dlq, docs, doctor, importer, ops, partner, payments, review, secrets,
-                 stats, up, verify)
+from cli import (audit, auth, broker, databases, dlq, docs, doctor, importer, keys, ops, partner, payments, review,
+                 secrets, stats, up, verify)
 from cli import calendar as calendar_cli
 from demo import command as demo
 from cli.common import State
@@ -49,6 +49,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(auth.app, name="auth")
 app.add_typer(auth.users_app, name="users")
 app.add_typer(secrets.app, name="secrets")
+app.add_typer(keys.app, name="keys")
 stats.register(app)
 databases.register(app)
 calendar_cli.register(app)

@@ -36,11 +36,11 @@ class CheckpointSigned(Schema):
     `contracts/audit_checkpoints.py`). Subject: none."""
 
     seq = fields.Integer(required=True, metadata={"doc": "the last record the checkpoint covers"})
-    head_hash = fields.String(required=True, metadata={"doc": "that record's chain hash (sha256, hex)"})
+    head_hash = fields.String(required=True, metadata={"doc": "that record's chain hash (hex; sha256, sm3 under the gm profile)"})
     records = fields.Integer(required=True, metadata={"doc": "how many records the chain had"})
     signed_at = fields.String(required=True, metadata={"doc": "when it was signed (ISO 8601, UTC)"})
     key_id = fields.String(required=True, metadata={"doc": "the signing key: first 16 hex of sha256 of the public key"})
-    algorithm = fields.String(required=True, metadata={"doc": "the signature's algorithm: ed25519"})
+    algorithm = fields.String(required=True, metadata={"doc": "the signature's algorithm: ed25519, or sm2-sm3 under the gm profile"})
     previous_seq = fields.Integer(required=True, metadata={"doc": "the checkpoint before (0: none): the range "
                                                                    "is previous_seq+1 .. seq"})
     previous_hash = fields.String(required=True, metadata={"doc": "that checkpoint's head hash (64 zeros: none)"})

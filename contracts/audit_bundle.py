@@ -10,8 +10,10 @@ members:
 
 - ``manifest.json``: ``{"format", "version", "exported_at", "records",
   "head_seq", "head_hash", "checkpoints", "public_keys": {key id: base64
-  key}, "chain": "sha256"}`` — what the exporter saw; a verifier trusts
-  none of it (the public key it brings is the one that counts);
+  key}, "chain": "sha256" | "sm3"}`` — what the exporter saw; a verifier
+  trusts none of it (the public key it brings is the one that counts; the
+  chain's hash only says how to read the records — a checkpoint signed with
+  the other profile's algorithm then vouches for nothing);
 - ``records.jsonl``: every record in ``seq`` order, one JSON object a line,
   with the columns of :data:`contracts.audit_chain.CHAINED` and ``seq``,
   ``prev_hash``, ``hash``;
@@ -34,6 +36,8 @@ from typing import IO, Iterator, Mapping
 from contracts.audit_chain import CHAINED, read_records
 from contracts.audit_checkpoints import Report, public_keys, stored, verify_log
 from contracts.audit_checkpoints import audit_checkpoints as checkpoint_table
+from shared import profiles
+from shared.profiles import CryptoProfile
 
 FORMAT = "dibao-audit-bundle"
 VERSION = 1
@@ -48,10 +52,11 @@ def _line(data: Mapping) -> bytes:
     return (json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
 
 
-def write_bundle(engine, out: IO[bytes]) -> dict:
+def write_bundle(engine, out: IO[bytes], profile: CryptoProfile | None = None) -> dict:
     """Write the audit database's bundle to ``out`` (a binary file); the manifest."""
     import sqlalchemy as sa
 
+    profile = profile or profiles.current()
     records, head_seq, head_hash = 0, 0, None
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
         with bundle.open("records.jsonl", "w", force_zip64=True) as member, closing(read_records(engine)) as rows:
@@ -68,7 +73,7 @@ def write_bundle(engine, out: IO[bytes]) -> dict:
         manifest = {"format": FORMAT, "version": VERSION,
                     "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "records": records, "head_seq": head_seq, "head_hash": head_hash,
-                    "checkpoints": len(checkpoints), "public_keys": keys, "chain": "sha256"}
+                    "checkpoints": len(checkpoints), "public_keys": keys, "chain": profile.chain_name}
         bundle.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
@@ -124,13 +129,19 @@ class Bundle:
         return list(self._lines("checkpoints.jsonl"))
 
 
-def verify_bundle(path, kept=(), keys: Mapping[str, str] | str = "") -> Report:
+def verify_bundle(path, kept=(), keys: Mapping[str, str] | str = "", profile: CryptoProfile | None = None) -> Report:
     """Check a bundle's records against its own checkpoints and those a holder
     ``kept``, with the public ``keys`` the verifier trusts (``{key id: key}``,
-    or the text of a public-key file) — never the bundle's own."""
+    or the text of a public-key file) — never the bundle's own. The chain is
+    read with ``profile``, else the hash the manifest names (SHA-256 or SM3)."""
     if isinstance(keys, str):
         keys = public_keys(keys)
     with Bundle(path) as bundle:
+        if profile is None:
+            profile = profiles.profile_hashing_with(bundle.manifest.get("chain"))
+            if profile is None:
+                raise BundleError(f"the bundle's chain is hashed with {bundle.manifest.get('chain')!r}: "
+                                  f"this verifier reads sha256 and sm3")
         checkpoints = [(cp, "kept") for cp in kept] + [(cp, "bundle's") for cp in bundle.checkpoints()]
         with closing(bundle.records()) as rows:
-            return verify_log(rows, checkpoints, keys)
+            return verify_log(rows, checkpoints, keys, profile)

@@ -5,7 +5,9 @@ this module and :mod:`contracts.audit_checkpoints` alone (``dibao audit
 verify``; a bundle offline: :mod:`contracts.audit_bundle`), and the audit
 service (``services/audit``) writes its table through it.
 
-``hash(n) = sha256(hash(n-1) ‖ canonical(n))`` where canonical is the
+``hash(n) = H(hash(n-1) ‖ canonical(n))`` — H is SHA-256, or SM3 under the
+国密 profile (``CRYPTO_PROFILE: gm``, :mod:`shared.profiles`; every function
+takes the profile, default the process's) — where canonical is the
 record's columns (all but ``seq``, ``prev_hash`` and ``hash``) as compact
 JSON with sorted keys; ``hash(0)`` is 64 zeros. The chain has ONE writer at
 a time (the ingest, under a lock: the audit service's chain lease on
@@ -27,7 +29,6 @@ of the records they fix.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import uuid
@@ -37,6 +38,9 @@ from typing import Iterable, Iterator, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+
+from shared import profiles
+from shared.profiles import CryptoProfile
 
 #: JSON text kept verbatim on PostgreSQL (``json``, not ``jsonb``) so the stored form is the hashed form
 JsonText = sa.JSON().with_variant(postgresql.JSON(), "postgresql")
@@ -88,8 +92,8 @@ def canonical(record) -> str:
     return json.dumps([record[k] for k in CHAINED], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
-def link(prev_hash: str, record) -> str:
-    return hashlib.sha256((prev_hash + canonical(record)).encode("utf-8")).hexdigest()
+def link(prev_hash: str, record, profile: CryptoProfile | None = None) -> str:
+    return (profile or profiles.current()).chain_hash((prev_hash + canonical(record)).encode("utf-8"))
 
 
 #: the record the writer appends after each checkpoint (and first in a new chain): a nonce, no event
@@ -105,14 +109,14 @@ def head(conn) -> tuple[int, str]:
     return (row.seq, row.hash) if row else (0, GENESIS)
 
 
-def append(conn, records: list[dict]) -> int:
+def append(conn, records: list[dict], profile: CryptoProfile | None = None) -> int:
     """Chain and insert ``records`` (dicts of the CHAINED columns) after the
     head, skipping event ids already stored (a redelivered batch). Runs in
     the caller's transaction; returns how many were inserted."""
-    return len(append_rows(conn, records))
+    return len(append_rows(conn, records, profile))
 
 
-def append_rows(conn, records: list[dict]) -> list[dict]:
+def append_rows(conn, records: list[dict], profile: CryptoProfile | None = None) -> list[dict]:
     """:func:`append`, returning the rows inserted (with ``seq``, ``prev_hash`` and ``hash``)."""
     if not records:
         return []
@@ -122,13 +126,14 @@ def append_rows(conn, records: list[dict]) -> list[dict]:
         existing.update(conn.execute(sa.select(audit_records.c.event_id)
                                      .where(audit_records.c.event_id.in_(ids[i:i + 900]))).scalars())
     seq, prev = head(conn)
+    profile = profile or profiles.current()
     rows = []
     for record in records:
         if record["event_id"] in existing:
             continue
         existing.add(record["event_id"])   # a duplicate inside the batch too
         seq += 1
-        digest = link(prev, record)
+        digest = link(prev, record, profile)
         rows.append({**record, "seq": seq, "prev_hash": prev, "hash": digest})
         prev = digest
     if rows:
@@ -192,7 +197,8 @@ class ChainWalk:
     """The chain check, one record at a time in ``seq`` order (from the
     database, a bundle, any iterable): :meth:`feed` each, :meth:`end` for the answer."""
 
-    def __init__(self):
+    def __init__(self, profile: CryptoProfile | None = None):
+        self.profile = profile or profiles.current()
         self.prev_seq, self.prev_hash, self.count = 0, GENESIS, 0
         self.earlier_hash = None   # the hash of the record before the previous one
         self.pending = None   # a suspicious row waiting for the next one to tell what it is
@@ -206,7 +212,7 @@ class ChainWalk:
         if self.pending is not None:
             self.result = _finding(self.count, self.pending, row)
             return True
-        intact = link(row["prev_hash"], row) == row["hash"]
+        intact = link(row["prev_hash"], row, self.profile) == row["hash"]
         linked = row["prev_hash"] == self.prev_hash and row["seq"] == self.prev_seq + 1
         if intact and linked:
             self.earlier_hash, self.prev_seq, self.prev_hash = self.prev_hash, row["seq"], row["hash"]
@@ -227,17 +233,18 @@ class ChainWalk:
         return self.result
 
 
-def walk(rows: Iterable[Mapping]) -> Verification:
-    chain = ChainWalk()
+def walk(rows: Iterable[Mapping], profile: CryptoProfile | None = None) -> Verification:
+    chain = ChainWalk(profile)
     for row in rows:
         if chain.feed(row):
             break
     return chain.end()
 
 
-def verify(engine, batch: int = 20000, hash_at: int | None = None) -> tuple[Verification, str | None]:
+def verify(engine, batch: int = 20000, hash_at: int | None = None,
+           profile: CryptoProfile | None = None) -> tuple[Verification, str | None]:
     """Walk the whole log; the first finding, and (if asked) the stored hash at ``hash_at``."""
-    chain, found_hash = ChainWalk(), None
+    chain, found_hash = ChainWalk(profile), None
     with closing(read_records(engine, batch)) as rows:
         for row in rows:
             if row["seq"] == hash_at:

@@ -22,12 +22,16 @@ whose payload is exactly the dict this module signs:
   nobody outside the audit database has), so each hash depends on a secret
   and the prefixes reveal nothing of the records: they are partner-safe;
 - ``signed_at``, ``key_id`` (the first 16 hex digits of sha256 of the raw
-  public key), ``algorithm`` (``ed25519``), ``signature`` (base64, over
-  ``dibao-audit-checkpoint-v1`` and the other fields as compact JSON with
-  sorted keys).
+  public key), ``algorithm`` (``ed25519``, or ``sm2-sm3`` under the 国密
+  profile), ``signature`` (base64, over ``dibao-audit-checkpoint-v1`` and
+  the other fields as compact JSON with sorted keys).
 
 The signing key (``AUDIT_SIGNING_KEY``, a secret of the audit service's own)
-signs checkpoints and nothing else.
+signs checkpoints and nothing else. Which algorithm signs, and which hash
+chains the records, is the deployment's crypto profile (:mod:`shared.profiles`,
+``CRYPTO_PROFILE``): a checkpoint is checked with the algorithm it names
+(signed), and one of the other profile's algorithm does not vouch for a log
+read under this one.
 """
 from __future__ import annotations
 
@@ -41,14 +45,13 @@ from datetime import datetime, timezone
 from typing import Iterable, Mapping
 
 import sqlalchemy as sa
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
 from contracts.audit_chain import GENESIS, ChainWalk, Finding, Verification, read_records
+from shared import profiles
+from shared.profiles import CryptoProfile
 from shared.secrets import load_secret
 
-ALGORITHM = "ed25519"
+#: the international profile's algorithm (the gm profile's: ``sm2-sm3``; shared.profiles)
+ALGORITHM = profiles.INTL.signature_name
 #: bytes of each record's hash a checkpoint's locator keeps
 LOCATOR_BYTES = 8
 #: a longer range is signed without a locator (the event would be too large)
@@ -72,7 +75,7 @@ def audit_checkpoint_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("previous_hash", sa.String(64), nullable=False),
         sa.Column("locator", sa.Text, nullable=False),
         sa.Column("signature", sa.Text, nullable=False),
-        sa.Column("public_key", sa.Text, nullable=False, doc="base64 raw Ed25519 key (not signed: a verifier brings its own)"),
+        sa.Column("public_key", sa.Text, nullable=False, doc="base64 raw key, Ed25519 or SM2 (not signed: a verifier brings its own)"),
     )
 
 
@@ -81,18 +84,19 @@ audit_checkpoints = audit_checkpoint_table(sa.MetaData())
 
 # --- keys -------------------------------------------------------------------------
 
-def signing_key(config: dict) -> Ed25519PrivateKey:
-    """The checkpoint key: ``AUDIT_SIGNING_KEY`` is its 32-byte seed, base64
-    (the setting, else ``<SECRETS_DIR>/audit_signing_key``; a published one is refused)."""
+def signing_key(config: dict, profile: CryptoProfile | None = None):
+    """The checkpoint signer of the deployment's profile (Ed25519, or SM2 under
+    ``gm``): ``AUDIT_SIGNING_KEY`` is its 32-byte seed, base64 (the setting,
+    else ``<SECRETS_DIR>/audit_signing_key``; a published one is refused)."""
     seed = base64.b64decode(load_secret(config, "AUDIT_SIGNING_KEY"))
     if len(seed) != 32:
         raise ValueError("AUDIT_SIGNING_KEY must be 32 bytes, base64")
-    return Ed25519PrivateKey.from_private_bytes(seed)
+    return (profile or profiles.profile_of(config)).signer(seed)
 
 
-def public_key_text(key: Ed25519PrivateKey) -> str:
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode()
+def public_key_text(key) -> str:
+    """base64 of the signer's raw public key (Ed25519: 32 bytes; SM2: the point x ‖ y, 64)."""
+    return profiles.as_signer(key).public_key_text()
 
 
 def key_id(public_key: str) -> str:
@@ -111,8 +115,8 @@ def public_keys(text: str) -> dict[str, str]:
             raw = base64.b64decode(line, validate=True)
         except (binascii.Error, ValueError):
             raise ValueError(f"not a base64 public key: {line[:20]}…") from None
-        if len(raw) != 32:
-            raise ValueError(f"an Ed25519 public key is 32 bytes, not {len(raw)}")
+        if len(raw) not in (32, 64):
+            raise ValueError(f"a public key is 32 bytes (Ed25519) or 64 (SM2), not {len(raw)}")
         keys[key_id(line)] = line
     if not keys:
         raise ValueError("no public key in it")
@@ -138,31 +142,32 @@ def signed_part(cp: Mapping) -> bytes:
                                 separators=(",", ":")).encode("utf-8")
 
 
-def sign(key: Ed25519PrivateKey, seq: int, head_hash: str, previous_seq: int, previous_hash: str,
+def sign(key, seq: int, head_hash: str, previous_seq: int, previous_hash: str,
          hashes: list[str] | None = None, signed_at: str | None = None) -> dict:
     """The signed checkpoint of record ``seq`` after the one of ``previous_seq``;
     ``hashes``: the chain hash of every record of the range, for the locator."""
     if hashes is not None and len(hashes) != seq - previous_seq:
         raise ValueError(f"the locator needs {seq - previous_seq} hashes, not {len(hashes)}")
+    key = profiles.as_signer(key)
     public = public_key_text(key)
     cp = {"seq": seq, "head_hash": head_hash, "records": seq,
           "signed_at": signed_at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
-          "key_id": key_id(public), "algorithm": ALGORITHM, "previous_seq": previous_seq,
+          "key_id": key_id(public), "algorithm": key.algorithm, "previous_seq": previous_seq,
           "previous_hash": previous_hash, "locator": encode_locator(hashes) if hashes is not None else ""}
     cp["signature"] = base64.b64encode(key.sign(signed_part(cp))).decode("ascii")
     return cp
 
 
 def check_signature(cp: Mapping, keys: Mapping[str, str]) -> bool:
-    """Whether ``cp`` is signed by one of ``keys`` (``{key id: base64 key}``)."""
+    """Whether ``cp`` is signed by one of ``keys`` (``{key id: base64 key}``),
+    with the algorithm it names."""
     try:
         key = keys[cp["key_id"]]
-        if cp["algorithm"] != ALGORITHM:
+        profile = profiles.profile_signing_with(cp["algorithm"])
+        if profile is None:
             return False
-        Ed25519PublicKey.from_public_bytes(base64.b64decode(key)).verify(base64.b64decode(cp["signature"]),
-                                                                         signed_part(cp))
-        return True
-    except (InvalidSignature, KeyError, TypeError, ValueError):
+        return profile.verify_signature(key, base64.b64decode(cp["signature"], validate=True), signed_part(cp))
+    except (KeyError, TypeError, ValueError, binascii.Error):
         return False
 
 
@@ -230,10 +235,17 @@ class _Watch:
 class CheckpointWatch:
     """Checks the records fed to it (in ``seq`` order) against signed checkpoints."""
 
-    def __init__(self, checkpoints: Iterable[tuple[Mapping, str]], keys: Mapping[str, str]):
+    def __init__(self, checkpoints: Iterable[tuple[Mapping, str]], keys: Mapping[str, str],
+                 profile: CryptoProfile | None = None):
+        profile = profile or profiles.current()
         self.findings: list[Finding] = []
         watches: dict[str, _Watch] = {}
         for cp, origin in checkpoints:
+            if check_signature(cp, keys) and cp.get("algorithm") != profile.signature_name:
+                self.findings.append(Finding("unsigned", _int(cp.get("seq")), (
+                    f"the {origin} checkpoint of this record is signed with {cp.get('algorithm')}: it was made "
+                    f"under the other crypto profile, this log is read under CRYPTO_PROFILE={profile.name}")))
+                continue
             if not check_signature(cp, keys):
                 self.findings.append(Finding("unsigned", _int(cp.get("seq")),
                                              f"the {origin} checkpoint of this record (key {cp.get('key_id')}) "
@@ -324,11 +336,11 @@ _ORDER = {"altered": 0, "removed": 0, "inserted": 0, "rewritten": 1, "missing": 
 
 
 def verify_log(rows: Iterable[Mapping], checkpoints: Iterable[tuple[Mapping, str]] = (),
-               keys: Mapping[str, str] | None = None) -> Report:
+               keys: Mapping[str, str] | None = None, profile: CryptoProfile | None = None) -> Report:
     """Walk ``rows`` (the records in ``seq`` order) and check them against
     ``checkpoints`` — ``(checkpoint, where it comes from)`` pairs, each signed
-    by one of ``keys``."""
-    chain, watch = ChainWalk(), CheckpointWatch(checkpoints, keys or {})
+    by one of ``keys`` — hashed and signed under ``profile`` (default: the process's)."""
+    chain, watch = ChainWalk(profile), CheckpointWatch(checkpoints, keys or {}, profile)
     for row in rows:
         watch.feed(row)
         if chain.feed(row):
@@ -342,11 +354,11 @@ def verify_log(rows: Iterable[Mapping], checkpoints: Iterable[tuple[Mapping, str
 
 
 def verify_database(engine, kept: Iterable[Mapping] = (), keys: Mapping[str, str] | None = None,
-                    include_stored: bool = True) -> Report:
+                    include_stored: bool = True, profile: CryptoProfile | None = None) -> Report:
     """The audit database's log against the checkpoints a holder ``kept`` and
     (``include_stored``) those the database itself keeps."""
     checkpoints = [(cp, "kept") for cp in kept]
     if include_stored:
         checkpoints += [(cp, "stored") for cp in stored(engine)]
     with closing(read_records(engine)) as rows:
-        return verify_log(rows, checkpoints, keys)
+        return verify_log(rows, checkpoints, keys, profile)

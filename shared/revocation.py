@@ -17,9 +17,9 @@ import time
 import uuid
 from datetime import datetime, timezone
 
-from kombu import Connection, Queue, binding
+from kombu import Queue, binding
 
-from shared.broker import restricted
+from shared.broker import connection, restricted
 from shared.bus import event_exchange
 from shared.identity import MAX_TTL_SECONDS, Revocations
 
@@ -123,7 +123,7 @@ class RevocationListener:
 
         while self.running:
             try:
-                with Connection(self.config["AMQP_URI"], heartbeat=30) as conn:
+                with connection(self.config, heartbeat=30) as conn:
                     with conn.Consumer(self.queue(), callbacks=[self._on_message], accept=["json"]):
                         if not self.ready.ready():
                             self.ready.send(True)

@@ -39,7 +39,7 @@ from amqp import Message
 from kombu import Connection
 from nameko.extensions import DependencyProvider
 
-from shared.broker import connection_user, expected_publisher, restricted
+from shared.broker import connection_user, expected_publisher, restricted, ssl_options
 from shared.bus import AUDIT_QUEUE, DEAD_LETTER_QUEUE, PARK_EXCHANGE, RETRY_EXCHANGE, declare_producer_topology
 from shared.db import Database, ServiceDatabase
 from shared.events import CATALOGUE
@@ -144,11 +144,12 @@ class ChainIngest:
 
     def __init__(self, database: ServiceDatabase, amqp_uri: str, batch: int = 1000, prefetch: int = 2000,
                  batch_seconds: float = 0.2, publisher_of=lambda source: None, restricted_user: bool = False,
-                 checkpoints: Checkpointer | None = None, on_checkpoint=lambda cp: None):
+                 checkpoints: Checkpointer | None = None, on_checkpoint=lambda cp: None, ssl=False):
         self.db = database
         self.checkpoints = checkpoints if checkpoints is not None and checkpoints.enabled else None
         self.on_checkpoint = on_checkpoint     # after the commit: wake the outbox relay
         self.amqp_uri = amqp_uri
+        self.ssl = ssl                          # kombu's ssl (shared.broker.ssl_options)
         self.publisher_of = publisher_of           # source service -> its broker user (None: not checked)
         self.own_user = connection_user(amqp_uri)
         self.restricted = restricted_user
@@ -169,11 +170,12 @@ class ChainIngest:
         return cls(database, config["AMQP_URI"], int(config.get("AUDIT_BATCH", 1000)),
                    int(config.get("AUDIT_PREFETCH", 2000)), float(config.get("AUDIT_BATCH_SECONDS", 0.2)),
                    lambda source: expected_publisher(config, source), restricted(config),
-                   Checkpointer.from_config(config, database.outbox), on_checkpoint)
+                   Checkpointer.from_config(config, database.outbox), on_checkpoint, ssl_options(config))
 
     def connect(self) -> None:
         self.close()
-        conn = Connection(self.amqp_uri, heartbeat=0, connect_timeout=5)
+        conn = Connection(self.amqp_uri, heartbeat=0, connect_timeout=5,
+                          ssl=dict(self.ssl) if isinstance(self.ssl, dict) else self.ssl)
         conn.connect()
         channel = conn.channel()
         if self.restricted:

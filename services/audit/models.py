@@ -2,8 +2,9 @@
 
 Each row of ``audit_records`` is one event of one service, as received,
 with the columns a trace needs indexed — or an anchor the writer appends
-after each checkpoint. ``hash = sha256(prev_hash ‖ canonical form of the
-row)`` (:mod:`contracts.audit_chain`, which also declares the table), so
+after each checkpoint. ``hash = H(prev_hash ‖ canonical form of the row)``,
+H SHA-256 or SM3 under the gm profile (:mod:`contracts.audit_chain`, which
+also declares the table), so
 altering, removing or inserting a row breaks the chain at that row.
 ``audit_checkpoints`` keeps every checkpoint the service signed
 (:mod:`contracts.audit_checkpoints`). The service only ever INSERTs into

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from nameko.dependency_providers import Config
 
 from contracts import audit as events  # noqa: F401 - registers every service's contract
-from services.audit import handlers, schemas
+from contracts.rpc import audit as schemas
+from services.audit import handlers
 from services.audit.ingest import AuditIngest
 from services.audit.models import Base
 from shared.db import Database

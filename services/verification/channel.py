@@ -14,10 +14,10 @@ import uuid
 from functools import partial
 
 from amqp import Message
-from kombu import Connection, Queue
+from kombu import Queue
 from nameko.messaging import Consumer, QueueConsumer
 
-from shared.broker import connection_user, restricted, verification_bureaus
+from shared.broker import connection, connection_user, restricted, verification_bureaus
 from shared.bus import (DEAD_LETTER_QUEUE, PARK_EXCHANGE, VERIFICATION_ANSWERS_QUEUE, answers_queue,
                         declare_retry_and_park, declare_verification_topology)
 
@@ -46,7 +46,7 @@ class BureauChannel(Consumer):
             self.queue = Queue(VERIFICATION_ANSWERS_QUEUE, durable=True)
         else:
             self.queue = answers_queue()
-            with Connection(config["AMQP_URI"]) as conn:
+            with connection(config) as conn:
                 declare_verification_topology(conn.default_channel, verification_bureaus(config))
                 declare_retry_and_park(conn.default_channel)
         super().setup()
@@ -71,7 +71,7 @@ def park(config: dict, raw: bytes, user_id: str | None, reason: str, detail: str
                "x-dibao-source": "partner", "x-dibao-event-type": "bureau_message",
                "x-dibao-handler": "verification.on_bureau_message",
                "x-dibao-refused-publisher": str(user_id or ""), "x-dibao-attempts": 0}
-    with Connection(config["AMQP_URI"], connect_timeout=10) as conn:
+    with connection(config, connect_timeout=10) as conn:
         channel = conn.channel()
         channel.confirm_select()
         channel.basic_publish_confirm(Message(raw, content_type="application/json", delivery_mode=2,

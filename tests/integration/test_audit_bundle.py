@@ -32,7 +32,7 @@ def dibao(config: dict, tmp_path, *args: str, name: str = "cli.yml"):
 
 
 @pytest.fixture
-def exported(sqlite_config, tmp_path):
+def exported(sqlite_config, tmp_path, crypto_profile):
     """A written chain (checkpoints at 15 and 30), exported; the partner's kept
     checkpoint events and the deployment's public key, as files."""
     db, kept, _ = write_chain(sqlite_config)

@@ -1,7 +1,8 @@
 """The chain proves itself: tampering with stored records by raw SQL is
 named by ``verify``; a signed checkpoint catches a rewritten history; a
 malformed or unknown-version event is parked with the reason and ingest
-goes on."""
+goes on. The chain tests run under both crypto profiles (SHA-256 + Ed25519,
+SM3 + SM2)."""
 from __future__ import annotations
 
 import json
@@ -17,6 +18,7 @@ from services.audit.checkpoints import Checkpointer
 from services.audit.ingest import to_record, utc_text
 from services.audit.models import Base
 from services.audit.service import MIGRATIONS, AuditService
+from shared import profiles
 from shared.db import ServiceDatabase
 from shared.deadletter import list_parked
 from shared.testing import wait_for
@@ -36,7 +38,7 @@ def command(n: int) -> dict:
 
 
 @pytest.fixture
-def log(config):
+def log(config, crypto_profile):
     db = ServiceDatabase("audit", config["DB_URIS"]["audit"], Base.metadata, MIGRATIONS)
     db.migrate()
     now = utc_text(datetime.now(timezone.utc))
@@ -58,6 +60,35 @@ def test_an_untouched_log_verifies_and_a_redelivered_batch_adds_nothing(log):
         stored = conn.execute(sa.text("SELECT event_id FROM audit_records ORDER BY seq")).scalars().all()
         again = [dict(command(0), event_id=e) for e in stored[:5]]
         assert chain.append(conn, [to_record(e, "x") for e in again]) == 0
+
+
+def test_the_chain_is_hashed_and_signed_with_the_profile(log, config, crypto_profile):
+    from cryptography.hazmat.primitives import hashes
+
+    with log.engine.connect() as conn:
+        rows = conn.execute(sa.select(chain.audit_records).order_by(chain.audit_records.c.seq)).mappings().all()
+    algorithm = {"intl": hashes.SHA256(), "gm": hashes.SM3()}[crypto_profile.name]
+    digest = hashes.Hash(algorithm)
+    digest.update((chain.GENESIS + chain.canonical(rows[0])).encode("utf-8"))
+    assert rows[0]["hash"] == digest.finalize().hex() and rows[1]["prev_hash"] == rows[0]["hash"]
+    cp = sign_head(log, config)
+    assert cp["algorithm"] == {"intl": "ed25519", "gm": "sm2-sm3"}[crypto_profile.name]
+    public = signed.public_key_text(signed.signing_key(config))
+    keys = signed.public_keys(public)
+    assert signed.check_signature(cp, keys) and signed.verify_database(log.engine, [cp], keys).ok
+    other = profiles.GM if crypto_profile is profiles.INTL else profiles.INTL
+    # read under the other profile: record 1 is "altered", and the checkpoint vouches for nothing
+    assert chain.verify(log.engine, profile=other)[0].finding.seq == 1
+    report = signed.verify_database(log.engine, [cp], keys, profile=other)
+    assert not report.ok and any("CRYPTO_PROFILE" in f.detail for f in report.findings)
+    # relabelled with the other algorithm, it no longer verifies (the algorithm is signed)
+    assert not signed.check_signature(dict(cp, algorithm=other.signature_name), keys)
+
+
+def test_an_audit_log_of_one_profile_refuses_a_service_of_the_other(log, config, crypto_profile):
+    other = profiles.GM if crypto_profile is profiles.INTL else profiles.INTL
+    with pytest.raises(profiles.ProfileMismatch, match=f"audit refuses to start: .*CRYPTO_PROFILE={crypto_profile.name}"):
+        ServiceDatabase("audit", config["DB_URIS"]["audit"], Base.metadata, MIGRATIONS, other).migrate()
 
 
 def test_altered_record_is_named(log):

@@ -39,7 +39,7 @@ def test_a_checkpoint_is_due_after_m_records_or_n_seconds_with_something_new(new
 # --- the chain as the writer keeps it, attacked by a superuser ---------------------------
 
 @pytest.fixture
-def written(config):
+def written(config, crypto_profile):
     """A chain written as the audit writer writes it (:func:`write_chain`):
     checkpoints at records 15 and 30; (db, the checkpoint events a partner keeps)."""
     db, kept, writer = write_chain(config)
