@@ -99,12 +99,14 @@ class BureauAnswer(Base):
     bureau: Mapped[str] = mapped_column(sa.String(40))
     member_ref: Mapped[str] = mapped_column(sa.String(36))
     outcome: Mapped[str] = mapped_column(sa.String(16))       # found | no_record | cannot_answer
-    reason: Mapped[str | None] = mapped_column(EncryptedString, nullable=True)
+    reason: Mapped[str | None] = mapped_column(EncryptedString(row_key="seal_id"), nullable=True)
     #: JSON list of {kind, description, amount, as_of}
-    findings: Mapped[str] = mapped_column(EncryptedString)
+    findings: Mapped[str] = mapped_column(EncryptedString(row_key="seal_id"))
     pushed: Mapped[bool] = mapped_column(default=False)
     answered_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    #: the row id its encrypted columns are bound to (the database numbers ``id`` at the INSERT)
+    seal_id: Mapped[str] = mapped_column(sa.String(36), default=new_id, unique=True)
 
 
 class BureauMessage(Base):
@@ -132,16 +134,18 @@ class Discrepancy(Base):
     subject: Mapped[str] = mapped_column(sa.String(64))
     bureau: Mapped[str] = mapped_column(sa.String(40))
     member_ref: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
-    description: Mapped[str] = mapped_column(EncryptedString)
-    declared: Mapped[Decimal | None] = mapped_column(EncryptedDecimal, nullable=True)
-    found: Mapped[Decimal | None] = mapped_column(EncryptedDecimal, nullable=True)
-    threshold: Mapped[Decimal | None] = mapped_column(EncryptedDecimal, nullable=True)
+    description: Mapped[str] = mapped_column(EncryptedString(row_key="seal_id"))
+    declared: Mapped[Decimal | None] = mapped_column(EncryptedDecimal(row_key="seal_id"), nullable=True)
+    found: Mapped[Decimal | None] = mapped_column(EncryptedDecimal(row_key="seal_id"), nullable=True)
+    threshold: Mapped[Decimal | None] = mapped_column(EncryptedDecimal(row_key="seal_id"), nullable=True)
     status: Mapped[str] = mapped_column(sa.String(8), default="open")    # open | resolved
     resolution: Mapped[str | None] = mapped_column(sa.String(24), nullable=True)
     resolution_reason: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     resolved_by: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
     found_on: Mapped[date] = mapped_column(sa.Date)
+    #: the row id its encrypted columns are bound to (the database numbers ``id`` at the INSERT)
+    seal_id: Mapped[str] = mapped_column(sa.String(36), default=new_id, unique=True)
 
 
 class MonitoredCase(Base):

@@ -157,9 +157,11 @@ def upgrade() -> None:
     sa.Column('resolved_by', sa.String(length=64), nullable=True),
     sa.Column('resolved_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('found_on', sa.Date(), nullable=False),
+    sa.Column('seal_id', sa.String(length=36), nullable=False),
     sa.ForeignKeyConstraint(['round_id'], ['verification_round.id'], ),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('round_id', 'rule', 'subject', name='uq_discrepancy_rule_subject')
+    sa.UniqueConstraint('round_id', 'rule', 'subject', name='uq_discrepancy_rule_subject'),
+    sa.UniqueConstraint('seal_id', name='uq_discrepancy_seal_id')
     )
     with op.batch_alter_table('discrepancy', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_discrepancy_round_id'), ['round_id'], unique=False)
@@ -177,8 +179,10 @@ def upgrade() -> None:
     sa.Column('pushed', sa.Boolean(), nullable=False),
     sa.Column('answered_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('seal_id', sa.String(length=36), nullable=False),
     sa.ForeignKeyConstraint(['request_id'], ['bureau_request.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('seal_id', name='uq_bureau_answer_seal_id')
     )
     with op.batch_alter_table('bureau_answer', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_bureau_answer_message_id'), ['message_id'], unique=False)
