@@ -35,7 +35,9 @@ class DemoVerification:
 
         from shared.broker import users_enabled, vhost_of
 
-        if not users_enabled(config):   # the partner and shovel users of this vhost's demo only, not another's
+        #: broker users off: the partner and shovel users are this vhost's demo's only (removed at the end)
+        self.own_users = not users_enabled(config)
+        if self.own_users:
             tag = hashlib.sha256(vhost_of(config["AMQP_URI"]).encode()).hexdigest()[:8]
             config = dict(config, BROKER_USER_PREFIX=f"dibao-demo-{tag}-")
         self.config = config
@@ -43,6 +45,7 @@ class DemoVerification:
         self.bureaus = verification_bureaus(config)
         self.active = bool(self.bureaus) and self._answers()
         self.added: list[str] = []
+        self.made_shovel = False
         self.runners: list = []
         self.target: HouseholdRun | None = None
         self.rejection: dict | None = None
@@ -75,6 +78,7 @@ class DemoVerification:
             rows["bank"] += [(r.head_id, "deposit", "活期存款", "1200.00", "2026-12-31") for r in runs[1:3]
                              if r is not self.target]
         rabbit_admin.setup(self.config, services=())   # the shovel user (dibao broker setup), idempotent
+        self.made_shovel = self.own_users
         known = {p["name"] for p in rabbit_admin.list_partners(self.config)}
         for bureau in self.bureaus:
             path = self.data_dir / f"{bureau}.csv"
@@ -99,6 +103,9 @@ class DemoVerification:
         self.runners.clear()
         for bureau in self.added:     # the partner spaces this demo made (the others stay)
             rabbit_admin.remove_partner(self.config, bureau)
+        if self.made_shovel:
+            rabbit_admin.remove_users(self.config, services=())    # the demo's own shovel user
+            self.made_shovel = False
         self.added.clear()
 
     # --- the reports, and the household rejected on its report ------------------------------
