@@ -71,7 +71,6 @@ def migrate(
             console.print(f"{service}: the service's role on {table}: {', '.join(allowed)}")
 
 
-@cli_command
 def web_health(config: dict, timeout: float) -> dict:
     """The gateway's ``GET /healthz`` (at 127.0.0.1 when it listens on every address)."""
     import json
@@ -88,6 +87,7 @@ def web_health(config: dict, timeout: float) -> dict:
     return {"service": "gateway", "at": url.removesuffix("healthz"), **{k: v for k, v in body.items() if k != "service"}}
 
 
+@cli_command
 def health(
     ctx: typer.Context,
     service: str = typer.Argument(..., help="the service to ask"),
