@@ -101,6 +101,48 @@ class VhostManager:
         except (urllib.error.URLError, OSError):
             pass
 
+    def delete_all(self, names, at_once: int = 8) -> None:
+        """Delete these vhosts, several requests in flight at a time."""
+        import eventlet
+
+        for _ in eventlet.GreenPool(at_once).imap(self.delete, list(names)):
+            pass
+
+
+class SessionVhosts:
+    """The vhosts of a test session. ``vhosts()`` makes one kept to the end
+    of the session; :meth:`for_test` one for a single test, which
+    :meth:`test_done` hands back: it is deleted in the background once the
+    next test asks for its own (by then every fixture of the test that used
+    it has finished), so a test run does not end with hundreds of deletions
+    in a row (about 0.1–0.2 s each on the broker)."""
+
+    def __init__(self, manager: VhostManager | None = None):
+        import eventlet
+
+        self.manager = manager or VhostManager()
+        self.kept: list[str] = []
+        self.done: list[str] = []
+        self._deleting = eventlet.GreenPool(2)
+
+    def __call__(self) -> str:
+        self.kept.append(self.manager.create())
+        return self.kept[-1]
+
+    def for_test(self) -> str:
+        done, self.done = self.done, []
+        for name in done:
+            self._deleting.spawn_n(self.manager.delete, name)
+        return self.manager.create()
+
+    def test_done(self, name: str) -> None:
+        self.done.append(name)
+
+    def close(self) -> None:
+        self._deleting.waitall()
+        self.manager.delete_all(self.kept + self.done)
+        self.kept, self.done = [], []
+
 
 def amqp_uri_for(vhost: str, base: str = AMQP_BASE) -> str:
     parts = urlsplit(base)
@@ -138,10 +180,23 @@ class PostgresDatabases:
         self.created.append(name)
         return sa.make_url(self.admin_uri).set(database=name).render_as_string(hide_password=False)
 
-    def drop_all(self) -> None:
-        with self.engine.connect() as conn:
-            for name in self.created:
+    def drop_all(self, at_once: int = 32) -> None:
+        """Drop every database made, ``at_once`` at a time: PostgreSQL (15)
+        makes each DROP DATABASE wait for a checkpoint, and drops waiting
+        together share one — 20 drops in turn took 35 s on a loaded CI
+        machine, 20 at once 0.75 s."""
+        import eventlet
+
+        from shared.db import make_engine
+
+        make_engine(self.admin_uri).dispose()   # psycopg2 made green (psycogreen), so the drops overlap
+
+        def drop(name: str) -> None:
+            with self.engine.connect() as conn:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+        for _ in eventlet.GreenPool(at_once).imap(drop, self.created):
+            pass
         self.created.clear()
 
 

@@ -5,7 +5,7 @@ import pytest
 
 import os
 
-from shared.testing import (PostgresDatabases, VhostManager, amqp_uri_for, remove_broker_users, sqlite_uris,
+from shared.testing import (PostgresDatabases, SessionVhosts, amqp_uri_for, remove_broker_users, sqlite_uris,
                             test_config, with_broker_users)
 
 #: DIBAO_TEST_BROKER_USERS=1: every test's config gets broker users of its own
@@ -39,17 +39,18 @@ def container_factory(container_factory):
 
 @pytest.fixture(scope="session")
 def vhosts():
-    manager = VhostManager()
-    made = []
-    yield lambda: made.append(manager.create()) or made[-1]
-    for name in made:
-        manager.delete(name)
+    """``vhosts()`` makes a vhost kept to the end of the session."""
+    made = SessionVhosts()
+    yield made
+    made.close()
 
 
 @pytest.fixture
 def amqp_uri(vhosts):
-    """A fresh, empty RabbitMQ vhost for this test."""
-    return amqp_uri_for(vhosts())
+    """A fresh, empty RabbitMQ vhost for this test (deleted after it, in the background)."""
+    name = vhosts.for_test()
+    yield amqp_uri_for(name)
+    vhosts.test_done(name)
 
 
 @pytest.fixture(scope="session")
