@@ -17,12 +17,16 @@ STAMP := $(VENV)/.installed
 # that every run-time file they provide is there (cli/doctor.py).
 #   fonts-wqy-zenhei — a TrueType CJK font the printable notice PDFs (公示)
 #   embed (reportlab cannot embed the CFF/OpenType fonts of fonts-noto-cjk).
-DEB_PACKAGES := fonts-wqy-zenhei
+#   chromium, chromium-driver — the headless browser (and its WebDriver) the
+#   console's tests drive (tests/browser_helpers.py); not needed to run.
+DEB_PACKAGES := fonts-wqy-zenhei chromium chromium-driver
+# Of those, the ones only the tests use: the service image (Dockerfile) leaves them out.
+DEB_TEST_ONLY := chromium chromium-driver
 
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS='-m "not integration" -x'`.
 PYTEST_ARGS ?=
 
-.PHONY: help venv sysdeps run test bench clean
+.PHONY: help venv sysdeps run test bench screenshots clean
 
 help: ## list the targets
 	@echo "Dibao make targets:"
@@ -66,6 +70,9 @@ run: venv sysdeps ## install what the services need (DEB_PACKAGES), check it (di
 
 test: venv sysdeps ## run the test suite (PYTEST_ARGS=... appended)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+screenshots: venv sysdeps ## retake the console's screenshots in docs/console/ (the browser tests, in headless Chromium)
+	DIBAO_SCREENSHOTS_DIR=$(CURDIR)/docs/console $(VENV)/bin/python -m pytest -q tests/integration/test_console*.py tests/integration/test_public_pages.py
 
 # Benchmarks are pytest files under bench/ (test_*.py or bench_*.py) that write figures.
 bench: venv ## run the benchmarks under bench/

@@ -30,7 +30,8 @@ import pytest
 from nameko.rpc import rpc
 
 from bench.support import Stopwatch, record
-from services.intake import handlers, schemas
+from contracts.rpc import intake as schemas
+from services.intake import handlers
 from services.intake.models import Base
 from services.intake.service import MIGRATIONS, IntakeService
 from shared.db import ServiceDatabase, configure_cipher
@@ -85,7 +86,7 @@ def unsent(db_path: str) -> int:
 
 def direct_import(config: dict, households: list[dict], path) -> float:
     """The same handler in-process, one unit of work per household: seconds."""
-    configure_cipher(config)
+    configure_cipher(config, "intake")
     ref = ReferenceData.from_config(config)
     db = ServiceDatabase("intake", f"sqlite:///{path}", Base.metadata, MIGRATIONS)
     db.migrate()

@@ -33,6 +33,7 @@ from services.review import month_end, rules
 from services.review.models import Base, Case, HouseholdCheckIn
 from services.review.service import MIGRATIONS
 from shared.crypto import FieldCipher, configure
+from shared.sealing import seal_value
 from shared.db import ServiceDatabase
 from shared.policy import load_policy
 
@@ -62,7 +63,8 @@ def populate(db: ServiceDatabase) -> None:
             "id": f"case-{n:06d}", "application_id": f"app-{n:06d}", "household_id": f"hh-{n:06d}",
             "community_code": f"420115{1 + n % 12:03d}{1 + n % 9:03d}", "township_code": f"420115{1 + n % 12:03d}",
             "area_type": "urban", "household_size": 1 + n % 4, "standard": Decimal("820.00"),
-            "verified_income": encrypted_zero, "monthly_benefit": Decimal("820.00") * (1 + n % 4),
+            "verified_income": seal_value(Case.__table__.c.verified_income, f"case-{n:06d}", encrypted_zero),
+            "monthly_benefit": Decimal("820.00") * (1 + n % 4),
             "category": ("long_term", "stable", "unstable")[n % 3], "start_month": "2027-01",
             "next_rereview_on": first_due + timedelta(days=n % 365), "status": "active",
             "approved_on": date(2026, 12, 15), "policy": "jiangxia"})

@@ -43,7 +43,7 @@ from contracts import payments as _payments_events  # noqa: F401 - registers the
 from services.payments import runs, standards
 from services.payments.models import Base, BenefitPeriod, CheckIn, LedgerCase, from_fen
 from services.payments.service import MIGRATIONS
-from shared.crypto import get_cipher
+from shared.sealing import seal_value
 from shared.config import load_config
 from shared.db import ServiceDatabase, configure_cipher
 from shared.secrets import ensure_secrets
@@ -67,7 +67,7 @@ DIRECTOR = Actor("zhou.director", "周主任", DISTRICT, frozenset({Role.CENTRE_
 def populate(db: ServiceDatabase, n: int) -> None:
     """n active urban cases (started two months ago), written in bulk."""
     rng = random.Random(11)
-    cipher = get_cipher()
+    ledger_table = LedgerCase.__table__
     start = month(-2)
     now = datetime.now(timezone.utc)
     ledger, periods = [], []
@@ -82,8 +82,10 @@ def populate(db: ServiceDatabase, n: int) -> None:
                        "household_size": size, "monthly_benefit": gap, "benefit_from_month": start,
                        "standard_amount": Decimal("820.00"), "benefit_gap": gap, "vulnerable_members": rng.randint(0, 1),
                        "start_month": start, "stop_month": None, "status": "active", "hold_reason": None,
-                       "payee_name": cipher.encrypt("张三丰"), "payee_name_masked": "张*丰",
-                       "account_number": cipher.encrypt(account), "account_masked": mask_bank_account(account),
+                       "payee_name": seal_value(ledger_table.c.payee_name, case_id, "张三丰"),
+                       "payee_name_masked": "张*丰",
+                       "account_number": seal_value(ledger_table.c.account_number, case_id, account),
+                       "account_masked": mask_bank_account(account),
                        "bank_name": None, "approved_on": date.today(), "updated_at": now})
         periods.append({"case_id": case_id, "from_month": start, "amount": gap})
     with db.engine.begin() as conn:
@@ -133,9 +135,9 @@ def timed_run(db: ServiceDatabase, period: str, policy_name: str):
 
 @pytest.mark.parametrize("backend_name", ["sqlite", "postgres"])
 def test_payment_run_and_standard_change_over_100k_cases(backend_name, tmp_path, request):
-    config = load_config(DATA_DIR=str(tmp_path), DATA_KEY="")
-    ensure_secrets(config, ["DATA_KEY"])   # a deployment of its own: no shipped key
-    configure_cipher(config)
+    config = load_config(DATA_DIR=str(tmp_path), DATA_KEY="", DATA_KEY_PAYMENTS="")
+    ensure_secrets(config, ["DATA_KEY_PAYMENTS"])   # a deployment of its own: no shipped key
+    configure_cipher(config, "payments")
     if backend_name == "sqlite":
         uri = f"sqlite:///{tmp_path}/payments.db"
     else:

@@ -38,9 +38,13 @@ applications, but before each step RPC the client pauses
 step has finished, then calls ``echo`` and the step, each timed: the ratio
 of the medians is the step's cost against a bare nameko RPC.
 
-Diagnostics: notify's board rendering and its file channel are timed from
-this process (the containers run here) by wrapping
-``rendering.Board.render`` and ``channels.FileChannel.send``.
+Diagnostics: notify's board files and its file channel are timed from
+this process (the containers run here) by wrapping ``rendering.Board``'s
+``notice_sheet`` (a notice's own PDF, once when it goes up), ``index`` (the
+board's index page, on every change) and ``render`` (the whole board, on
+demand only), and ``channels.FileChannel.send``. Boards are rendered per
+notice plus an index (services/notify/rendering.py): the rate no longer
+falls with the number of notices on a board.
 """
 from __future__ import annotations
 
@@ -176,7 +180,13 @@ def step_calls(app_id: str, community: str, township: str, today: date) -> dict[
 
 def test_review_workflow_over_the_bus(container_factory, sqlite_config, monkeypatch):
     config = dict(sqlite_config, POLICY=POLICY)
-    renders = Timed(monkeypatch, rendering.Board, "render")
+    boards = {kind: Timed(monkeypatch, rendering.Board, name) for kind, name in
+              (("notice_sheets", "notice_sheet"), ("index_pages", "index"), ("whole_boards", "render"))}
+
+    class renders:   # noqa: N801 - the three board timers, taken together
+        @staticmethod
+        def take():
+            return {kind: timer.take() for kind, timer in boards.items()}
     sends = Timed(monkeypatch, channels.FileChannel, "send")
     for cls in (IntakeService, ReviewService, NotifyService, BenchEcho):
         container_factory(cls, config).start()
@@ -315,6 +325,8 @@ def test_review_workflow_over_the_bus(container_factory, sqlite_config, monkeypa
             "steps": {label: summary_ms(ts) for label, ts in load.items()},
             "ratio_median_step_vs_echo_same_phase": ratios(load, load_echo),
         },
+        "board_files_share_of_wall": round(sum(t["seconds"] for phase in diag.values()
+                                               for t in phase["board_renders"].values()) / wall, 3),
         "notify_work_by_phase": diag,
     }
     met = approved == N + QUIET_N and decided == N

@@ -31,7 +31,8 @@ from collections import Counter
 import sqlalchemy as sa
 
 from bench.bench_bulk_import import CHUNK, DISTRICT, SEED, sample_households
-from services.intake import handlers, schemas
+from contracts.rpc import intake as schemas
+from services.intake import handlers
 from services.intake.models import Base
 from services.intake.service import MIGRATIONS
 from shared.db import ServiceDatabase, configure_cipher
@@ -78,7 +79,7 @@ def one_unit_of_work_each(db: ServiceDatabase, ref, rows: list[dict]) -> int:
 
 def test_profile_bulk_import(sqlite_config, tmp_path):
     config = sqlite_config
-    configure_cipher(config)
+    configure_cipher(config, "intake")
     ref = ReferenceData.from_config(config)
     rows = sample_households(N, seed=SEED + 7)
     load(schemas.HouseholdSchema, rows[0])   # warm: schema instance, stdnum tables

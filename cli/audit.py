@@ -7,26 +7,34 @@
   ``--readers HOUSEHOLD_ID``: who read the household's file.
   Asked of the audit service as the logged-in person (an auditor, a
   director, the audit administrator); the query is recorded.
-- ``dibao audit verify [--checkpoint FILE]``: walks the whole hash chain in
-  the audit database and names the first altered, removed or inserted
-  record; with a checkpoint, also proves the log still extends it.
-- ``dibao audit checkpoint [--out FILE]``: the head ``{seq, hash}`` signed
-  with the deployment's key (AUDIT_SIGNING_KEY), for a third party to keep.
-- ``dibao audit public-key``: the key that verifies those signatures.
+- ``dibao audit verify [--checkpoint FILE ...] [--public-key FILE]``: walks
+  the whole hash chain in the audit database, checks it against the
+  checkpoints the database keeps and those given (kept by a holder), and
+  names the first record altered, removed, inserted, rewritten (and
+  rehashed) or missing;
+  ``--bundle FILE --checkpoint FILE --public-key FILE``: the same for an
+  exported bundle, offline — no database, no service code
+  (:mod:`contracts.audit_bundle`).
+- ``dibao audit checkpoint [--out FILE] [--seq N | --all]``: the last
+  checkpoint the audit service signed (every AUDIT_CHECKPOINT_EVERY_RECORDS
+  records or AUDIT_CHECKPOINT_EVERY_SECONDS; published as
+  ``audit.checkpoint_signed``), for a holder to keep.
+- ``dibao audit export --out FILE``: the bundle (records, checkpoints, public keys).
+- ``dibao audit public-key``: the key that verifies the checkpoints.
 """
 from __future__ import annotations
 
 import json
 from datetime import date
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from cli.common import cli_command, console, fail, get_config, rpc_session
+from cli.common import cli_command, console, fail, get_config, one_line, rpc_session
 
 app = typer.Typer(help="The audit record: traces, who let them in, verify the chain, checkpoints.",
                   no_args_is_help=True, rich_markup_mode="rich")
@@ -41,11 +49,13 @@ def _database(config: dict):
 
     from cli.common import SERVICES_DIR
     from contracts.audit_chain import audit_record_table
+    from contracts.audit_checkpoints import audit_checkpoint_table
     from shared.db import ServiceDatabase, platform_tables
 
     metadata = sa.MetaData()
     platform_tables(metadata)
     audit_record_table(metadata)
+    audit_checkpoint_table(metadata)
     db = ServiceDatabase("audit", config["DB_URIS"]["audit"], metadata, SERVICES_DIR / "audit" / "migrations")
     db.migrate()
     return db
@@ -118,73 +128,160 @@ def trace(
         console.print(f"{len(lines)} record(s)")
 
 
+def _kept(files: list[Path] | None) -> list[dict]:
+    from contracts.audit_checkpoints import load_kept
+
+    kept = []
+    for path in files or []:
+        try:
+            kept += load_kept(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            fail(f"--checkpoint {path}: {one_line(exc)}")
+    return kept
+
+
+def _keys(given: str | None, config: dict | None) -> dict[str, str] | None:
+    """The public keys checkpoints must be signed with: ``--public-key`` (a file,
+    or the key itself), else the deployment's own (when this host holds it)."""
+    from contracts import audit_checkpoints as signed
+
+    if given:
+        path = Path(given)
+        try:
+            text = path.read_text(encoding="utf-8") if path.is_file() else given
+            return signed.public_keys(text)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            fail(f"--public-key {given}: {one_line(exc)}")
+    if config is None:
+        return None
+    try:
+        public = signed.public_key_text(signed.signing_key(config))
+    except Exception:  # noqa: BLE001 - not on the audit host: the caller says what to give
+        return None
+    return {signed.key_id(public): public}
+
+
 @app.command("verify")
 @cli_command
 def verify_command(
     ctx: typer.Context,
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="a checkpoint file to prove the log extends"),
-    public_key: Optional[str] = typer.Option(None, "--public-key",
-                                             help="verify the checkpoint with this key (default: the deployment's)"),
+    bundle: Optional[Path] = typer.Option(None, "--bundle", help="verify this exported bundle, offline (no database)"),
+    checkpoint: Optional[List[Path]] = typer.Option(
+        None, "--checkpoint", help="checkpoints you kept (a file of one, a JSON list or JSON lines of them or of "
+                                   "their audit.checkpoint_signed events; repeatable)"),
+    public_key: Optional[str] = typer.Option(
+        None, "--public-key", metavar="FILE|KEY",
+        help="the key checkpoints must be signed with: a file of base64 keys, one a line, or a key itself "
+             "(default, on the audit host: the deployment's own; with --bundle: required)"),
 ) -> None:
-    """Walk the whole chain; name the first altered, removed or inserted record."""
-    from contracts import audit_chain as chain
+    """Walk the whole chain and check it against the signed checkpoints; name the
+    first record altered, removed, inserted, rewritten or missing."""
+    from contracts import audit_checkpoints as signed
 
-    config = get_config(ctx)
-    db = _database(config)
-    try:
-        if checkpoint:
-            cp = json.loads(checkpoint.read_text(encoding="utf-8"))
-            key = public_key or chain.public_key_text(chain.signing_key(config))
-            result, problem = chain.verify_against(db.engine, cp, key)
-            if problem:
-                fail(f"verify FAILED: {problem}", code=2)
-            console.print(f"[green]checkpoint holds[/green]: record {cp['seq']} still has hash "
-                          f"{cp['head_hash'][:16]}…; the log only grew since ({result.records} records)")
-            return
-        result, _ = chain.verify(db.engine)
-    finally:
-        db.dispose()
-    if not result.ok:
-        fail(f"verify FAILED: {result.finding}", code=2)
+    kept = _kept(checkpoint)
+    if bundle:
+        from contracts.audit_bundle import BundleError, verify_bundle
+
+        if not public_key:
+            fail("--bundle needs --public-key: the deployment's key as you got it (`dibao audit public-key`), "
+                 "never the bundle's own")
+        keys = _keys(public_key, None)
+        try:
+            report = verify_bundle(bundle, kept, keys)
+        except BundleError as exc:
+            fail(f"verify FAILED: {exc}", code=2)
+        except OSError as exc:
+            fail(f"--bundle {bundle}: {one_line(exc)}")
+    else:
+        config = get_config(ctx)
+        keys = _keys(public_key, config)
+        db = _database(config)
+        try:
+            if keys is None and (kept or signed.stored(db.engine)):
+                fail("this host does not hold the audit's signing key: give --public-key "
+                     "(`dibao audit public-key` on the audit host)")
+            report = signed.verify_database(db.engine, kept, keys)
+        finally:
+            db.dispose()
+    result = report.verification
+    if not report.ok:
+        for finding in report.findings[1:]:
+            console.print(f"  also: {escape(str(finding))}", soft_wrap=True)
+        fail(f"verify FAILED: {report.first}", code=2)
     console.print(f"[green]chain verifies[/green]: {result.records} records, head {result.head_seq} "
-                  f"hash {result.head_hash[:16]}…")
+                  f"hash {result.head_hash[:16]}…; {len(report.held)} signed checkpoint(s) hold", soft_wrap=True)
+    for cp in kept:
+        console.print(f"[green]checkpoint holds[/green]: record {cp['seq']} still has hash {cp['head_hash'][:16]}… "
+                      f"(signed {cp['signed_at']}); the log only grew since", soft_wrap=True)
 
 
 @app.command("checkpoint")
 @cli_command
 def checkpoint_command(
     ctx: typer.Context,
-    out: Optional[Path] = typer.Option(None, "--out", help="write the checkpoint here (default: print it)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write it here (default: print it)"),
+    seq: Optional[int] = typer.Option(None, "--seq", help="the checkpoint of this record (default: the last)"),
+    every: bool = typer.Option(False, "--all", help="every checkpoint, as JSON lines"),
 ) -> None:
-    """Export the head {seq, hash}, signed with the deployment's key."""
-    from contracts import audit_chain as chain
+    """The last checkpoint the audit service signed (or --seq N's, or --all), to keep."""
+    from contracts import audit_checkpoints as signed
 
     config = get_config(ctx)
     db = _database(config)
     try:
-        cp = chain.make_checkpoint(db.engine, chain.signing_key(config))
-    except ValueError as exc:
-        fail(str(exc), code=2)
+        checkpoints = signed.stored(db.engine)
     finally:
         db.dispose()
-    text = json.dumps(cp, indent=2)
+    if seq is not None:
+        checkpoints = [cp for cp in checkpoints if cp["seq"] == seq]
+    if not checkpoints:
+        fail(f"no checkpoint {'of record ' + str(seq) if seq is not None else 'signed yet'}: the audit service "
+             f"signs one every {config.get('AUDIT_CHECKPOINT_EVERY_RECORDS')} records or "
+             f"{config.get('AUDIT_CHECKPOINT_EVERY_SECONDS')} s", code=2)
+    if every:
+        text = "".join(json.dumps(cp, sort_keys=True) + "\n" for cp in checkpoints)
+    else:
+        text = json.dumps(checkpoints[-1], indent=2, sort_keys=True) + "\n"
     if out:
         from cli.files import export_to
 
         with export_to(out, "--out", binary=False) as fh:   # never through a symbolic link
-            fh.write(text + "\n")
-        console.print(f"checkpoint of record {cp['seq']} written to {out}")
+            fh.write(text)
+        console.print(f"{len(checkpoints) if every else 1} checkpoint(s) written to {out} "
+                      f"(the last: record {checkpoints[-1]['seq']})")
     else:
-        console.print(text)
+        console.print(text, end="", soft_wrap=True, markup=False, highlight=False)
+
+
+@app.command("export")
+@cli_command
+def export_command(
+    ctx: typer.Context,
+    out: Path = typer.Option(..., "--out", help="the bundle file to write (zip)"),
+) -> None:
+    """The audit bundle: every record, every checkpoint and the public keys, for offline verification."""
+    from cli.files import export_to
+    from contracts.audit_bundle import write_bundle
+
+    config = get_config(ctx)
+    db = _database(config)
+    try:
+        with export_to(out, "--out") as fh:     # never through a symbolic link
+            manifest = write_bundle(db.engine, fh)
+    finally:
+        db.dispose()
+    console.print(f"bundle written to {out}: {manifest['records']} records (head {manifest['head_seq']}), "
+                  f"{manifest['checkpoints']} checkpoint(s). Verify it offline: `dibao audit verify --bundle "
+                  f"{out} --checkpoint KEPT.json --public-key KEY.txt`", soft_wrap=True)
 
 
 @app.command("public-key")
 @cli_command
 def public_key_command(ctx: typer.Context) -> None:
-    """The Ed25519 public key (base64) that verifies this deployment's checkpoints."""
-    from contracts import audit_chain as chain
+    """The public key (base64; Ed25519, or SM2 under CRYPTO_PROFILE gm) that verifies this deployment's checkpoints."""
+    from contracts import audit_checkpoints as signed
 
-    console.print(chain.public_key_text(chain.signing_key(get_config(ctx))))
+    console.print(signed.public_key_text(signed.signing_key(get_config(ctx))), soft_wrap=True)
 
 
 def parse_date(value: str, option: str) -> date:

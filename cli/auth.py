@@ -94,10 +94,11 @@ def session_context() -> dict:
 
 @contextmanager
 def identity_rpc(config: dict, context: dict | None = None):
-    from nameko.standalone.rpc import ClusterRpcProxy
+    """identity's RPC, as the tools' own broker user (``<prefix>cli``) when
+    broker users are on — never as AMQP_URI's administrator."""
+    from shared.client import rpc_with
 
-    with ClusterRpcProxy(config, context_data=context or {},
-                         timeout=float(config.get("RPC_TIMEOUT", 30))) as proxy:
+    with rpc_with(config, context) as proxy:
         yield proxy.identity
 
 

@@ -43,7 +43,7 @@ def setup(ctx: typer.Context) -> None:
     from shared.rabbit_admin import setup as broker_setup
 
     config = get_config(ctx)
-    problem = broker_problem(config["AMQP_URI"])
+    problem = broker_problem(config["AMQP_URI"], config=config)
     if problem is not None and not _rejected(problem):     # not running (a missing vhost is ours to create)
         ensure_broker(config)
     done = _admin(broker_setup, config)
@@ -75,22 +75,30 @@ def partner_add(
     name: str = typer.Argument(..., help="the partner bureau, e.g. finance_bureau"),
     host: Optional[str] = typer.Option(None, "--host", help="broker host name the partner connects to "
                                                              "(default BROKER_PARTNER_HOST, else AMQP_URI's)"),
-    handler: list[str] = typer.Option([], "--handler", metavar="SOURCE.EVENT=SERVICE.METHOD",
-                                      help="a handler of the partner's nameko service, e.g. review.case_approved="
-                                           "finance_bureau.on_case_approved: its queue is made now, so events "
-                                           "published before the partner first connects wait for it (repeatable)"),
+    service: Optional[str] = typer.Option(None, "--service", help="the name of the partner's nameko service "
+                                                                  "(default: NAME)"),
+    handler: list[str] = typer.Option([], "--handler", metavar="SOURCE.EVENT[=[SERVICE.]METHOD]",
+                                      help="a handler of the partner's nameko service, e.g. review.case_approved"
+                                           "=on_case_approved (repeatable; default: on_<event> for every event "
+                                           "partners receive); its queue is made now, so events published before "
+                                           "the partner first connects wait for it"),
 ) -> None:
-    """Create a partner's credentials and space; print its AMQP URI (last line)."""
-    from shared.rabbit_admin import add_partner
+    """Create a partner's credentials, its space and the queues its nameko
+    service will consume; print its AMQP URI (last line)."""
+    from shared.rabbit_admin import add_partner, partner_handlers
 
     config = get_config(ctx)
     if host:
         config = dict(config, BROKER_PARTNER_HOST=host)
     receives = partner_events()
-    uri_text = _admin(add_partner, config, name, receives, handler)
+    queues = _admin(partner_handlers, receives, service or name, handler)
+    uri_text = _admin(add_partner, config, name, receives, handler, service)
     console.print(f"partner [bold]{name}[/bold] receives (partner forms, see docs/events.md):")
     for source, types in receives.items():
         console.print(f"  {source}: {', '.join(types)}")
+    console.print("queues waiting for its nameko service (a handler named otherwise: --handler):", soft_wrap=True)
+    for source, kind, queue in queues:
+        console.print(f"  @event_handler({source!r}, {kind!r}) → {queue}", soft_wrap=True)
     typer.echo(uri_text)
 
 

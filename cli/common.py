@@ -67,11 +67,21 @@ class State:
             except Exception as exc:  # a YAML error, a bad ${VAR} …
                 fail(f"cannot read the configuration {path or os.environ.get('DIBAO_CONFIG') or 'config.yml'}: "
                      f"{one_line(exc)}")
+            self._use_profile()
         return self._config
+
+    def _use_profile(self) -> None:
+        from shared import profiles
+
+        try:   # the tools hash, sign and open fields under the deployment's profile
+            profiles.use(self._config)
+        except ValueError as exc:
+            fail(one_line(exc))
 
     @config.setter
     def config(self, value: dict) -> None:
         self._config = value
+        self._use_profile()
 
 
 def state(ctx: typer.Context) -> State:
@@ -230,12 +240,21 @@ def home_district(config: dict) -> str:
 
 # --- the broker ------------------------------------------------------------------
 
-def broker_problem(uri: str, timeout: float = 3.0) -> BaseException | None:
-    """``None`` when RabbitMQ answers at ``uri``, else the error."""
-    from kombu import Connection
+def tools_uri(config: dict) -> str:
+    """The URI the operators' tools connect with: their own broker user
+    (``<prefix>cli``) when broker users are on, else ``AMQP_URI``."""
+    from shared.broker import uri_for
+
+    return uri_for(config, "cli")
+
+
+def broker_problem(uri: str, timeout: float = 3.0, config: dict | None = None) -> BaseException | None:
+    """``None`` when RabbitMQ answers at ``uri``, else the error (TLS as
+    ``config``'s ``AMQP_SSL`` says)."""
+    from shared.broker import connection
 
     try:
-        with Connection(uri, connect_timeout=timeout) as conn:
+        with connection(config or {}, uri=uri, connect_timeout=timeout) as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
         return None
     except Exception as exc:  # noqa: BLE001 - any failure means "not answering"
@@ -267,7 +286,7 @@ HOW_TO_GET_RABBITMQ = (
 def ensure_broker(config: dict, start: bool = True, wait_seconds: float = 60.0) -> None:
     """Make sure RabbitMQ answers at AMQP_URI; start a local one when we may."""
     uri = config["AMQP_URI"]
-    problem = broker_problem(uri)
+    problem = broker_problem(uri, config=config)
     if problem is None:
         return
     shown = hide_password(uri)
@@ -301,7 +320,7 @@ def ensure_broker(config: dict, start: bool = True, wait_seconds: float = 60.0) 
                 break
             time.sleep(2)
         while started and time.monotonic() < deadline:
-            if broker_problem(uri) is None:
+            if broker_problem(uri, config=config) is None:
                 console.print("RabbitMQ is up.")
                 return
             time.sleep(1)
@@ -351,7 +370,7 @@ def check_service_users(config: dict) -> None:
     except SecretError:
         fail("the services' broker users are not set up: run `dibao broker setup` "
              "(or set BROKER_SERVICE_USERS false to connect everything with AMQP_URI)")
-    problem = broker_problem(uri)
+    problem = broker_problem(uri, config=config)
     if problem is not None:
         fail(f"the broker refuses the services' users ({one_line(problem) or type(problem).__name__}): "
              f"run `dibao broker setup`")

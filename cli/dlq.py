@@ -15,10 +15,10 @@ def _broker(config: dict):
     """The broker to read: the config with broker users on (read as the tools'
     user, replayed as the service that parked each event), else the URI."""
     from shared.broker import users_enabled
-    from cli.common import broker_problem
+    from cli.common import broker_problem, tools_uri
 
-    uri = config["AMQP_URI"]
-    problem = broker_problem(uri)
+    uri = tools_uri(config)
+    problem = broker_problem(uri, config=config)
     if problem is not None:
         fail(f"cannot reach RabbitMQ at {hide_password(uri)}: {one_line(problem) or type(problem).__name__}")
     return config if users_enabled(config) else uri
@@ -83,7 +83,7 @@ def replay(
                     console.print(f"[yellow]{service} is not running: its events stay parked[/yellow]")
     console.print(f"replayed {count} event(s)")
     if len(parked) > count:
-        left = [p for p in list_parked(config["AMQP_URI"], limit=100_000)
+        left = [p for p in list_parked(_broker(config), limit=100_000)
                 if not message_id or p.message_id == message_id]
         queues = sorted({p.queue or "(none)" for p in left})
         if left:

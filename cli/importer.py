@@ -405,16 +405,16 @@ def households(
     """Register the households of a CSV/XLSX file; bad rows go to FILE.errors.csv.
 
     Exit 0 when every household was imported, 3 when some were rejected, 1 on failure."""
-    from cli.common import broker_problem, cli_context
+    from cli.common import broker_problem, cli_context, tools_uri
     from shared.client import rpc_with
 
     if not file.is_file():
         fail(f"no such file: {file}")
     config = get_config(ctx)
     context = cli_context(config)     # as the logged-in person (a caseworker)
-    problem = broker_problem(config["AMQP_URI"])
+    problem = broker_problem(tools_uri(config), config=config)
     if problem is not None:
-        fail(f"cannot reach RabbitMQ at {hide_password(config['AMQP_URI'])}: {one_line(problem)}")
+        fail(f"cannot reach RabbitMQ at {hide_password(tools_uri(config))}: {one_line(problem)}")
     try:
         ping(config, "intake", 5)
     except Exception as exc:  # noqa: BLE001 - say so before reading 10,000 households

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     models = importlib.import_module(f"services.{args.service}.models")
     if encrypts(models.Base.metadata):
-        configure_cipher(config)
+        configure_cipher(config, args.service)
     migrations = SERVICES_DIR / args.service / "migrations"
     database = ServiceDatabase(args.service, config["DB_URIS"][args.service], models.Base.metadata,
                                migrations if migrations.exists() else None)

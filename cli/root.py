@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from cli import audit, auth, broker, databases, dlq, docs, doctor, importer, ops, payments, review, secrets, stats, up
+from cli import audit, auth, broker, databases, dlq, docs, doctor, importer, keys, ops, payments, review, secrets, stats, up
 from cli import calendar as calendar_cli
 from demo import command as demo
 from cli.common import State
@@ -46,6 +46,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(auth.app, name="auth")
 app.add_typer(auth.users_app, name="users")
 app.add_typer(secrets.app, name="secrets")
+app.add_typer(keys.app, name="keys")
 stats.register(app)
 databases.register(app)
 calendar_cli.register(app)

@@ -22,16 +22,18 @@ from typing import List, Optional
 import typer
 from rich.markup import escape
 
-from cli.common import cli_command, console, existing_service_names, fail, get_config, require_service
+from cli.common import SERVICES_DIR, cli_command, console, existing_service_names, fail, get_config, require_service
 
 app = typer.Typer(help="The deployment's secrets: generate the missing ones, list where each comes from.",
                   no_args_is_help=True, rich_markup_mode="rich")
 
 
 def service_encrypts(service: str) -> bool:
-    """Whether the service's database has encrypted columns (so it holds DATA_KEY)."""
+    """Whether the service's database has encrypted columns (so it holds DATA_KEY_<SERVICE>)."""
     from shared.db import encrypts
 
+    if (SERVICES_DIR / service / "service.py").is_file() and not (SERVICES_DIR / service / "models.py").is_file():
+        return False   # a service without a database (the gateway) stores nothing
     try:
         models = importlib.import_module(f"services.{service}.models")
     except ImportError:
@@ -70,6 +72,8 @@ def init(
     for setting in SECRETS:
         if setting in made:
             state = "[green]generated[/green]"
+        elif not SECRETS[setting].generated and source_of(config, setting) == "missing":
+            state = "none (not needed by a new deployment)"
         else:
             state = {"environment": "set by the environment", "config": "set in the config file",
                      "file": "kept (on file)"}.get(source_of(config, setting), "missing")
@@ -93,7 +97,9 @@ def list_secrets(ctx: typer.Context) -> None:
         source = source_of(config, setting)
         shown = {"environment": f"environment {spec.env_var}", "config": "config file",
                  "file": f"file {spec.file_name}"}.get(source, "—")
-        if source == "missing":
+        if source == "missing" and not spec.generated:
+            state = "not used (a new deployment has none)"
+        elif source == "missing":
             state = "[yellow]missing[/yellow]"
         else:
             try:
@@ -112,13 +118,13 @@ def check(
     services: List[str] = typer.Argument(..., metavar="SERVICE...", help="the service(s) about to start"),
 ) -> None:
     """Exit non-zero, naming each setting, unless the services' secrets are usable."""
-    from shared.secrets import check_secrets, required_secrets
+    from shared.secrets import check_secrets, secrets_to_check
 
     config = get_config(ctx)
     problems = []
     for service in services:
         require_service(service)
-        problems += [f"{service}: {p}" for p in check_secrets(config, required_secrets(service,
+        problems += [f"{service}: {p}" for p in check_secrets(config, secrets_to_check(config, service,
                                                                                       service_encrypts(service)))]
     if problems:
         fail("refusing to start — " + "; ".join(problems))

@@ -15,7 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from cli.common import (check_service_users, cli_command, configure_logging, console, discover_services,
-                        ensure_broker, fail, get_config, hide_password, service_runner)
+                        ensure_broker, fail, get_config, hide_password, one_line, service_runner)
 
 
 def register(app: typer.Typer) -> None:
@@ -36,6 +36,38 @@ def select_services(wanted: Optional[str]) -> dict[str, type]:
     return {n: found[n] for n in names}
 
 
+def uses_database(service_cls: type) -> bool:
+    """Whether a service keeps a database (declares a ``Database``): the gateway does not."""
+    from shared.db import Database
+
+    return any(isinstance(value, Database) for value in vars(service_cls).values())
+
+
+def web_address(config: dict) -> str:
+    """Where the gateway listens (nameko's WEB_SERVER_ADDRESS)."""
+    return str(config.get("WEB_SERVER_ADDRESS") or "127.0.0.1:8080")
+
+
+def console_url(config: dict) -> str:
+    host, _, port = web_address(config).rpartition(":")
+    host = host or "127.0.0.1"
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"
+
+
+def check_web_port(config: dict) -> None:
+    """Fail in one line when the gateway's address is taken (before anything starts)."""
+    import socket
+
+    host, _, port = web_address(config).rpartition(":")
+    try:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host or "0.0.0.0", int(port)))
+    except (OSError, ValueError) as exc:
+        fail(f"the gateway cannot listen on {web_address(config)} ({one_line(exc)}): stop what uses it, or set "
+             f"DIBAO_WEB_PORT (and DIBAO_WEB_HOST)")
+
+
 def describe(config: dict, services: dict[str, type], title: str = "dibao up") -> Panel:
     """A panel: what runs, on which policy, databases and broker."""
     from shared.config import data_dir
@@ -51,8 +83,12 @@ def describe(config: dict, services: dict[str, type], title: str = "dibao up") -
     from shared.broker import user_name, users_enabled
     grid.add_row("broker users", ", ".join(user_name(config, n) for n in services) if users_enabled(config)
                  else "off: every service connects with AMQP_URI's user")
-    for name in services:
-        grid.add_row(f"db {name}", hide_password(config.get("DB_URIS", {}).get(name, "(none)")))
+    for name, cls in services.items():
+        if uses_database(cls):
+            grid.add_row(f"db {name}", hide_password(config.get("DB_URIS", {}).get(name, "(none)")))
+    if "gateway" in services:
+        url = console_url(config)
+        grid.add_row("console", f"{url} (API: {url}api/openapi.json, docs {url}api/docs)")
     grid.add_row("data dir", str(data_dir(config).resolve()))
     return Panel(grid, title=title, expand=False)
 
@@ -62,14 +98,14 @@ def ensure_deployment_secrets(config: dict, services) -> None:
     <SECRETS_DIR> (0600) and later starts reuse them; a secret set to a value
     the repository published, or malformed, stops here in one line."""
     from cli.secrets import service_encrypts
-    from shared.secrets import check_secrets, ensure_secrets, required_secrets, secrets_dir
+    from shared.secrets import check_secrets, ensure_secrets, secrets_dir, secrets_to_check
 
     made = ensure_secrets(config)
     if made:
         console.print(f"generated this deployment's secrets in {secrets_dir(config).resolve()} (mode 0600; keep "
-                      f"them, DATA_KEY above all): {', '.join(made)}")
+                      f"them, the DATA_KEY_<SERVICE> keyrings above all): {', '.join(made)}")
     problems = [f"{name}: {problem}" for name in services
-                for problem in check_secrets(config, required_secrets(name, service_encrypts(name)))]
+                for problem in check_secrets(config, secrets_to_check(config, name, service_encrypts(name)))]
     if problems:
         fail("refusing to start — " + "; ".join(problems))
 
@@ -86,12 +122,14 @@ def up(
 
     config = get_config(ctx)
     chosen = select_services(services)
-    missing_db = [n for n in chosen if n not in config.get("DB_URIS", {})]
+    missing_db = [n for n, cls in chosen.items() if uses_database(cls) and n not in config.get("DB_URIS", {})]
     if missing_db:
         fail(f"config has no DB_URIS for {', '.join(missing_db)}")
     ensure_deployment_secrets(config, chosen)
     ensure_broker(config)
     check_service_users(config)
+    if "gateway" in chosen:
+        check_web_port(config)
     # every service's own token comes from identity.service_token (shared.remote); only identity signs
     configure_logging(config)
     console.print(describe(config, chosen))
@@ -106,6 +144,8 @@ def up(
     signal.signal(signal.SIGTERM, shutdown)
     runner.start()
     console.print(f"[green]running[/green] {', '.join(chosen)} — Ctrl-C or SIGTERM stops")
+    if "gateway" in chosen:
+        console.print(f"console: point a browser at [bold]{console_url(config)}[/bold]")
     runnlet = eventlet.spawn(runner.wait)
     while True:
         try:

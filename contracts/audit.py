@@ -25,6 +25,30 @@ class QueryRecorded(Schema):
     results = fields.Integer(required=True, metadata={"doc": "how many entries were returned"})
 
 
+@event_type(SOURCE, "checkpoint_signed", partner=True)
+class CheckpointSigned(Schema):
+    """The audit service signed the head of the audit chain (签名检查点), every
+    `AUDIT_CHECKPOINT_EVERY_RECORDS` records or `AUDIT_CHECKPOINT_EVERY_SECONDS`.
+    Keep every one: with them and the deployment's public key (`dibao audit
+    public-key`) anyone verifies the record offline (`dibao audit verify --bundle
+    FILE --checkpoint FILE --public-key FILE`) — a truncation or a rewrite after a
+    checkpoint is named. No personal data: figures and hashes only (the format:
+    `contracts/audit_checkpoints.py`). Subject: none."""
+
+    seq = fields.Integer(required=True, metadata={"doc": "the last record the checkpoint covers"})
+    head_hash = fields.String(required=True, metadata={"doc": "that record's chain hash (hex; sha256, sm3 under the gm profile)"})
+    records = fields.Integer(required=True, metadata={"doc": "how many records the chain had"})
+    signed_at = fields.String(required=True, metadata={"doc": "when it was signed (ISO 8601, UTC)"})
+    key_id = fields.String(required=True, metadata={"doc": "the signing key: first 16 hex of sha256 of the public key"})
+    algorithm = fields.String(required=True, metadata={"doc": "the signature's algorithm: ed25519, or sm2-sm3 under the gm profile"})
+    previous_seq = fields.Integer(required=True, metadata={"doc": "the checkpoint before (0: none): the range "
+                                                                   "is previous_seq+1 .. seq"})
+    previous_hash = fields.String(required=True, metadata={"doc": "that checkpoint's head hash (64 zeros: none)"})
+    locator = fields.String(required=True, metadata={"doc": "base64 of the first 8 bytes of each record's hash in "
+                                                             "the range (empty: none), to name a changed record"})
+    signature = fields.String(required=True, metadata={"doc": "base64 signature of the other fields"})
+
+
 def load_contracts() -> None:
     """Register every service's event schemas (the audit accepts all of them)."""
     import contracts

@@ -1,41 +1,46 @@
-"""The audit log's hash chain: the record format, appending a batch, verifying the whole log, checkpoints.
+"""The audit log's hash chain: the record format, appending a batch, verifying the whole log.
 
-A contract, not audit's private code: a third party verifies the log and
-the signed checkpoints with this module alone (``dibao audit verify``), and
-the audit service (``services/audit``) writes its table through it.
+A contract, not audit's private code: a third party verifies the log with
+this module and :mod:`contracts.audit_checkpoints` alone (``dibao audit
+verify``; a bundle offline: :mod:`contracts.audit_bundle`), and the audit
+service (``services/audit``) writes its table through it.
 
-``hash(n) = sha256(hash(n-1) ‖ canonical(n))`` where canonical is the
+``hash(n) = H(hash(n-1) ‖ canonical(n))`` — H is SHA-256, or SM3 under the
+国密 profile (``CRYPTO_PROFILE: gm``, :mod:`shared.profiles`; every function
+takes the profile, default the process's) — where canonical is the
 record's columns (all but ``seq``, ``prev_hash`` and ``hash``) as compact
-JSON with sorted keys. The chain has ONE writer at a time (the ingest, under
-a lock: the audit service's ``ChainLease`` on PostgreSQL, SQLite's
-write lock otherwise), so ``seq`` and the links are assigned in one order.
+JSON with sorted keys; ``hash(0)`` is 64 zeros. The chain has ONE writer at
+a time (the ingest, under a lock: the audit service's chain lease on
+PostgreSQL, SQLite's write lock otherwise), so ``seq`` and the links are
+assigned in one order.
 
-``verify`` walks the log in ``seq`` order and names the first record that
-is *altered* (its hash no longer matches its content), *removed* (a gap: the
-next record links to a hash nobody has) or *inserted* (a record the chain
-steps over: the next one links to the record before it).
+:class:`ChainWalk` takes the log in ``seq`` order and names the first
+record that is *altered* (its hash no longer matches its content),
+*removed* (a gap: the next record links to a hash nobody has) or *inserted*
+(a record the chain steps over: the next one links to the record before it).
 
-A checkpoint is ``{seq, head_hash, ...}`` signed with the deployment's
-Ed25519 key (``AUDIT_SIGNING_KEY``); anyone with the public key can later
-check the signature and that the log still has that hash at that ``seq``,
-i.e. that the log was only appended to since.
+Besides the events, the writer appends one record of its own after each
+signed checkpoint (and as a new chain's first record): an *anchor*
+(``audit.chain_anchor``, a random nonce) — it starts the next checkpoint's
+range with a record nobody outside can guess, so the hashes a checkpoint
+publishes (its locator, :mod:`contracts.audit_checkpoints`) reveal nothing
+of the records they fix.
 """
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
+import os
+import uuid
+from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from typing import Iterable, Iterator, Mapping
 
 import sqlalchemy as sa
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
 from sqlalchemy.dialects import postgresql
 
-from shared.secrets import load_secret
+from shared import profiles
+from shared.profiles import CryptoProfile
 
 #: JSON text kept verbatim on PostgreSQL (``json``, not ``jsonb``) so the stored form is the hashed form
 JsonText = sa.JSON().with_variant(postgresql.JSON(), "postgresql")
@@ -87,8 +92,14 @@ def canonical(record) -> str:
     return json.dumps([record[k] for k in CHAINED], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
-def link(prev_hash: str, record) -> str:
-    return hashlib.sha256((prev_hash + canonical(record)).encode("utf-8")).hexdigest()
+def link(prev_hash: str, record, profile: CryptoProfile | None = None) -> str:
+    return (profile or profiles.current()).chain_hash((prev_hash + canonical(record)).encode("utf-8"))
+
+
+#: the record the writer appends after each checkpoint (and first in a new chain): a nonce, no event
+ANCHOR_SOURCE, ANCHOR_TYPE = "audit", "chain_anchor"
+#: the tables the audit writer may only append to (its database role: SELECT and INSERT, ``dibao db roles``)
+APPEND_ONLY_TABLES = ("audit_records", "audit_checkpoints")
 
 
 def head(conn) -> tuple[int, str]:
@@ -98,35 +109,69 @@ def head(conn) -> tuple[int, str]:
     return (row.seq, row.hash) if row else (0, GENESIS)
 
 
-def append(conn, records: list[dict]) -> int:
+def append(conn, records: list[dict], profile: CryptoProfile | None = None) -> int:
     """Chain and insert ``records`` (dicts of the CHAINED columns) after the
     head, skipping event ids already stored (a redelivered batch). Runs in
     the caller's transaction; returns how many were inserted."""
+    return len(append_rows(conn, records, profile))
+
+
+def append_rows(conn, records: list[dict], profile: CryptoProfile | None = None) -> list[dict]:
+    """:func:`append`, returning the rows inserted (with ``seq``, ``prev_hash`` and ``hash``)."""
     if not records:
-        return 0
+        return []
     ids = [r["event_id"] for r in records]
     existing = set()
     for i in range(0, len(ids), 900):
         existing.update(conn.execute(sa.select(audit_records.c.event_id)
                                      .where(audit_records.c.event_id.in_(ids[i:i + 900]))).scalars())
     seq, prev = head(conn)
+    profile = profile or profiles.current()
     rows = []
     for record in records:
         if record["event_id"] in existing:
             continue
         existing.add(record["event_id"])   # a duplicate inside the batch too
         seq += 1
-        digest = link(prev, record)
+        digest = link(prev, record, profile)
         rows.append({**record, "seq": seq, "prev_hash": prev, "hash": digest})
         prev = digest
     if rows:
         conn.execute(audit_records.insert(), rows)
-    return len(rows)
+    return rows
+
+
+def anchor_record(recorded_at: str, after_seq: int) -> dict:
+    """An anchor: the record that starts a checkpoint's range (``after_seq``:
+    the checkpoint it follows, 0 for a new chain) with a random nonce."""
+    return {"event_id": str(uuid.uuid4()), "type": ANCHOR_TYPE, "source": ANCHOR_SOURCE, "version": 1,
+            "occurred_at": recorded_at, "recorded_at": recorded_at, "actor_user": None, "actor_name": None,
+            "actor_role": None, "actor_unit": None, "household_id": None, "application_id": None,
+            "case_id": None, "correlation_id": "", "subject": {},
+            "payload": {"nonce": base64.b64encode(os.urandom(32)).decode("ascii"), "after": after_seq}}
+
+
+def is_anchor(record: Mapping) -> bool:
+    return record["type"] == ANCHOR_TYPE and record["source"] == ANCHOR_SOURCE
+
+
+def read_records(engine, batch: int = 20000, after: int = 0) -> Iterator[dict]:
+    """Every record after ``after`` in ``seq`` order, as dicts, read in batches."""
+    with engine.connect() as conn:
+        while True:
+            rows = conn.execute(sa.select(*_COLUMNS).where(audit_records.c.seq > after)
+                                .order_by(audit_records.c.seq).limit(batch)).mappings().all()
+            if not rows:
+                return
+            after = rows[-1]["seq"]
+            for row in rows:
+                yield dict(row)
 
 
 @dataclass
 class Finding:
-    """The first break in the chain: ``kind`` altered | removed | inserted."""
+    """A break in the log: ``kind`` altered | removed | inserted (the chain
+    itself), rewritten | missing | unsigned (against a signed checkpoint)."""
 
     kind: str
     seq: int
@@ -148,39 +193,65 @@ class Verification:
         return self.finding is None
 
 
-def verify(engine, batch: int = 20000, hash_at: int | None = None) -> tuple[Verification, str | None]:
+class ChainWalk:
+    """The chain check, one record at a time in ``seq`` order (from the
+    database, a bundle, any iterable): :meth:`feed` each, :meth:`end` for the answer."""
+
+    def __init__(self, profile: CryptoProfile | None = None):
+        self.profile = profile or profiles.current()
+        self.prev_seq, self.prev_hash, self.count = 0, GENESIS, 0
+        self.earlier_hash = None   # the hash of the record before the previous one
+        self.pending = None   # a suspicious row waiting for the next one to tell what it is
+        self.result: Verification | None = None
+
+    def feed(self, row: Mapping) -> bool:
+        """Take the next record; True once the walk has its finding (feed no more)."""
+        if self.result is not None:
+            return True
+        self.count += 1
+        if self.pending is not None:
+            self.result = _finding(self.count, self.pending, row)
+            return True
+        intact = link(row["prev_hash"], row, self.profile) == row["hash"]
+        linked = row["prev_hash"] == self.prev_hash and row["seq"] == self.prev_seq + 1
+        if intact and linked:
+            self.earlier_hash, self.prev_seq, self.prev_hash = self.prev_hash, row["seq"], row["hash"]
+            return False
+        if intact and row["prev_hash"] == self.earlier_hash:
+            # it links past the previous record: that one was slipped in (hash and all)
+            finding = Finding("inserted", self.prev_seq,
+                              f"not part of the chain: record {row['seq']} links to the record before it")
+            self.result = Verification(self.count, self.prev_seq, self.prev_hash, finding)
+            return True
+        self.pending = (row, intact, linked, self.prev_seq, self.prev_hash)
+        return False
+
+    def end(self) -> Verification:
+        if self.result is None:
+            self.result = (_finding(self.count, self.pending, None) if self.pending is not None
+                           else Verification(self.count, self.prev_seq, self.prev_hash, None))
+        return self.result
+
+
+def walk(rows: Iterable[Mapping], profile: CryptoProfile | None = None) -> Verification:
+    chain = ChainWalk(profile)
+    for row in rows:
+        if chain.feed(row):
+            break
+    return chain.end()
+
+
+def verify(engine, batch: int = 20000, hash_at: int | None = None,
+           profile: CryptoProfile | None = None) -> tuple[Verification, str | None]:
     """Walk the whole log; the first finding, and (if asked) the stored hash at ``hash_at``."""
-    prev_seq, prev_hash, count, found_hash = 0, GENESIS, 0, None
-    earlier_hash = None   # the hash of the record before the previous one
-    pending = None   # a suspicious row waiting for the next one to tell what it is
-    after = 0
-    with engine.connect() as conn:
-        while True:
-            rows = conn.execute(sa.select(*_COLUMNS).where(audit_records.c.seq > after)
-                                .order_by(audit_records.c.seq).limit(batch)).mappings().all()
-            if not rows:
+    chain, found_hash = ChainWalk(profile), None
+    with closing(read_records(engine, batch)) as rows:
+        for row in rows:
+            if row["seq"] == hash_at:
+                found_hash = row["hash"]
+            if chain.feed(row):
                 break
-            after = rows[-1]["seq"]
-            for row in rows:
-                count += 1
-                if row["seq"] == hash_at:
-                    found_hash = row["hash"]
-                if pending is not None:
-                    return _finding(count, pending, row), found_hash
-                intact = link(row["prev_hash"], row) == row["hash"]
-                linked = row["prev_hash"] == prev_hash and row["seq"] == prev_seq + 1
-                if intact and linked:
-                    earlier_hash, prev_seq, prev_hash = prev_hash, row["seq"], row["hash"]
-                    continue
-                if intact and row["prev_hash"] == earlier_hash:
-                    # it links past the previous record: that one was slipped in (hash and all)
-                    finding = Finding("inserted", prev_seq,
-                                      f"not part of the chain: record {row['seq']} links to the record before it")
-                    return Verification(count, prev_seq, prev_hash, finding), found_hash
-                pending = (row, intact, linked, prev_seq, prev_hash)
-        if pending is not None:
-            return _finding(count, pending, None), found_hash
-    return Verification(count, prev_seq, prev_hash, None), found_hash
+    return chain.end(), found_hash
 
 
 def _finding(count, pending, nxt) -> Verification:
@@ -197,58 +268,3 @@ def _finding(count, pending, nxt) -> Verification:
         finding = Finding("removed", seq, f"record {seq} links to a hash no stored record has "
                                           f"(the record before it was removed, or rewritten with its hash)")
     return Verification(count, prev_seq, prev_hash, finding)
-
-
-# --- checkpoints ------------------------------------------------------------------
-
-def signing_key(config: dict) -> Ed25519PrivateKey:
-    """The deployment's Ed25519 key: ``AUDIT_SIGNING_KEY`` is its 32-byte seed, base64
-    (the setting, else ``<SECRETS_DIR>/audit_signing_key``; a published one is refused)."""
-    seed = base64.b64decode(load_secret(config, "AUDIT_SIGNING_KEY"))
-    if len(seed) != 32:
-        raise ValueError("AUDIT_SIGNING_KEY must be 32 bytes, base64")
-    return Ed25519PrivateKey.from_private_bytes(seed)
-
-
-def public_key_text(key: Ed25519PrivateKey) -> str:
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode()
-
-
-def _signed_part(cp: dict) -> bytes:
-    return json.dumps({k: cp[k] for k in ("seq", "head_hash", "records", "made_at")},
-                      sort_keys=True, separators=(",", ":")).encode()
-
-
-def make_checkpoint(engine, key: Ed25519PrivateKey) -> dict:
-    """Sign the current head (after checking the chain up to it)."""
-    result, _ = verify(engine)
-    if not result.ok:
-        raise ValueError(f"the log does not verify, no checkpoint: {result.finding}")
-    cp = {"seq": result.head_seq, "head_hash": result.head_hash, "records": result.records,
-          "made_at": datetime.now(timezone.utc).isoformat()}
-    cp["public_key"] = public_key_text(key)
-    cp["signature"] = base64.b64encode(key.sign(_signed_part(cp))).decode()
-    return cp
-
-
-def check_signature(cp: dict, public_key: str) -> bool:
-    try:
-        Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key)).verify(
-            base64.b64decode(cp["signature"]), _signed_part(cp))
-        return True
-    except (InvalidSignature, KeyError, ValueError):
-        return False
-
-
-def verify_against(engine, cp: dict, public_key: str) -> tuple[Verification, str | None]:
-    """The log still verifies and still extends the checkpoint (problem text, or None)."""
-    if not check_signature(cp, public_key):
-        return None, "the checkpoint's signature does not verify with this public key"
-    result, at = verify(engine, hash_at=cp["seq"])
-    if not result.ok:
-        return result, str(result.finding)
-    if cp["seq"] and at != cp["head_hash"]:
-        return result, (f"record {cp['seq']} no longer has the checkpoint's hash: the log was rewritten"
-                        if at else f"record {cp['seq']} of the checkpoint is gone")
-    return result, None

@@ -85,11 +85,20 @@ class LabourRecorded(Schema):
     attendance = fields.String(required=True, metadata={"doc": "attended | excused | unexcused"})
 
 
+@event_type(SOURCE, "document_scanned")
+class DocumentScanned(Schema):
+    """A scan (扫描件) of a filed document was stored, sealed. Subject: household_id, document_id, scan_id."""
+
+    content_type = fields.String(required=True)
+    size = fields.Integer(required=True)
+    community_code = fields.String(required=True)
+
+
 @event_type(SOURCE, "file_viewed")
 class FileViewed(Schema):
     """Someone read a household's file (reads are audited). Subject: household_id."""
 
-    purpose = fields.String(required=True, metadata={"doc": "view | lookup | export"})
+    purpose = fields.String(required=True, metadata={"doc": "view | lookup | export | scan"})
     community_code = fields.String(required=True)
 
 

@@ -31,6 +31,10 @@ class StandardChanged(Schema):
         "doc": "cases whose benefit could not be recalculated (no basis): held back until reviewed"})
 
 
+# Each partner form (``…ForPartners``, DESIGN §3.4a) declares the fields partners
+# receive; the full event subclasses it and adds the amounts, so a field is
+# declared once and the partner form can only ever be a subset of the event.
+
 class BenefitChangedForPartners(Schema):
     """What partners receive of ``benefit_changed``: the direction, no amounts (income by subtraction)."""
 
@@ -40,33 +44,24 @@ class BenefitChangedForPartners(Schema):
     township_code = fields.String(required=True)
     area_type = fields.String(required=True)
     household_size = fields.Integer(required=True)
-    direction = fields.String(required=True)
-    effective_month = fields.String(required=True)
+    direction = fields.String(required=True, metadata={"doc": "raised | lowered"})
+    effective_month = fields.String(required=True, metadata={"doc": "YYYY-MM"})
     change_id = fields.String(required=True)
 
 
 @event_type(SOURCE, "benefit_changed", partner=BenefitChangedForPartners)
-class BenefitChanged(Schema):
+class BenefitChanged(BenefitChangedForPartners):
     """A case's monthly benefit changed with a standard. Subject: household_id, case_id, change_id."""
 
-    case_id = fields.String(required=True)
-    household_id = fields.String(required=True)
-    community_code = fields.String(required=True)
-    township_code = fields.String(required=True)
-    area_type = fields.String(required=True)
-    household_size = fields.Integer(required=True)
     old_benefit = Money(required=True)
     new_benefit = Money(required=True)
-    direction = fields.String(required=True, metadata={"doc": "raised | lowered"})
-    effective_month = fields.String(required=True, metadata={"doc": "YYYY-MM"})
-    change_id = fields.String(required=True)
 
 
 class PaymentRunApprovedForPartners(Schema):
     """What partners receive of ``payment_run_approved``: no total (a one-line run's total is a benefit)."""
 
     run_id = fields.String(required=True)
-    period = fields.String(required=True)
+    period = fields.String(required=True, metadata={"doc": "YYYY-MM, or YYYY-Qn for quarterly payment"})
     area_type = fields.String(required=True)
     division_code = fields.String(required=True)
     lines = fields.Integer(required=True)
@@ -75,31 +70,10 @@ class PaymentRunApprovedForPartners(Schema):
 
 
 @event_type(SOURCE, "payment_run_approved", partner=PaymentRunApprovedForPartners)
-class PaymentRunApproved(Schema):
+class PaymentRunApproved(PaymentRunApprovedForPartners):
     """A payment run was approved (by someone other than who prepared it) and frozen. Subject: run_id."""
 
-    run_id = fields.String(required=True)
-    period = fields.String(required=True, metadata={"doc": "YYYY-MM, or YYYY-Qn for quarterly payment"})
-    area_type = fields.String(required=True)
-    division_code = fields.String(required=True)
-    lines = fields.Integer(required=True)
     total = Money(required=True)
-    prepared_by = fields.String(required=True)
-    approved_by = fields.String(required=True)
-
-
-class _LinePayload(Schema):
-    run_id = fields.String(required=True)
-    line_id = fields.String(required=True)
-    case_id = fields.String(required=True)
-    household_id = fields.String(required=True)
-    community_code = fields.String(required=True)
-    township_code = fields.String(required=True)
-    area_type = fields.String(required=True)
-    household_size = fields.Integer(required=True)
-    period = fields.String(required=True)
-    amount = Money(required=True)
-    paid_on = fields.Date(required=True, allow_none=True, metadata={"doc": "the bank's value date (null if failed)"})
 
 
 class PaymentLineForPartners(Schema):
@@ -114,23 +88,26 @@ class PaymentLineForPartners(Schema):
     area_type = fields.String(required=True)
     household_size = fields.Integer(required=True)
     period = fields.String(required=True)
-    paid_on = fields.Date(required=True, allow_none=True)
+    paid_on = fields.Date(required=True, allow_none=True, metadata={"doc": "the bank's value date (null if failed)"})
+
+
+class _LineAmount(Schema):
+    amount = Money(required=True)
 
 
 class PaymentFailedForPartners(PaymentLineForPartners):
     """What partners receive of ``payment_failed``: no amount, not the bank's reason."""
 
-    carried_forward = fields.Boolean(required=True)
+    carried_forward = fields.Boolean(required=True, metadata={"doc": "it will be paid in the area's next run"})
 
 
 @event_type(SOURCE, "payment_disbursed", partner=PaymentLineForPartners)
-class PaymentDisbursed(_LinePayload):
+class PaymentDisbursed(_LineAmount, PaymentLineForPartners):
     """The bank paid a line of a run (reconciliation). Subject: household_id, case_id, run_id."""
 
 
 @event_type(SOURCE, "payment_failed", partner=PaymentFailedForPartners)
-class PaymentFailed(_LinePayload):
+class PaymentFailed(_LineAmount, PaymentFailedForPartners):
     """The bank could not pay a line (reconciliation). Subject: household_id, case_id, run_id."""
 
     reason = fields.String(required=True)
-    carried_forward = fields.Boolean(required=True, metadata={"doc": "it will be paid in the area's next run"})

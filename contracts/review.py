@@ -69,6 +69,10 @@ class ReinvestigationRequired(Schema):
     objection_id = fields.String(required=True)
 
 
+# Each partner form (``…ForPartners``, DESIGN §3.4a) declares the fields partners
+# receive; the full event subclasses it and adds the rest, so a field is declared
+# once and the partner form can only ever be a subset of the event.
+
 class CaseApprovedForPartners(Schema):
     """What partners receive of ``case_approved``: no benefit, standard or gap
     (with the household size they give the verified income by subtraction)."""
@@ -77,27 +81,18 @@ class CaseApprovedForPartners(Schema):
     township_code = fields.String(required=True)
     area_type = fields.String(required=True)
     household_size = fields.Integer(required=True)
-    category = fields.String(required=True)
-    start_month = fields.String(required=True)
+    category = fields.String(required=True, metadata={"doc": "re-review category per policy"})
+    start_month = fields.String(required=True, metadata={"doc": "YYYY-MM, the month after approval"})
     next_rereview_on = fields.Date(required=True)
     approved_on = fields.Date(required=True)
     policy = fields.String(required=True)
 
 
 @event_type(SOURCE, "case_approved", partner=CaseApprovedForPartners)
-class CaseApproved(Schema):
+class CaseApproved(CaseApprovedForPartners):
     """The district joint review approved: a case exists. Subject: household_id, application_id, case_id."""
 
-    community_code = fields.String(required=True)
-    township_code = fields.String(required=True)
-    area_type = fields.String(required=True)
-    household_size = fields.Integer(required=True)
     monthly_benefit = Money(required=True, metadata={"doc": "yuan per month, decimal string"})
-    category = fields.String(required=True, metadata={"doc": "re-review category per policy"})
-    start_month = fields.String(required=True, metadata={"doc": "YYYY-MM, the month after approval"})
-    next_rereview_on = fields.Date(required=True)
-    approved_on = fields.Date(required=True)
-    policy = fields.String(required=True)
     # added for payments (issue 5); absent from events emitted before
     standard_amount = Money(allow_none=True, metadata={"doc": "the guarantee standard (yuan per person per month) used"})
     benefit_gap = Money(allow_none=True, metadata={
@@ -116,13 +111,10 @@ class ApplicationRejectedForPartners(Schema):
 
 
 @event_type(SOURCE, "application_rejected", partner=ApplicationRejectedForPartners)
-class ApplicationRejected(Schema):
+class ApplicationRejected(ApplicationRejectedForPartners):
     """The application was refused at a step, with the reason. Subject: household_id, application_id."""
 
-    community_code = fields.String(required=True)
-    step = fields.String(required=True)
     reason = fields.String(required=True)
-    rejected_on = fields.Date(required=True)
 
 
 # --- dynamic management (动态管理, the exit 出口) -------------------------------------
@@ -140,6 +132,8 @@ RULE_MANUAL = "manual"
 
 
 class _CaseFacts(Schema):
+    """What every case change says, partner-safe (no staff's words)."""
+
     case_id = fields.String(required=True, metadata={"doc": "also in the subject"})
     household_id = fields.String(required=True, metadata={"doc": "also in the subject"})
     community_code = fields.String(required=True)
@@ -147,54 +141,42 @@ class _CaseFacts(Schema):
     area_type = fields.String(required=True)
     household_size = fields.Integer(required=True, metadata={"doc": "persons guaranteed (保障人口) from now"})
     effective_month = fields.String(required=True, metadata={"doc": "YYYY-MM"})
-    reason = fields.String(required=True, metadata={"doc": "why, in words (the proposal's reason)"})
     rule = fields.String(required=True, metadata={"doc": "the rule that proposed it, or `manual`"})
 
 
-class _CaseFactsForPartners(Schema):
-    case_id = fields.String(required=True)
-    household_id = fields.String(required=True)
-    community_code = fields.String(required=True)
-    township_code = fields.String(required=True)
-    area_type = fields.String(required=True)
-    household_size = fields.Integer(required=True)
-    effective_month = fields.String(required=True)
-    rule = fields.String(required=True)
+class _ProposalReason(Schema):
+    reason = fields.String(required=True, metadata={"doc": "why, in words (the proposal's reason)"})
 
 
-class CaseAdjustedForPartners(_CaseFactsForPartners):
+class CaseAdjustedForPartners(_CaseFacts):
     """What partners receive of ``case_adjusted``: the direction, no benefit, gap or reason."""
 
-    direction = fields.String(required=True)
+    direction = fields.String(required=True, metadata={"doc": "raised | lowered"})
 
 
 @event_type(SOURCE, "case_adjusted", partner=CaseAdjustedForPartners)
-class CaseAdjusted(_CaseFacts):
+class CaseAdjusted(_ProposalReason, CaseAdjustedForPartners):
     """A case's benefit was raised or lowered (approved proposal). Subject: household_id, application_id, case_id."""
 
     old_benefit = Money(required=True)
     new_benefit = Money(required=True)
-    direction = fields.String(required=True, metadata={"doc": "raised | lowered"})
     benefit_gap = Money(required=True, metadata={"doc": "standard × size − income, unclamped (may be negative)"})
 
 
-class CaseCancelledForPartners(_CaseFactsForPartners):
+class CaseCancelledForPartners(_CaseFacts):
     """What partners receive of ``case_cancelled``: no reason (staff's words)."""
-
-    wrongly_included = fields.Boolean(required=True)
-    gradual_exit_until = fields.String(allow_none=True, required=True)
-
-
-@event_type(SOURCE, "case_cancelled", partner=CaseCancelledForPartners)
-class CaseCancelled(_CaseFacts):
-    """A case was cancelled after an approved proposal (never silently). Subject: household_id, application_id, case_id.
-
-    ``effective_month`` is the first month NOT paid."""
 
     wrongly_included = fields.Boolean(required=True, metadata={"doc": "a campaign found it should never have "
                                                                       "been included (audit: who let them in)"})
     gradual_exit_until = fields.String(allow_none=True, required=True,
                                        metadata={"doc": "YYYY-MM: paid through that month, then stops; or null"})
+
+
+@event_type(SOURCE, "case_cancelled", partner=CaseCancelledForPartners)
+class CaseCancelled(_ProposalReason, CaseCancelledForPartners):
+    """A case was cancelled after an approved proposal (never silently). Subject: household_id, application_id, case_id.
+
+    ``effective_month`` is the first month NOT paid."""
 
 
 @event_type(SOURCE, "review_due", partner=True)
@@ -219,13 +201,9 @@ class CategoryChangedForPartners(Schema):
 
 
 @event_type(SOURCE, "category_changed", partner=CategoryChangedForPartners)
-class CategoryChanged(Schema):
+class CategoryChanged(CategoryChangedForPartners):
     """A case's category (re-review cadence) changed, with its reason. Subject: household, application, case ids."""
 
-    community_code = fields.String(required=True)
-    old_category = fields.String(required=True)
-    new_category = fields.String(required=True)
-    next_rereview_on = fields.Date(required=True)
     reason = fields.String(required=True)
 
 

@@ -58,7 +58,7 @@ def start_demo_services(config: dict, movable_clock: bool = False):
             Path(demo_dir, f"{name}.db{suffix}").unlink(missing_ok=True)
     # and what notify wrote last time: the boards and the messages to households
     for stale in [*demo_dir.glob("notices/*.html"), *demo_dir.glob("notices/*.pdf"),
-                  demo_dir / "messages" / "outbox.jsonl"]:
+                  *demo_dir.glob("notices/*/*.pdf"), demo_dir / "messages" / "outbox.jsonl"]:
         stale.unlink(missing_ok=True)
     demo_config = dict(config, DATA_DIR=str(demo_dir),
                        DB_URIS={name: f"sqlite:///{demo_dir / (name + '.db')}" for name in names})
@@ -72,6 +72,10 @@ def start_demo_services(config: dict, movable_clock: bool = False):
     configure_logging(demo_config, quiet=True)
     console.print(f"no service answers ping on {hide_password(config['AMQP_URI'])} within 2 s: "
                   f"starting {', '.join(services)} in this process (fresh SQLite files in {demo_dir})")
+    if "gateway" in services and not web_port_free(demo_config):
+        console.print(f"the console's address {demo_config.get('WEB_SERVER_ADDRESS')} is taken: the demo runs "
+                      f"without its own gateway (set DIBAO_WEB_PORT for one)")
+        services.pop("gateway")
     runner = start_runner(demo_config, list(services.values()))
     deadline = time.monotonic() + 30
     for name in REQUIRED_SERVICES:
@@ -85,6 +89,17 @@ def start_demo_services(config: dict, movable_clock: bool = False):
                     raise
                 eventlet.sleep(0.2)
     return runner, demo_config
+
+
+def web_port_free(config: dict) -> bool:
+    from cli.up import check_web_port
+    from cli.common import CliError
+
+    try:
+        check_web_port(config)
+        return True
+    except CliError:
+        return False
 
 
 def movable_clock(config: dict):

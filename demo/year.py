@@ -483,14 +483,13 @@ class Year(YearPayments):
         """Until the audit record stops growing with nothing left in its queue (every
         service's outbox relayed — it polls every OUTBOX_POLL_SECONDS — every event taken in)."""
         import eventlet
-        from kombu import Connection
-
+        from shared.broker import connection
         from shared.bus import AUDIT_QUEUE
 
         quiet = 2 * float(self.config.get("OUTBOX_POLL_SECONDS", 1.0)) + 0.5
         deadline = time.monotonic() + timeout
         last, since = -1, time.monotonic()
-        with Connection(self.config["AMQP_URI"]) as conn:
+        with connection(self.config, who="cli") as conn:     # a passive declare: the tools' user may
             channel = conn.channel()
             while time.monotonic() < deadline:
                 recorded = auditor.audit.ping()["recorded"]

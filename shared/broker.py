@@ -18,9 +18,11 @@ deployment's vhost, plus topic permissions on ``nameko-rpc``) are made
 from what the code really declares, publishes and consumes:
 
 - a service publishes events to its own ``<service>.events`` and
-  ``<service>.partner-events`` only (declared at deploy time, so the
-  relay declares them passively: no configure right on any exchange but
-  ``nameko-rpc``, which nameko's RPC declares itself);
+  ``<service>.partner-events`` only; it has the configure right on no
+  exchange at all — every exchange, ``nameko-rpc`` included, is declared
+  at deploy time (``dibao broker setup``) and passively by the services
+  (:mod:`shared.rpc_queues`), so no broker user can delete one or
+  re-declare it with an alternate exchange of its own;
 - it declares, binds and reads only its own queues: ``rpc-<service>``,
   its reply queues ``rpc.reply-<service>-<uuid>``, its event queues
   ``evt-<source>-<type>--<service>.<method>`` and their ``.delay`` queues
@@ -30,8 +32,16 @@ from what the code really declares, publishes and consumes:
   — nobody may publish to the default exchange (``amq.default``), so no
   one can put a message straight into another service's queue;
 - on ``nameko-rpc`` a user may bind only its own routing keys
-  (``<service>.*`` for its RPC queue, a reply uuid for its reply queues),
-  so no broker user can bind a queue with ``#`` and listen to RPC.
+  (``<service>.*`` for its RPC queue; its reply queues' own names, which
+  are their keys), so no broker user can bind a queue with ``#`` and listen
+  to RPC, nor bind the reply key of a caller whose request it received.
+
+The tools — ``cli`` (the ``dibao`` command) and the gateway, each a broker
+user of its own — may publish RPC requests and read their own replies.
+
+TLS (``amqps://``, ``AMQP_SSL``, :func:`shared.config.complete_amqp_ssl`):
+:func:`connection` is how Dibao's own code opens a kombu connection, with
+the same TLS options nameko takes from ``AMQP_SSL``.
 """
 from __future__ import annotations
 
@@ -39,13 +49,13 @@ import copy
 import re
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+from shared.bus import RPC_EXCHANGE
 from shared.secrets import BROKER_TOOLS, SERVICE_NAMES, load_secret
 
 #: Broker users besides the services: the operators' tools (dibao CLI).
 TOOL_USERS = BROKER_TOOLS
 BROKER_USERS = SERVICE_NAMES + TOOL_USERS
 
-RPC_EXCHANGE = "nameko-rpc"
 UUID_KEY = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
@@ -102,7 +112,32 @@ def service_config(config: dict, service: str) -> dict:
     out = copy.copy(config)
     out["AMQP_URI"] = uri_for(config, service)
     out["BROKER_SERVICE"] = service
+    if isinstance(config.get("AMQP_SSL"), dict):      # its own copy: kombu writes the host name into it
+        out["AMQP_SSL"] = dict(config["AMQP_SSL"])
     return out
+
+
+def ssl_options(config: dict):
+    """kombu's ``ssl`` argument for this config: ``AMQP_SSL`` completed by
+    :func:`shared.config.complete_amqp_ssl` (whoever loaded the config), or
+    False; a fresh dict each time, since kombu writes the host it connects
+    to into it."""
+    from shared.config import complete_amqp_ssl
+
+    value = config.get("AMQP_SSL")
+    completed = complete_amqp_ssl({"AMQP_URI": config.get("AMQP_URI"),
+                                   "AMQP_SSL": dict(value) if isinstance(value, dict) else value})
+    return completed or False
+
+
+def connection(config: dict, who: str | None = None, uri: str | None = None, **kwargs):
+    """A kombu Connection to the deployment's broker — as ``who``'s own user
+    (:func:`uri_for`), or ``uri`` (default ``AMQP_URI``) as it is — with TLS
+    as ``AMQP_SSL`` says."""
+    from kombu import Connection
+
+    target = uri or (uri_for(config, who) if who else config["AMQP_URI"])
+    return Connection(target, ssl=ssl_options(config), **kwargs)
 
 
 def expected_publisher(config: dict, source: str) -> str | None:
@@ -119,10 +154,15 @@ def restricted(config: dict) -> bool:
 
 # --- permissions ------------------------------------------------------------------
 
+def reply_queues(who: str) -> str:
+    """``who``'s RPC reply queues, whose names are also their routing keys."""
+    return rf"rpc\.reply-{re.escape(who)}-{UUID_KEY}"
+
+
 def own_queues(service: str) -> str:
     s = re.escape(service)
-    return (rf"rpc-{s}|rpc\.reply-{s}-{UUID_KEY}"
-            rf"|evt-[a-z_]+-[a-z0-9_]+--{s}\.[A-Za-z0-9_]+(\.delay)?")
+    return (rf"rpc-{s}|{reply_queues(service)}"
+            rf"|evt-[a-z_]+-([a-z0-9_]+|\*)--{s}\.[A-Za-z0-9_]+(\.delay)?")
 
 
 def service_permissions(service: str) -> dict:
@@ -131,7 +171,7 @@ def service_permissions(service: str) -> dict:
     own = own_queues(service)
     extra_read = r"|dibao\.audit" if service == "audit" else ""
     return {
-        "configure": rf"^(nameko-rpc|{own})$",
+        "configure": rf"^({own})$",
         "write": rf"^({s}\.events|{s}\.partner-events|nameko-rpc|dibao\.retry|dibao\.park|{own})$",
         # dibao.dead-letter: its replay_dead_letters command reads it (and leaves others' events parked)
         "read": rf"^(nameko-rpc|[a-z_]+\.events|dibao\.retry|dibao\.dead-letter{extra_read}|{own})$",
@@ -142,9 +182,9 @@ def tool_permissions(tool: str) -> dict:
     """The operators' tools: RPC requests and their own reply queues, the
     dead-letter queue to list (a replay is the command of the service that
     parked the event, :mod:`shared.deadletter`)."""
-    replies = rf"rpc\.reply-{re.escape(tool)}-{UUID_KEY}"
+    replies = reply_queues(tool)
     return {
-        "configure": rf"^(nameko-rpc|{replies})$",
+        "configure": rf"^({replies})$",
         "write": rf"^(nameko-rpc|{replies})$",
         "read": rf"^(nameko-rpc|dibao\.dead-letter|{replies})$",
     }
@@ -152,12 +192,15 @@ def tool_permissions(tool: str) -> dict:
 
 def rpc_topic_permissions(who: str, serves_rpc: bool) -> dict:
     """Routing keys on ``nameko-rpc``: publish requests (``<service>.<method>``)
-    and replies (a uuid); bind only ``<who>.*`` (its RPC queue) and uuids (its
-    reply queues) — never ``#`` or ``*.*``."""
+    and replies (to any caller's reply queue, as ``reply_to`` says, or a bare
+    uuid, which only the administrator's plain nameko proxies bind); bind only
+    ``<who>.*`` (its RPC queue) and its own reply queues' names — never
+    ``#``, ``*.*``, another service's key or another caller's reply key."""
     own = rf"{re.escape(who)}\.\*|" if serves_rpc else ""
     return {"exchange": RPC_EXCHANGE,
-            "write": rf"^([a-z_]+\.[A-Za-z0-9_]+|{UUID_KEY})$",
-            "read": rf"^({own}{UUID_KEY})$"}
+            # a bare uuid: the reply key of a plain nameko caller, which only the administrator may bind
+            "write": rf"^([a-z_]+\.[A-Za-z0-9_]+|(rpc\.reply-[a-z_]+-)?{UUID_KEY})$",
+            "read": rf"^({own}{reply_queues(who)})$"}
 
 
 def permissions(who: str) -> dict:
@@ -169,8 +212,11 @@ def permissions(who: str) -> dict:
 def rpc_proxy(config: dict, who: str, **kwargs):
     """A nameko ClusterRpcProxy connecting as ``who`` whose reply queue is
     ``rpc.reply-<who>-<uuid>`` (nameko names it ``standalone_rpc_proxy``),
-    which the broker lets only ``who`` declare and read."""
+    bound by that name (:class:`shared.rpc_queues.OwnReplyListener`), which
+    the broker lets only ``who`` declare, bind and read."""
     from nameko.standalone.rpc import ClusterRpcProxy
+
+    from shared.rpc_queues import OwnReplyListener
 
     class Container(ClusterRpcProxy.ServiceContainer):
         service_name = who
@@ -181,4 +227,6 @@ def rpc_proxy(config: dict, who: str, **kwargs):
     proxy_config = dict(config)
     if users_enabled(config) and connection_user(config["AMQP_URI"]) != user_name(config, who):
         proxy_config["AMQP_URI"] = uri_for(config, who)
+    proxy_config["AMQP_SSL"] = ssl_options(config) or None      # nameko takes it from the config
+    kwargs.setdefault("reply_listener_cls", OwnReplyListener)
     return Proxy(proxy_config, **kwargs)

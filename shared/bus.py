@@ -13,6 +13,9 @@
   event whose publisher is not its source, is parked with the reason for an
   operator to list and replay; events reach it through the ``dibao.park``
   exchange.
+- ``nameko-rpc``: nameko's RPC exchange, declared here as nameko declares it
+  (topic, durable), so no service needs the right to declare — or delete —
+  it (:mod:`shared.rpc_queues`).
 - ``dibao.retry``: a direct exchange; routing key ``<queue>.delay`` reaches a
   handler's delay queue (a retry waiting out its back-off), ``<queue>`` the
   handler's queue itself (the delay's dead-lettering, an operator's replay).
@@ -38,6 +41,7 @@ DEAD_LETTER_QUEUE = "dibao.dead-letter"
 RETRY_EXCHANGE = "dibao.retry"
 PARK_EXCHANGE = "dibao.park"
 DELAY_SUFFIX = ".delay"
+RPC_EXCHANGE = "nameko-rpc"
 
 
 def event_exchange(service: str, passive: bool = False) -> Exchange:
@@ -60,6 +64,11 @@ def park_exchange(passive: bool = False) -> Exchange:
     return Exchange(PARK_EXCHANGE, type="fanout", durable=True, passive=passive)
 
 
+def rpc_exchange() -> Exchange:
+    # Same arguments as nameko.rpc.get_rpc_exchange (its default name).
+    return Exchange(RPC_EXCHANGE, type="topic", durable=True)
+
+
 def audit_queue(service: str) -> Queue:
     return Queue(AUDIT_QUEUE, exchange=event_exchange(service), routing_key="#", durable=True)
 
@@ -79,6 +88,7 @@ def declare_core_topology(channel, services=SERVICE_NAMES) -> None:
         partner_exchange(name)(channel).declare()
         audit.bind_to(exchange=ex, routing_key="#")
     declare_retry_and_park(channel)
+    rpc_exchange()(channel).declare()
     audit.bind_to(exchange=RETRY_EXCHANGE, routing_key=AUDIT_QUEUE)     # replays of parked audit records
 
 

@@ -27,12 +27,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from shared.commands import CommandRecorder
-from shared.crypto import EncryptedDecimal, EncryptedString, FieldCipher, configure, key_from_config
+from shared import profiles
+from shared.crypto import FieldCipher, Keyring, configure, key_from_config
+from shared.sealing import EncryptedDecimal, EncryptedString
 from shared.errors import NotFound
 from shared.events import Event, encode, encode_many, envelope, parse
 from shared.identity import TokenVerification, actor_of
 from shared.permissions import gate
-from shared.secrets import SecretError, load_secret, require_secrets
+from shared.secrets import SecretError, load_secret, require_secrets, required_secrets, source_of
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +129,33 @@ def platform_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
     return outbox, inbox
 
 
-def configure_cipher(config: dict) -> None:
-    """Field encryption at rest (AES-GCM) keyed by the deployment's DATA_KEY
-    (the setting, else <SECRETS_DIR>/data_key; see shared.secrets)."""
-    configure(FieldCipher(key_from_config(load_secret(config, "DATA_KEY"))))
+def configure_cipher(config: dict, service: str) -> FieldCipher:
+    """:func:`service_cipher`, installed for the service's tables (shared.crypto.configure)."""
+    cipher = service_cipher(config, service)
+    configure(cipher, service)
+    return cipher
+
+
+def service_cipher(config: dict, service: str) -> FieldCipher:
+    """``service``'s field cipher (shared.crypto): the deployment's profile,
+    the service's keyring ``DATA_KEY_<SERVICE>`` (re-read from its file
+    while the service runs: key rotation) and, for intake, its blind-index
+    key."""
+    profile = profiles.use(config)
+    setting = f"DATA_KEY_{service.upper()}"
+
+    def read() -> Keyring:
+        try:
+            return Keyring.parse(load_secret(config, setting), setting)
+        except ValueError as exc:
+            raise SecretError(str(exc)) from None
+
+    keyring = read()
+    source = read if source_of(config, setting) == "file" else None
+    index_setting = f"BLIND_INDEX_KEY_{service.upper()}"
+    index_key = (key_from_config(load_secret(config, index_setting), index_setting)
+                 if index_setting in required_secrets(service) else None)
+    return FieldCipher(keyring, profile, index_key, source)
 
 
 def encrypts(metadata: sa.MetaData) -> bool:
@@ -140,6 +165,14 @@ def encrypts(metadata: sa.MetaData) -> bool:
 
 
 _PENDING_EVENTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def outbox_row(event: Event, actor: dict | None, correlation_id: str, now: datetime) -> tuple[dict, dict]:
+    """The outbox row of one event (and its envelope): what a unit of work
+    commits, and what a component writing its own transaction inserts there."""
+    env = envelope(event, actor, correlation_id, now)
+    return ({"event_id": env["event_id"], "exchange": f"{event.source}.events", "routing_key": event.type,
+             "body": encode(env), "correlation_id": correlation_id, "created_at": now}, env)
 
 
 class RecordsEvents:
@@ -306,10 +339,8 @@ class UnitOfWork:
         now = utcnow()
         rows = []
         for ev in events:
-            env = envelope(ev, self.actor, self.correlation_id, now)
-            rows.append({"event_id": env["event_id"], "exchange": f"{ev.source}.events",
-                         "routing_key": ev.type, "body": encode(env),
-                         "correlation_id": self.correlation_id, "created_at": now})
+            row, env = outbox_row(ev, self.actor, self.correlation_id, now)
+            rows.append(row)
             self.committed_events.append(env)
         if rows:
             self.session.execute(self._outbox.insert(), rows)
@@ -372,10 +403,14 @@ class ServiceDatabase:
     benchmarks build one directly.
     """
 
-    def __init__(self, service: str, uri: str, metadata: sa.MetaData, migrations: str | Path | None):
+    def __init__(self, service: str, uri: str, metadata: sa.MetaData, migrations: str | Path | None,
+                 profile: profiles.CryptoProfile | None = None):
         self.service = service
         self.uri = uri
         self.metadata = metadata
+        metadata.info["dibao_service"] = service   # whose cipher opens its encrypted columns (shared.sealing)
+        #: the crypto profile this process runs (shared.profiles); the database must have been made with it
+        self.profile = profile or profiles.current()
         self.migrations = Path(migrations) if migrations else None
         self.engine = make_engine(uri)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
@@ -385,12 +420,23 @@ class ServiceDatabase:
         self.inbox = metadata.tables["inbox"]
 
     def migrate(self) -> None:
-        """Alembic to head; without migrations (tools, tests) create the tables."""
+        """Alembic to head; without migrations (tools, tests) create the tables.
+        First the database's crypto profile: recorded when new, else it must be
+        this process's (:class:`shared.profiles.ProfileMismatch`)."""
+        profiles.check_database_profile(self.engine, self.service, self.profile)
         if self.migrations is None:
             self.metadata.create_all(self.engine)
             return
         from shared.migrations import upgrade
-        upgrade(self.engine, self.migrations, self.service)
+        try:
+            upgrade(self.engine, self.migrations, self.service)
+        except sa.exc.ProgrammingError as exc:
+            if getattr(exc.orig, "pgcode", None) != "42501":   # insufficient_privilege
+                raise
+            raise RuntimeError(
+                f"{self.service}: the schema is not at its latest migration and this database role may not "
+                f"migrate it (it is the service's, not the owner's): run `dibao migrate {self.service}` "
+                f"with DB_MIGRATE_URIS.{self.service} (or `dibao db roles`) first") from None
 
     def unit_of_work(self, actor: dict | None = None, correlation_id: str = "", on_commit=None,
                      command=None) -> UnitOfWork:
@@ -475,15 +521,20 @@ class Database(DependencyProvider):
         config = self.container.config
         uses_cipher = encrypts(self.metadata)
         try:   # missing, published or malformed: refuse to start, naming the setting
+            profile = profiles.use(config)
             require_secrets(config, self.service, uses_cipher)
-        except SecretError as exc:
+        except (SecretError, ValueError) as exc:
             log.critical("%s", exc)
             raise
         if uses_cipher:
-            configure_cipher(config)
+            configure_cipher(config, self.service)
         self.database = ServiceDatabase(self.service, config["DB_URIS"][self.service],
-                                        self.metadata, self.migrations)
-        self.database.migrate()
+                                        self.metadata, self.migrations, profile)
+        try:
+            self.database.migrate()
+        except profiles.ProfileMismatch as exc:
+            log.critical("%s", exc)
+            raise
         if self.relay_enabled:
             from shared.outbox import OutboxRelay
             self.relay = OutboxRelay.from_config(self.database, config)

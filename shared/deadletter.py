@@ -28,7 +28,7 @@ from kombu import Connection
 from amqp import Message
 from nameko.extensions import DependencyProvider
 
-from shared.broker import connection_user, restricted, uri_for
+from shared.broker import connection_user, restricted, ssl_options, uri_for
 from shared.bus import DEAD_LETTER_QUEUE, RETRY_EXCHANGE, dead_letter_queue
 from shared.errors import ValidationFailed
 from shared.identity import Identity, Role, authorize
@@ -59,10 +59,11 @@ def _parked(msg) -> ParkedEvent:
                        headers.get("x-dibao-reason", ""), int(headers.get(ATTEMPTS_HEADER, 0)), body)
 
 
-def _reader(where: str | dict) -> tuple[str, bool]:
+def _reader(where: str | dict) -> tuple[str, bool, object]:
+    """(URI, passive?, kombu ssl) of a URI, or of a config: as the tools' user."""
     if isinstance(where, str):
-        return where, False
-    return uri_for(where, "cli"), restricted(where)
+        return where, False, False
+    return uri_for(where, "cli"), restricted(where), ssl_options(where)
 
 
 def _declare(channel, passive: bool) -> None:
@@ -75,8 +76,8 @@ def _declare(channel, passive: bool) -> None:
 def list_parked(where: str | dict, limit: int = 100) -> list[ParkedEvent]:
     """Read parked events without removing them (``where``: a URI, or the config)."""
     out = []
-    uri, passive = _reader(where)
-    with Connection(uri) as conn:
+    uri, passive, ssl = _reader(where)
+    with Connection(uri, ssl=ssl) as conn:
         channel = conn.channel()
         _declare(channel, passive)
         held = []
@@ -92,7 +93,7 @@ def list_parked(where: str | dict, limit: int = 100) -> list[ParkedEvent]:
     return out
 
 
-def replay(amqp_uri: str, queues, message_id: str | None = None, passive: bool = False) -> int:
+def replay(amqp_uri: str, queues, message_id: str | None = None, passive: bool = False, ssl=False) -> int:
     """Send parked events (all, or the one with ``message_id``) whose queue is
     one of ``queues`` back to it, through ``dibao.retry`` as ``amqp_uri``'s
     user; every other parked event stays parked. Only what is parked when it
@@ -100,7 +101,7 @@ def replay(amqp_uri: str, queues, message_id: str | None = None, passive: bool =
     queues = frozenset(queues)
     replayed = 0
     user = connection_user(amqp_uri)
-    with Connection(amqp_uri) as conn:
+    with Connection(amqp_uri, ssl=ssl) as conn:
         channel = conn.channel()
         channel.confirm_select()
         _declare(channel, passive)
@@ -145,7 +146,7 @@ class DeadLetters(DependencyProvider):
     def get_dependency(self, worker_ctx):
         config = self.container.config
         uri, queues, passive = config["AMQP_URI"], handler_queues(self.container), restricted(config)
-        return lambda message_id=None: replay(uri, queues, message_id, passive)
+        return lambda message_id=None: replay(uri, queues, message_id, passive, ssl_options(config))
 
 
 class DeadLetterReplay:

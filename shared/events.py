@@ -273,8 +273,9 @@ def render_markdown() -> str:
         "payload = load_payload(parse(event))  # dates as dates, amounts as Decimal",
         "```",
         "",
-        "`contracts.load_all()` registers every type; `contracts/audit_chain.py` is the "
-        "audit log's record and signed-checkpoint format, for a third party that verifies it.",
+        "`contracts.load_all()` registers every type; `contracts/audit_chain.py`, "
+        "`audit_checkpoints.py` and `audit_bundle.py` are the audit log's record, "
+        "signed-checkpoint and bundle formats, for a third party that verifies it.",
         "A partner form loads with its own schema: "
         "`CATALOGUE[(source, type)].partner_schema`.",
         "",

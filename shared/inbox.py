@@ -35,12 +35,11 @@ import traceback
 from collections import Counter
 
 from amqp.exceptions import AMQPError
-from kombu import Connection
 from kombu.exceptions import ConnectionError as KombuConnectionError
 from nameko.amqp.publish import Publisher
 from nameko.events import EventHandler
 
-from shared.broker import connection_user, expected_publisher, restricted
+from shared.broker import connection, connection_user, expected_publisher, restricted, ssl_options
 from shared.bus import (DEAD_LETTER_QUEUE, DELAY_SUFFIX, PARK_EXCHANGE, RETRY_EXCHANGE, declare_retry_and_park,
                         delay_queue, handler_queue)
 from shared.db import AlreadyConsumed
@@ -109,8 +108,9 @@ class ReliableEventHandler(EventHandler):
         self.retry_queue_name = q.name + DELAY_SUFFIX
         self.expected_user = expected_publisher(config, self.source_service)
         self.own_user = connection_user(config["AMQP_URI"])
-        self.publisher = Publisher(config["AMQP_URI"], use_confirms=True, serializer="json")
-        with Connection(config["AMQP_URI"]) as conn:
+        self.publisher = Publisher(config["AMQP_URI"], use_confirms=True, serializer="json",
+                                   ssl=ssl_options(config))
+        with connection(config) as conn:
             channel = conn.default_channel
             if not own:
                 declare_retry_and_park(channel)

@@ -148,3 +148,22 @@ def _run(context, connection, metadata) -> None:
                       compare_type=True)
     with context.begin_transaction():
         context.run_migrations()
+
+
+def add_seal_id(op, table: str) -> None:
+    """Give ``table`` a ``seal_id`` (UUID text, unique, not null): the row id its
+    encrypted columns are bound to (shared/sealing.py), for a table whose own
+    id the database numbers. Existing rows get one each; their tokens (v1,
+    bound to no row) are re-bound by ``dibao keys rotate``."""
+    import uuid
+
+    with op.batch_alter_table(table) as batch:
+        batch.add_column(sa.Column("seal_id", sa.String(36), nullable=True))
+    bind = op.get_bind()
+    ids = [row[0] for row in bind.execute(sa.text(f"SELECT id FROM {table} WHERE seal_id IS NULL"))]
+    if ids:
+        bind.execute(sa.text(f"UPDATE {table} SET seal_id = :seal WHERE id = :id"),
+                     [{"seal": str(uuid.uuid4()), "id": i} for i in ids])
+    with op.batch_alter_table(table) as batch:
+        batch.alter_column("seal_id", existing_type=sa.String(36), nullable=False)
+        batch.create_unique_constraint(f"uq_{table}_seal_id", ["seal_id"])

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from amqp import Message
 from kombu import Connection
 
-from shared.broker import connection_user, restricted
+from shared.broker import connection_user, restricted, ssl_options
 from shared.bus import declare_producer_topology
 from shared.db import ServiceDatabase, utcnow
 from shared.events import CATALOGUE, partner_form
@@ -49,8 +49,10 @@ class Unconfirmed(Exception):
 class ConfirmingPublisher:
     """py-amqp channel in confirm mode with many publishes in flight."""
 
-    def __init__(self, amqp_uri: str, service: str, confirm_timeout: float = 30.0, restricted: bool = False):
+    def __init__(self, amqp_uri: str, service: str, confirm_timeout: float = 30.0, restricted: bool = False,
+                 ssl=False):
         self.amqp_uri = amqp_uri
+        self.ssl = ssl                          # kombu's ssl (shared.broker.ssl_options)
         self.service = service
         self.confirm_timeout = confirm_timeout
         self.restricted = restricted
@@ -60,7 +62,8 @@ class ConfirmingPublisher:
 
     def connect(self) -> None:
         self.close()
-        conn = Connection(self.amqp_uri, heartbeat=0, connect_timeout=5)
+        conn = Connection(self.amqp_uri, heartbeat=0, connect_timeout=5,
+                          ssl=dict(self.ssl) if isinstance(self.ssl, dict) else self.ssl)
         conn.connect()
         channel = conn.channel()
         declare_producer_topology(channel, self.service, self.restricted)
@@ -140,11 +143,11 @@ class ConfirmingPublisher:
 
 class OutboxRelay:
     def __init__(self, database: ServiceDatabase, amqp_uri: str, batch: int = 1000, poll_seconds: float = 1.0,
-                 restricted_user: bool = False):
+                 restricted_user: bool = False, ssl=False):
         self.db = database
         self.batch = batch
         self.poll_seconds = poll_seconds
-        self.publisher = ConfirmingPublisher(amqp_uri, database.service, restricted=restricted_user)
+        self.publisher = ConfirmingPublisher(amqp_uri, database.service, restricted=restricted_user, ssl=ssl)
         self._wake = eventlet.event.Event()
         self._running = False
         self.published = 0
@@ -152,7 +155,7 @@ class OutboxRelay:
     @classmethod
     def from_config(cls, database: ServiceDatabase, config: dict) -> "OutboxRelay":
         return cls(database, config["AMQP_URI"], int(config.get("OUTBOX_BATCH", 1000)),
-                   float(config.get("OUTBOX_POLL_SECONDS", 1.0)), restricted(config))
+                   float(config.get("OUTBOX_POLL_SECONDS", 1.0)), restricted(config), ssl_options(config))
 
     def declare_topology(self) -> None:
         """Declare exchanges and the audit queue now (start-up), or fail loudly."""

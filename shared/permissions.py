@@ -25,7 +25,10 @@ SERVICE_PERMISSIONS: dict[str, frozenset[str]] = {
     # notify reads the household's contact for a notice or a reminder
     "notify": _EVERY_SERVICE | {"intake.get_household"},
     "identity": frozenset(),
-    "gateway": _EVERY_SERVICE,
+    # the public pages (no login): the notice boards, their sheets and an online
+    # objection; the status page's check of the applicant and its step and dates
+    "gateway": _EVERY_SERVICE | {"notify.public_board", "notify.public_sheet", "notify.file_public_objection",
+                                 "intake.public_application_check", "review.public_status"},
 }
 
 

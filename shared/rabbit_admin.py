@@ -15,12 +15,14 @@ into the partner's vhost, to the exchange ``<source>.events`` with the event
 type as routing key — so a plain nameko ``@event_handler("review",
 "case_approved")`` works there unchanged, and nothing the partner does in
 its vhost reaches the core. ``add_partner`` declares those exchanges in the
-partner's vhost exactly as nameko does, and, for each handler it is told of
-(``review.case_approved=finance_bureau.on_case_approved``), the durable queue
-nameko's handler will consume — so events published before the partner's
-service first connects wait for it there. While the partner's vhost cannot
-take them, events wait in the core queue (up to
-``BROKER_PARTNER_RETENTION_DAYS``).
+partner's vhost exactly as nameko does, and the durable queues the partner's
+nameko service will consume, named as nameko names them
+(``evt-<source>-<type>--<service>.<method>``): for the handlers it is told
+of, by default one ``on_<type>`` handler per event partners receive of a
+service named after the partner (:func:`partner_handlers`) — so events
+published before the partner's service first connects wait for it there.
+While the partner's vhost cannot take them, events wait in the core queue;
+in either place for at most ``BROKER_PARTNER_RETENTION_DAYS``.
 
 The administrator: ``BROKER_ADMIN_API`` (``http://user:password@host:15672``),
 by default the credentials and host of ``AMQP_URI`` on port 15672.
@@ -44,6 +46,8 @@ from shared.secrets import ensure_secrets, load_secret, secrets_dir
 PARTNER_TAG = "dibao-partner"
 SHOVEL_USER = "shovel"
 PARTNER_NAME = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+NAMEKO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RETENTION_POLICY = "dibao-partner-retention"
 
 
 class BrokerAdminError(RuntimeError):
@@ -139,8 +143,6 @@ def user_permissions(who: str) -> dict:
 def setup(config: dict, services=broker.BROKER_USERS) -> dict:
     """The deployment's vhost, users, permissions and core topology (idempotent).
     Returns ``{"vhost": ..., "users": {who: user name}}``."""
-    from kombu import Connection
-
     api = ManagementApi.from_config(config)
     enable_plugins(api)   # first: on a fresh local broker the management API itself may be off
     vhost = broker.vhost_of(config["AMQP_URI"])
@@ -161,7 +163,7 @@ def setup(config: dict, services=broker.BROKER_USERS) -> dict:
     # nowhere in the core, and in partners' vhosts only to their <source>.events)
     api.put_user(shovel, load_secret(config, broker.password_setting(SHOVEL_USER)), "dibao-service,impersonator")
     api.put_permissions(vhost, shovel, r"^dibao\.partner\..+$", "^$", r"^dibao\.partner\..+$")
-    with Connection(config["AMQP_URI"], connect_timeout=10) as conn:
+    with broker.connection(config, connect_timeout=10) as conn:
         declare_core_topology(conn.default_channel)
     return {"vhost": vhost, "users": users}
 
@@ -214,36 +216,55 @@ def partner_uri(config: dict, name: str, host: str | None = None) -> str:
         parts = urlsplit(base)
         base = f"amqp://x@{host}:{parts.port or 5672}/"
     uri = broker.with_credentials(base, user, _partner_password(config, name), vhost=user)
-    return "amqp" + uri[uri.index("://"):]
+    scheme = "amqps" if urlsplit(base).scheme == "amqps" else "amqp"     # plain nameko's spelling
+    return scheme + uri[uri.index("://"):]
 
 
-def parse_handler(spec: str, receives: dict[str, list[str]]) -> tuple[str, str, str]:
-    """``review.case_approved=finance_bureau.on_case_approved`` -> (source,
-    event type, nameko queue name), or ValueError naming what is wrong."""
+def parse_handler(spec: str, receives: dict[str, list[str]], service: str) -> tuple[str, str, str]:
+    """One handler of the partner's nameko service ``service`` -> (source,
+    event type, the queue nameko's handler consumes), or ValueError naming
+    what is wrong. ``spec``: ``SOURCE.EVENT`` (method ``on_EVENT``),
+    ``SOURCE.EVENT=METHOD`` or ``SOURCE.EVENT=SERVICE.METHOD``."""
     event, _, handler = spec.partition("=")
     source, _, kind = event.partition(".")
-    service, _, method = handler.partition(".")
-    if not (source and kind and service and method):
-        raise ValueError(f"handler {spec!r}: write SOURCE.EVENT=SERVICE.METHOD, "
+    owner, _, method = handler.rpartition(".")
+    method = method or f"on_{kind}"
+    owner = owner or service
+    if not (source and kind and NAMEKO_NAME.match(owner) and NAMEKO_NAME.match(method)):
+        raise ValueError(f"handler {spec!r}: write SOURCE.EVENT, SOURCE.EVENT=METHOD or SOURCE.EVENT=SERVICE.METHOD, "
                          f"e.g. review.case_approved=finance_bureau.on_case_approved")
     if kind not in receives.get(source, []):
         raise ValueError(f"{source}.{kind} is not an event partners receive (docs/events.md)")
-    return source, kind, f"evt-{source}-{kind}--{service}.{method}"
+    return source, kind, f"evt-{source}-{kind}--{owner}.{method}"
 
 
-def add_partner(config: dict, name: str, receives: dict[str, list[str]], handlers=()) -> str:
+def partner_handlers(receives: dict[str, list[str]], service: str, specs=()) -> list[tuple[str, str, str]]:
+    """The queues a partner's nameko service ``service`` will consume: those
+    of ``specs`` (:func:`parse_handler`), or by default one per event partners
+    receive, for a handler named ``on_<event type>`` — as
+    ``@event_handler("review", "case_approved") def on_case_approved`` names it."""
+    if not NAMEKO_NAME.match(service):
+        raise ValueError(f"partner service name {service!r}: letters, digits and _")
+    specs = list(specs) or [f"{source}.{kind}" for source in sorted(receives) for kind in receives[source]]
+    return list(dict.fromkeys(parse_handler(spec, receives, service) for spec in specs))
+
+
+def add_partner(config: dict, name: str, receives: dict[str, list[str]], handlers=(),
+                service: str | None = None) -> str:
     """Create (or complete) a partner's space; return its AMQP URI.
     ``receives``: source service -> the partner-safe event types it publishes;
-    ``handlers``: ``SOURCE.EVENT=SERVICE.METHOD`` of the partner's nameko
-    handlers, whose queues are made now so that nothing is missed before its
-    first connection."""
-    from kombu import Connection, Queue
+    ``service`` (default ``name``) and ``handlers``: the partner's nameko
+    service and its handlers (:func:`partner_handlers`), whose durable queues
+    are made now, so that events published before its first connection wait
+    for it there (queues no handler ever consumes keep events only for
+    ``BROKER_PARTNER_RETENTION_DAYS``: a policy of the partner's vhost)."""
+    from kombu import Queue
 
     from shared.bus import event_exchange, partner_exchange
 
     if not PARTNER_NAME.match(name):
         raise ValueError(f"partner name {name!r}: lower-case letters, digits and _, 2–40 characters")
-    queues = [parse_handler(spec, receives) for spec in handlers]
+    queues = partner_handlers(receives, service or name, handlers)
     api = ManagementApi.from_config(config)
     enable_plugins(api)
     if not shovel_enabled(api):
@@ -258,14 +279,17 @@ def add_partner(config: dict, name: str, receives: dict[str, list[str]], handler
     api.put_permissions(user, shovel_user, "^$", r"^[a-z_]+\.events$", "^$")
     api.put_permissions(user, api.user, ".*", ".*", ".*")
     retention_ms = int(float(config.get("BROKER_PARTNER_RETENTION_DAYS", 30)) * 86400 * 1000)
-    with Connection(config["AMQP_URI"], connect_timeout=10) as conn:
+    # a policy, not queue arguments: nameko re-declares its queues without any, which must agree
+    api.request("PUT", f"/policies/{q(user)}/{RETENTION_POLICY}", {
+        "pattern": r"^evt-", "apply-to": "queues", "priority": 0, "definition": {"message-ttl": retention_ms}})
+    with broker.connection(config, connect_timeout=10) as conn:
         channel = conn.default_channel
         for source in sorted(receives):
             queue = Queue(_queue(name, source), exchange=partner_exchange(source), routing_key="#", durable=True,
                           queue_arguments={"x-message-ttl": retention_ms})
             queue(channel).declare()
     space = broker.with_credentials(config["AMQP_URI"], api.user, _admin_password(config, api), vhost=user)
-    with Connection(space, connect_timeout=10) as conn:
+    with broker.connection(config, uri=space, connect_timeout=10) as conn:
         channel = conn.default_channel
         for source in sorted(receives):
             event_exchange(source)(channel).declare()       # as nameko declares it: its redeclare agrees

@@ -17,8 +17,9 @@ import time
 import uuid
 from datetime import datetime, timezone
 
-from kombu import Connection, Queue, binding
+from kombu import Queue, binding
 
+from shared.broker import connection, restricted
 from shared.bus import event_exchange
 from shared.identity import MAX_TTL_SECONDS, Revocations
 
@@ -84,7 +85,7 @@ class RevocationListener:
         return self.verification.verifier.revocations
 
     def queue(self) -> Queue:
-        exchange = event_exchange(SOURCE)
+        exchange = event_exchange(SOURCE, passive=restricted(self.config))   # declared at deploy time
         # named as the service's own event queues are (shared.broker: evt-<source>-<type>--<service>.<name>)
         return Queue(f"evt-identity-revocations--{self.service}.{uuid.uuid4().hex[:12]}", exclusive=True,
                      auto_delete=True, durable=False,
@@ -122,7 +123,7 @@ class RevocationListener:
 
         while self.running:
             try:
-                with Connection(self.config["AMQP_URI"], heartbeat=30) as conn:
+                with connection(self.config, heartbeat=30) as conn:
                     with conn.Consumer(self.queue(), callbacks=[self._on_message], accept=["json"]):
                         if not self.ready.ready():
                             self.ready.send(True)

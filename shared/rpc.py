@@ -20,6 +20,7 @@ from shared.commands import recorder_of
 from shared.db import Database
 from shared.errors import EXPECTED_ERRORS, DibaoError, ValidationFailed
 from shared.problems import OperationalProblem, classify
+from shared.rpc_queues import OwnRpcConsumer
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class DibaoRpc(Rpc):
     successful call that wrote nothing (the audit service's queries)."""
 
     records_commands = True
+    #: ``rpc-<service>`` on ``nameko-rpc`` declared passively by a restricted user (shared.rpc_queues)
+    rpc_consumer = OwnRpcConsumer()
 
     def __init__(self, record_reads: bool = False, **kwargs):
         kwargs.setdefault("expected_exceptions", EXPECTED_ERRORS + (InternalError, OperationalProblem))

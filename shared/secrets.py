@@ -1,8 +1,8 @@
 """The deployment's secrets: given to it, or generated for it — never shipped.
 
-A secret is a config setting (``DATA_KEY``, ``AUDIT_SIGNING_KEY``,
-``IDENTITY_SIGNING_KEY``, ``SERVICE_SECRET_<SERVICE>``,
-``BROKER_PASSWORD_<SERVICE>``) whose value comes
+A secret is a config setting (``DATA_KEY_<SERVICE>``,
+``BLIND_INDEX_KEY_INTAKE``, ``AUDIT_SIGNING_KEY``, ``IDENTITY_SIGNING_KEY``,
+``SERVICE_SECRET_<SERVICE>``, ``BROKER_PASSWORD_<SERVICE>``) whose value comes
 from, in order:
 
 1. the setting itself (the environment variable named in config.yml,
@@ -55,6 +55,23 @@ def _check_seed32(setting: str, value: str) -> None:
         raise SecretError(f"{setting} must be base64 of exactly 32 bytes, not {len(raw)}")
 
 
+def _check_keyring(setting: str, value: str) -> None:
+    from shared.crypto import Keyring
+
+    try:
+        ring = Keyring.parse(value, setting)
+    except ValueError as exc:
+        raise SecretError(str(exc)) from None
+    for key in ring.keys.values():   # a key the repository published, inside a keyring
+        refuse_known(setting, base64.b64encode(key).decode("ascii"))
+
+
+def _keyring() -> str:
+    from shared.crypto import Keyring
+
+    return Keyring.generate().render()
+
+
 def _check_password(setting: str, value: str) -> None:
     if len(value) < 16:
         raise SecretError(f"{setting} is too short ({len(value)} characters; at least 16 random ones, "
@@ -67,6 +84,10 @@ class SecretSpec:
     generate: Callable[[], str]               # a fresh value for a new deployment
     doc: str
     check: Callable[[str, str], None] = _check_seed32   # raises SecretError naming the setting
+    #: the value for a deployment that had the old shared DATA_KEY (its data stays readable), else None
+    carried: Callable[[dict], str | None] | None = None
+    #: ensure_secrets makes it for a new deployment (DATA_KEY: no longer; it is read while it exists)
+    generated: bool = True
 
     @property
     def file_name(self) -> str:
@@ -81,9 +102,43 @@ class SecretSpec:
 SERVICE_NAMES = ("intake", "review", "payments", "audit", "notify", "identity", "gateway")
 #: Broker users that are not services: the operators' tools (shared/broker.py).
 BROKER_TOOLS = ("cli",)
+#: The services whose databases have encrypted columns: each has its own keyring DATA_KEY_<SERVICE>.
+ENCRYPTING_SERVICES = ("intake", "review", "payments", "notify", "identity")
+#: ... and those that find rows by a blind index (BLIND_INDEX_KEY_<SERVICE>, not rotated with the keyring).
+BLIND_INDEXED_SERVICES = ("intake",)
+
+
+def legacy_data_key(config: dict) -> bytes | None:
+    """The old shared DATA_KEY (before per-service keys), if this deployment has one."""
+    if config.get("DATA_KEY") in (None, "") and not (secrets_dir(config) / "data_key").is_file():
+        return None
+    return base64.b64decode(load_secret(config, "DATA_KEY"))
+
+
+def _carried_keyring(config: dict) -> str | None:
+    from shared.crypto import Keyring
+
+    legacy = legacy_data_key(config)
+    return Keyring.generate(legacy).render() if legacy else None
+
+
+def _carried_index_key(config: dict) -> str | None:
+    from shared.crypto import legacy_index_key
+
+    legacy = legacy_data_key(config)
+    return base64.b64encode(legacy_index_key(legacy)).decode("ascii") if legacy else None
 
 SECRETS: dict[str, SecretSpec] = {spec.setting: spec for spec in (
-    SecretSpec("DATA_KEY", _seed32, "base64 of 32 bytes: encrypts ID numbers, incomes, accounts at rest"),
+    SecretSpec("DATA_KEY", _seed32, "the old shared key (v1 tokens; before per-service keys): read while it "
+                                    "exists, carried into each service's keyring as v1", generated=False),
+    *(SecretSpec(f"DATA_KEY_{name.upper()}", _keyring,
+                 f"the {name} service's keyring (<key id>:<base64 32 bytes> …, the last encrypts): its "
+                 f"encrypted columns; dibao keys rotate {name}", _check_keyring, _carried_keyring)
+      for name in ENCRYPTING_SERVICES),
+    *(SecretSpec(f"BLIND_INDEX_KEY_{name.upper()}", _seed32,
+                 f"base64 of 32 bytes: the {name} blind index (finds a household by ID number); not rotated",
+                 carried=_carried_index_key)
+      for name in BLIND_INDEXED_SERVICES),
     SecretSpec("AUDIT_SIGNING_KEY", _seed32, "base64 Ed25519 seed: signs the audit chain's checkpoints"),
     SecretSpec("IDENTITY_SIGNING_KEY", _seed32, "base64 Ed25519 seed: identity signs tokens (held by identity only)"),
     *(SecretSpec(f"SERVICE_SECRET_{name.upper()}", _password,
@@ -97,20 +152,23 @@ SECRETS: dict[str, SecretSpec] = {spec.setting: spec for spec in (
 #: The public half of IDENTITY_SIGNING_KEY, written beside the secrets (not a secret: mode 0644).
 IDENTITY_PUBLIC_KEY_FILE = "identity_public_key"
 
-#: Secrets a service holds beyond DATA_KEY (when it encrypts) and its own SERVICE_SECRET_<NAME>.
+#: Secrets a service holds beyond its keyring (when it encrypts) and its own SERVICE_SECRET_<NAME>.
 SERVICE_EXTRA_SECRETS: dict[str, tuple[str, ...]] = {
     "audit": ("AUDIT_SIGNING_KEY",),
+    **{name: (f"BLIND_INDEX_KEY_{name.upper()}",) for name in BLIND_INDEXED_SERVICES},
     # identity signs tokens and checks each service's credential against its own copy
     "identity": ("IDENTITY_SIGNING_KEY", *(f"SERVICE_SECRET_{n.upper()}" for n in SERVICE_NAMES if n != "identity")),
 }
 
 
 def required_secrets(service: str, encrypts: bool = True) -> tuple[str, ...]:
-    """The secrets ``service`` holds and checks at start: DATA_KEY if its
-    database has encrypted columns, its own service credential, and its
-    extras (audit: the checkpoint key; identity: the token key and the
-    service credentials it checks)."""
-    needed = ["DATA_KEY"] if encrypts else []
+    """The secrets ``service`` holds and checks at start: its keyring
+    DATA_KEY_<SERVICE> if its database has encrypted columns, its own service
+    credential, and its extras (intake: its blind-index key; audit: the
+    checkpoint key; identity: the token key and the service credentials it
+    checks)."""
+    keyring = f"DATA_KEY_{service.upper()}"
+    needed = [keyring] if encrypts and keyring in SECRETS else []
     own = f"SERVICE_SECRET_{service.upper()}"
     if own in SECRETS:
         needed.append(own)
@@ -197,11 +255,20 @@ def check_secrets(config: dict, settings: Iterable[str]) -> list[str]:
     return problems
 
 
+def secrets_to_check(config: dict, service: str, encrypts: bool = True) -> tuple[str, ...]:
+    """What ``service`` checks at start: :func:`required_secrets`, and the old
+    shared DATA_KEY first while this deployment still has it (it must not be
+    a published value either)."""
+    held = required_secrets(service, encrypts)
+    present = config.get("DATA_KEY") not in (None, "") or (secrets_dir(config) / "data_key").is_file()
+    return (("DATA_KEY",) if encrypts and present else ()) + held
+
+
 def require_secrets(config: dict, service: str, encrypts: bool = True) -> None:
     """Refuse to start ``service`` unless every secret it holds is usable:
     one :class:`SecretError` naming each setting that is missing, published
     in the repository or malformed."""
-    problems = check_secrets(config, required_secrets(service, encrypts))
+    problems = check_secrets(config, secrets_to_check(config, service, encrypts))
     if problems:
         raise SecretError(f"{service} refuses to start: " + "; ".join(problems))
 
@@ -266,6 +333,10 @@ def write_identity_public_key(config: dict, replace: bool = False) -> Path | Non
 def ensure_secrets(config: dict, settings: Iterable[str] | None = None) -> list[str]:
     """Generate the secrets this deployment lacks (neither set nor on file).
 
+    A deployment that still has the old shared DATA_KEY gets keyrings that
+    begin with it as ``v1`` (its v1 tokens stay readable until ``dibao keys
+    rotate``) and the blind-index key it implied (its indexes stay valid).
+
     Files are written with mode 0600 in a 0700 directory; existing files are
     kept (a second start reuses them; a looser mode is tightened to 0600). When the identity signing key is
     available, its public key is written beside (``identity_public_key``,
@@ -275,6 +346,7 @@ def ensure_secrets(config: dict, settings: Iterable[str] | None = None) -> list[
     os.chmod(directory, 0o700)
     made = []
     for setting in SECRETS if settings is None else settings:
+        spec = SECRETS[setting]
         if config.get(setting) not in (None, ""):
             continue
         path = directory / setting.lower()
@@ -282,7 +354,29 @@ def ensure_secrets(config: dict, settings: Iterable[str] | None = None) -> list[
             if path.stat().st_mode & 0o077:
                 os.chmod(path, 0o600)   # kept, but readable by its owner only
             continue
-        if _write(path, SECRETS[setting].generate() + "\n", 0o600):
+        if not spec.generated:
+            continue
+        value = (spec.carried(config) if spec.carried else None) or spec.generate()
+        if _write(path, value + "\n", 0o600):
             made.append(setting)
     write_identity_public_key(config, replace="IDENTITY_SIGNING_KEY" in made)
     return made
+
+
+def replace_secret(config: dict, setting: str, value: str) -> Path:
+    """Rewrite a secret's file whole (a new keyring after ``dibao keys rotate``):
+    0600, linked into place atomically, so a service re-reading it never sees
+    half of it. Refused when the secret comes from the environment or the
+    config file (the file would not be what the services read)."""
+    where = source_of(config, setting)
+    if where in ("environment", "config"):
+        raise SecretError(f"{setting} is set by the {where} ({f'DIBAO_{setting}'}): change it there; "
+                          f"dibao rewrites only the file {secrets_dir(config) / setting.lower()}")
+    spec = SECRETS.get(setting)
+    if spec is not None:
+        spec.check(setting, value)
+    directory = secrets_dir(config)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / setting.lower()
+    _write(path, value + "\n", 0o600, replace=True)
+    return path

@@ -299,15 +299,16 @@ def publish_identity_event(config: dict, event_type: str, payload: dict, occurre
     the platform does not import the contracts)."""
     from datetime import datetime, timezone
 
-    from kombu import Connection, Producer
+    from kombu import Producer
 
+    from shared.broker import connection
     from shared.bus import event_exchange
     from shared.events import encode
 
     env = {"event_id": str(uuid.uuid4()), "type": event_type, "source": "identity", "version": 1,
            "occurred_at": (occurred_at or datetime.now(timezone.utc)).isoformat(), "actor": None,
            "subject": {"user": str(payload["user"])}, "correlation_id": "test", "payload": payload}
-    with Connection(config["AMQP_URI"]) as conn:
+    with connection(config) as conn:
         Producer(conn.default_channel).publish(
             encode(env), exchange=event_exchange("identity"), routing_key=event_type,
             content_type="application/json", content_encoding="utf-8", delivery_mode=2,
@@ -324,7 +325,9 @@ def test_config(amqp_uri: str, db_uris: dict, data_dir: str, **overrides) -> dic
     config = load_config()
     config.update({"AMQP_URI": amqp_uri, "DB_URIS": db_uris, "DATA_DIR": str(data_dir),
                    "OUTBOX_POLL_SECONDS": 0.2, "INBOX_BACKOFF_SECONDS": 0.05, "INBOX_MAX_ATTEMPTS": 3,
-                   "RPC_TIMEOUT": 20, "BROKER_SERVICE_USERS": False})
+                   "RPC_TIMEOUT": 20, "BROKER_SERVICE_USERS": False,
+                   # a test deployment's gateway binds any free port unless the test names one
+                   "WEB_SERVER_ADDRESS": "127.0.0.1:0"})
     config.update({setting: "" for setting in SECRETS})   # not the developer's environment
     config.pop("SECRETS_DIR", None)
     # the harness plays identity: its key signs the tests' tokens; services verify with its public half
@@ -353,15 +356,14 @@ def publish_event(config: dict, env: dict, routing_key: str | None = None, body:
     — as the source's own broker user, with ``user_id``, when broker users are
     on (consumers refuse anything else). ``body``: other bytes instead."""
     from amqp import Message
-    from kombu import Connection
 
-    from shared.broker import connection_user, uri_for, users_enabled
+    from shared.broker import connection, connection_user, uri_for, users_enabled
     from shared.events import encode
 
     source = env["source"]
     uri = uri_for(config, source)
     props = {"user_id": connection_user(uri)} if users_enabled(config) else {}
-    with Connection(uri) as conn:
+    with connection(config, uri=uri) as conn:
         channel = conn.channel()
         channel.confirm_select()
         channel.basic_publish_confirm(Message(encode(env) if body is None else body, content_type="application/json",

@@ -37,6 +37,28 @@ def _deployment(config: dict):
     remove_broker_users(config)
 
 
+@pytest.fixture(autouse=True)
+def _default_crypto_profile():
+    """Every test starts on the default profile (a gm test chose its own)."""
+    from shared import profiles
+
+    profiles.use(profiles.INTL)
+    yield
+    profiles.use(profiles.INTL)
+
+
+@pytest.fixture(params=["intl", "gm"], ids=lambda name: f"profile={name}")
+def crypto_profile(request):
+    """Both crypto profiles (shared/profiles.py): the test's config gets
+    ``CRYPTO_PROFILE`` when it uses ``config``/``sqlite_config`` too."""
+    from shared import profiles
+
+    for name in ("config", "sqlite_config"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name)["CRYPTO_PROFILE"] = request.param
+    return profiles.use(profiles.profile_named(request.param))
+
+
 @pytest.fixture
 def container_factory(container_factory):
     """nameko's, with each Dibao container on its service's own config (its
@@ -122,3 +144,37 @@ def config(amqp_uri, db_uris, tmp_path):
 def sqlite_config(amqp_uri, tmp_path):
     """Config on SQLite only, for tests whose point is not the database."""
     yield from _deployment(test_config(amqp_uri, sqlite_uris(tmp_path), tmp_path / "data"))
+
+
+@pytest.fixture
+def broker_users_config(sqlite_config):
+    """The test's (SQLite) config with broker users of its own on its vhost,
+    as `dibao broker setup` makes them, whatever DIBAO_TEST_BROKER_USERS says."""
+    if sqlite_config.get("BROKER_SERVICE_USERS"):             # DIBAO_TEST_BROKER_USERS: set up already
+        yield sqlite_config
+        return
+    config = with_broker_users(sqlite_config)
+    yield config
+    remove_broker_users(config)
+
+
+# --- the console in a real browser (tests/browser_helpers.py) -----------------------------
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole test session (a fresh profile; skipped,
+    with the install line, when Debian's chromium / chromium-driver are missing)."""
+    from tests.browser_helpers import chromium, quit_browser
+
+    driver = chromium()
+    yield driver
+    quit_browser(driver)
+
+
+@pytest.fixture
+def console_deployment(container_factory, sqlite_config):
+    """identity, intake, review and the gateway on this test's vhost: (config, base URL)."""
+    from tests.browser_helpers import start_console
+
+    return start_console(container_factory, sqlite_config)

@@ -242,10 +242,19 @@ def test_environment_only_uses_variables_config_reads(compose):
     assert not unknown, f"set in docker-compose.yml but never read by config.yml: {sorted(unknown)}"
 
 
+def has_database(name: str) -> bool:
+    """A service keeps a database when it has models (the gateway has none: it calls the others)."""
+    return (SERVICES_DIR / name / "models.py").is_file() or is_pending(name)
+
+
 def test_dibao_containers_set_broker_secrets_and_their_database(containers):
     for name, svc in containers.items():
         env = environment(svc)
-        required = {"DIBAO_AMQP_URI", "DIBAO_DATA_DIR", "DIBAO_SECRETS_DIR", f"DIBAO_{name.upper()}_DB_URI"}
+        required = {"DIBAO_AMQP_URI", "DIBAO_DATA_DIR", "DIBAO_SECRETS_DIR"}
+        if has_database(name):
+            required.add(f"DIBAO_{name.upper()}_DB_URI")
+        else:
+            assert not any(k.endswith("_DB_URI") for k in env), f"{name} keeps no database but is given one"
         missing = required - env.keys()
         assert not missing, f"compose service {name!r} lacks {sorted(missing)} (it would use the laptop defaults)"
 
@@ -254,12 +263,14 @@ def test_dibao_containers_set_broker_secrets_and_their_database(containers):
 
 
 def held_secrets(name: str) -> tuple[str, ...]:
-    """What shared.secrets says the service holds (DATA_KEY only if it stores encrypted columns)."""
+    """What shared.secrets says the service holds (its DATA_KEY_<SERVICE> only if it stores encrypted columns)."""
     from shared.db import encrypts
     from shared.secrets import required_secrets
 
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+    if not has_database(name):
+        return required_secrets(name, encrypts=False)
     models = importlib.import_module(f"services.{name}.models")
     return required_secrets(name, encrypts(models.Base.metadata))
 
@@ -351,13 +362,43 @@ def test_dibao_cli_names_existing_services(compose):
         pytest.skip(", ".join(f"services/{n}/service.py" for n in sorted(set(pending))) + " not written yet")
 
 
+def http_entrypoint_urls(name: str) -> set[str]:
+    """The URLs of the service's @http entrypoints (nameko's HttpRequestHandler)."""
+    from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+    from nameko.web.handlers import HttpRequestHandler
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    module = importlib.import_module(f"services.{name}.service")
+    return {ext.url for cls in nameko_service_classes(module) for _, member in inspect.getmembers(cls)
+            for ext in getattr(member, ENTRYPOINT_EXTENSIONS_ATTR, ()) if isinstance(ext, HttpRequestHandler)}
+
+
 def test_every_dibao_container_migrates_and_has_a_healthcheck(containers):
     for name, svc in containers.items():
+        if not has_database(name):
+            # no database to migrate; its health is its own HTTP /healthz, fetched inside the container
+            assert name not in dibao_cli_targets(svc.get("command"), "migrate"), f"{name} has nothing to migrate"
+            [check] = healthcheck_commands(svc)
+            assert "/healthz" in " ".join(map(str, check)) and "/healthz" in http_entrypoint_urls(name), (
+                f"{name}: the healthcheck should fetch /healthz, which {name} serves")
+            continue
         assert name in dibao_cli_targets(svc.get("command"), "migrate"), (
             f"{name}: command should run `dibao migrate {name}` before `nameko run`"
         )
         health = [t for cmd in healthcheck_commands(svc) for t in dibao_cli_targets(cmd, "health")]
         assert health == [name], f"{name}: healthcheck should be `dibao health {name}`, is {health}"
+
+
+def test_every_dibao_container_connects_as_its_own_broker_user(containers):
+    """DIBAO_AMQP_URI of x-dibao-env is the administrator's (broker-setup's):
+    each service container replaces it with its own (`dibao broker uri
+    <service>`) before `nameko run` — none runs as the administrator."""
+    for name, svc in containers.items():
+        command = svc.get("command")
+        command = command if isinstance(command, str) else " ".join(command)
+        assert re.search(rf"dibao broker uri {name}\b.*export DIBAO_AMQP_URI=.*nameko run", command), (
+            f"{name}: export DIBAO_AMQP_URI=\"$$(dibao broker uri {name})\" before `nameko run`")
 
 
 # --- (d) service_healthy dependencies have a healthcheck ---------------------

@@ -97,6 +97,7 @@ def statistics(conn, actor: Actor, day: date, config: dict) -> tuple[dict, Query
     out = figures.to_dict()
     out["paragraph"] = figures.paragraph()
     out["table"] = figures.table()
+    out["by_township"] = stats.by_township(conn, day)
     return out, Query("statistics", {"date": day}, 1)
 
 

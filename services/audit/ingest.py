@@ -20,6 +20,10 @@ One writer: on PostgreSQL the ingest holds an advisory lock (the chain's
 lease) while it consumes, so a second replica stands by instead of
 interleaving; the single consumer also keeps each household's events in
 queue order.
+
+The writer also signs the chain's head on a schedule, in the transaction
+of the batch that makes one due (or, when nothing comes, after the time
+limit): :mod:`services.audit.checkpoints`.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ from amqp import Message
 from kombu import Connection
 from nameko.extensions import DependencyProvider
 
-from shared.broker import connection_user, expected_publisher, restricted
+from shared.broker import connection_user, expected_publisher, restricted, ssl_options
 from shared.bus import AUDIT_QUEUE, DEAD_LETTER_QUEUE, PARK_EXCHANGE, RETRY_EXCHANGE, declare_producer_topology
 from shared.db import Database, ServiceDatabase
 from shared.events import CATALOGUE
@@ -43,6 +47,7 @@ from shared.inbox import PUBLISHER_HEADER, publisher_of_record, publisher_proble
 from shared.outbox import RelayLease
 from contracts import audit_chain as chain
 from contracts import audit as _contracts  # noqa: F401 - every service's event schemas, registered
+from services.audit.checkpoints import Checkpointer
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +143,13 @@ class ChainIngest:
     """The consumer loop; ``run()`` in a green thread, ``stop()`` to end it."""
 
     def __init__(self, database: ServiceDatabase, amqp_uri: str, batch: int = 1000, prefetch: int = 2000,
-                 batch_seconds: float = 0.2, publisher_of=lambda source: None, restricted_user: bool = False):
+                 batch_seconds: float = 0.2, publisher_of=lambda source: None, restricted_user: bool = False,
+                 checkpoints: Checkpointer | None = None, on_checkpoint=lambda cp: None, ssl=False):
         self.db = database
+        self.checkpoints = checkpoints if checkpoints is not None and checkpoints.enabled else None
+        self.on_checkpoint = on_checkpoint     # after the commit: wake the outbox relay
         self.amqp_uri = amqp_uri
+        self.ssl = ssl                          # kombu's ssl (shared.broker.ssl_options)
         self.publisher_of = publisher_of           # source service -> its broker user (None: not checked)
         self.own_user = connection_user(amqp_uri)
         self.restricted = restricted_user
@@ -157,14 +166,16 @@ class ChainIngest:
         self.parked = 0
 
     @classmethod
-    def from_config(cls, database: ServiceDatabase, config: dict) -> "ChainIngest":
+    def from_config(cls, database: ServiceDatabase, config: dict, on_checkpoint=lambda cp: None) -> "ChainIngest":
         return cls(database, config["AMQP_URI"], int(config.get("AUDIT_BATCH", 1000)),
                    int(config.get("AUDIT_PREFETCH", 2000)), float(config.get("AUDIT_BATCH_SECONDS", 0.2)),
-                   lambda source: expected_publisher(config, source), restricted(config))
+                   lambda source: expected_publisher(config, source), restricted(config),
+                   Checkpointer.from_config(config, database.outbox), on_checkpoint, ssl_options(config))
 
     def connect(self) -> None:
         self.close()
-        conn = Connection(self.amqp_uri, heartbeat=0, connect_timeout=5)
+        conn = Connection(self.amqp_uri, heartbeat=0, connect_timeout=5,
+                          ssl=dict(self.ssl) if isinstance(self.ssl, dict) else self.ssl)
         conn.connect()
         channel = conn.channel()
         if self.restricted:
@@ -209,6 +220,7 @@ class ChainIngest:
                     if self.conn is None:
                         self.connect()
                     self.ingest_once()
+                    self.checkpoint_if_due()
                     backoff = 0.5
                 except Exception as exc:  # noqa: BLE001 - broker or database down: retry
                     log.warning("audit ingest: %s; retrying in %.1fs", exc, backoff)
@@ -233,7 +245,7 @@ class ChainIngest:
             try:
                 self.conn.drain_events(timeout=timeout)
             except socket.timeout:
-                if self.buffer:
+                if self.buffer or self.checkpoints:   # idle: back to the loop, whose checkpoint may be due
                     break
         if not self.buffer:
             return 0
@@ -254,14 +266,46 @@ class ChainIngest:
                 parked.append((msg, problem))
                 continue
             records.append(record)
-        with self.db.engine.begin() as conn:
-            inserted = chain.append(conn, records)
+        made = None
+        try:
+            with self.db.engine.begin() as conn:
+                if self.checkpoints:
+                    self.checkpoints.prepare(conn, adding=bool(records))
+                rows = chain.append_rows(conn, records)
+                if self.checkpoints:
+                    self.checkpoints.appended(rows)
+                    made = self.checkpoints.sign(conn)
+        except BaseException:
+            if self.checkpoints:
+                self.checkpoints.forget()
+            raise
+        inserted = len(rows)
+        if made:
+            self.published(made)
         for msg, reason in parked:
             self.park(msg, reason)
         self.channel.basic_ack(messages[-1].delivery_tag, multiple=True)
         del self.buffer[:len(messages)]
         self.recorded += inserted
         return inserted
+
+    def checkpoint_if_due(self) -> None:
+        """Sign the head when its time has come and no batch did (idle chain)."""
+        cp = self.checkpoints
+        if cp is None or (cp.loaded and not cp.due()):
+            return
+        try:
+            with self.db.engine.begin() as conn:
+                made = cp.sign(conn)
+        except BaseException:
+            cp.forget()
+            raise
+        if made:
+            self.published(made)
+
+    def published(self, cp: dict) -> None:
+        log.info("audit checkpoint signed: record %s, hash %s…", cp["seq"], cp["head_hash"][:16])
+        self.on_checkpoint(cp)
 
     def publisher_problem(self, msg, source: str) -> str | None:
         """Why the chain must not take this event as its source's (None: fine).
@@ -303,7 +347,9 @@ class AuditIngest(DependencyProvider):
 
     def start(self):
         database = next(d for d in self.container.dependencies if isinstance(d, Database))
-        self.ingest = ChainIngest.from_config(database.database, self.container.config)
+        relay = database.relay
+        self.ingest = ChainIngest.from_config(database.database, self.container.config,
+                                              lambda cp: relay.wake() if relay else None)
         self.container.spawn_managed_thread(self.ingest.run, identifier="audit.ingest")
 
     def stop(self):

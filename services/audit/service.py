@@ -3,7 +3,8 @@ event and every command, responsibility traces, statistics and scorecards.
 
 Run alone: ``nameko run --config config.yml services.audit.service``.
 It ingests the ``dibao.audit`` queue in batches into the hash chain
-(:mod:`services.audit.ingest`); its RPC methods answer auditors, directors
+(:mod:`services.audit.ingest`) and signs its head on a schedule, publishing
+each checkpoint to the partners (:mod:`services.audit.checkpoints`); its RPC methods answer auditors, directors
 and (statistics only) partner bureaus, and record each query.
 """
 from __future__ import annotations
@@ -14,7 +15,8 @@ import sqlalchemy as sa
 from nameko.dependency_providers import Config
 
 from contracts import audit as events  # noqa: F401 - registers every service's contract
-from services.audit import handlers, schemas
+from contracts.rpc import audit as schemas
+from services.audit import handlers
 from services.audit.ingest import AuditIngest
 from services.audit.models import Base
 from shared.db import Database
@@ -46,7 +48,9 @@ class AuditService(deadletter.DeadLetterReplay):
     def ping(self):
         with self.db.read() as uow:
             uow.session.execute(sa.text("SELECT 1"))
-        return {"service": self.name, **bus_health(self.name), "recorded": self.ingest.recorded if self.ingest else 0}
+        checkpoints = self.ingest.checkpoints if self.ingest else None
+        return {"service": self.name, **bus_health(self.name), "recorded": self.ingest.recorded if self.ingest else 0,
+                "checkpoints": checkpoints.health() if checkpoints else {"enabled": False}}
 
     @rpc
     def trace(self, data):

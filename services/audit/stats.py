@@ -84,6 +84,17 @@ def active_cases(d: date):
             .where(~stopped)).subquery("active")
 
 
+def by_township(conn, d: date) -> list[dict]:
+    """Per township: the cases active at D (households, persons) and their monthly benefit (yuan)."""
+    active = active_cases(d)
+    rows = conn.execute(sa.select(active.c.township_code, sa.func.count().label("households"),
+                                  sa.func.coalesce(sa.func.sum(active.c.size), 0).label("persons"),
+                                  sa.func.coalesce(sa.func.sum(active.c.benefit), 0).label("benefit"))
+                        .group_by(active.c.township_code).order_by(active.c.township_code))
+    return [{"township_code": r.township_code or "", "households": int(r.households), "persons": int(r.persons),
+             "monthly_benefit": str(yuan(int(r.benefit)))} for r in rows]
+
+
 def _households_persons(conn, where, size_expr=None) -> tuple[int, int]:
     size_expr = size_expr if size_expr is not None else _int("household_size")
     row = conn.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(size_expr), 0)).where(*where)).one()

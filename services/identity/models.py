@@ -2,7 +2,7 @@
 
 - ``account``: who logs in (user id, name, unit), status, the argon2id hash
   of the password and when it was set, the TOTP secret **encrypted at rest**
-  (field encryption, DATA_KEY), failed attempts and the lock.
+  (field encryption, DATA_KEY_IDENTITY, bound to the account), failed attempts and the lock.
 - ``staff_role``: the staff registry (人员角色登记) — which account holds
   which role in its unit, since when and until when; a revoked role keeps
   its row with ``until`` set (history for separation-of-duties checks).

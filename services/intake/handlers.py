@@ -6,6 +6,8 @@ and commits. The nameko service only loads, calls and dumps.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -14,10 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
 from services.intake import rules
-from services.intake.models import (Application, Asset, CaseStatus, CheckIn, FileDocument, HomeInvestigation,
-                                    Household, Income, LabourAttendance, Member, Staff, new_id)
+from services.intake.models import (Application, Asset, CaseStatus, CheckIn, DocumentScan, FileDocument,
+                                    HomeInvestigation, Household, Income, LabourAttendance, Member, Staff, new_id)
 from shared.crypto import get_cipher
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, is_id
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import Event
 from shared.identity import Actor, Role
@@ -37,7 +39,7 @@ def now() -> datetime:
 
 
 def resident_index(resident_id: str) -> str:
-    return get_cipher().blind_index(resident_id, "resident_id")
+    return get_cipher("intake").blind_index(resident_id, "resident_id")
 
 
 # --- staff (the registry, from identity's events: shared/staff.py) -------------
@@ -206,6 +208,24 @@ def load_application(uow: UnitOfWork, actor: Actor, roles, application_id: str,
                       options=options)
 
 
+def applicant_matches(uow: UnitOfWork, actor: Actor, data: dict) -> Application:
+    """The public status page's check (the gateway's own identity asks it):
+    the application whose applicant's (the head's) resident ID ends with
+    ``id_last4``. A wrong pair is the same NotFound as an unknown number, so
+    the answer tells nothing about which one was wrong."""
+    require(actor, (Role.SERVICE,))
+    answer = NotFound.of("application", "?", "application_id")
+    application = uow.session.get(Application, data["application_id"]) if is_id(data["application_id"]) else None
+    if application is None:
+        hmac.compare_digest("0000", data["id_last4"].upper())   # about as long as a real check
+        raise answer
+    head = next((m for m in application.household.members if m.relation == "head"), None)
+    given = data["id_last4"].upper()
+    if head is None or not hmac.compare_digest(head.resident_id[-4:].upper(), given):
+        raise answer
+    return application
+
+
 def record_investigation(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> HomeInvestigation:
     application = load_application(uow, actor, CASEWORKERS, data["application_id"])
     household = application.household
@@ -264,6 +284,54 @@ def register_document(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceD
                    {"kind": doc.kind, "document_date": doc.document_date, "reference": doc.reference}))
     uow.commit()
     return doc
+
+
+def attach_scan(uow: UnitOfWork, actor: Actor, data: dict, files, today) -> DocumentScan:
+    """扫描件: a filed document's scan, sealed on disk (services/intake/scans.py);
+    the row is committed only once the file is in place."""
+    require(actor, CASEWORKERS)
+    document = uow.session.get(FileDocument, data["document_id"])
+    if document is None:
+        raise NotFound("no such document", {"document_id": data["document_id"]})
+    household = load_household(uow, actor, CASEWORKERS, document.household_id)   # outside: as if missing
+    content_type = rules.scan_is_an_accepted_file(data["content_type"], data["content"], files.max_bytes)
+    scan = DocumentScan(id=new_id(), document_id=document.id, household_id=household.id,
+                        content_type=content_type, size=len(data["content"]),
+                        sha256=hashlib.sha256(data["content"]).hexdigest(), uploaded_by=actor.user,
+                        uploaded_at=now())
+    uow.session.add(scan)
+    uow.emit(Event(SOURCE, "document_scanned", {"household_id": household.id, "document_id": document.id,
+                                                "scan_id": scan.id},
+                   {"content_type": content_type, "size": scan.size, "community_code": household.community_code}))
+    files.write(scan.id, data["content"])
+    try:
+        uow.commit()
+    except Exception:
+        files.remove(scan.id)
+        raise
+    return scan
+
+
+def scans_of(uow: UnitOfWork, household_id: str) -> dict[str, list[DocumentScan]]:
+    found: dict[str, list[DocumentScan]] = {}
+    for scan in uow.session.scalars(sa.select(DocumentScan).where(DocumentScan.household_id == household_id)
+                                    .order_by(DocumentScan.uploaded_at)):
+        found.setdefault(scan.document_id, []).append(scan)
+    return found
+
+
+def read_scan(uow: UnitOfWork, actor: Actor, scan_id: str, files) -> tuple[DocumentScan, bytes]:
+    """A scan for a reader of its household; the read is recorded (file_viewed, purpose scan)."""
+    require(actor, READERS)
+    scan = uow.session.get(DocumentScan, scan_id)
+    if scan is None:
+        raise NotFound("no such scan", {"scan_id": scan_id})
+    household = load_household(uow, actor, READERS, scan.household_id)
+    content = files.read(scan.id)
+    uow.emit(Event(SOURCE, "file_viewed", {"household_id": household.id},
+                   {"purpose": "scan", "community_code": household.community_code}))
+    uow.commit()
+    return scan, content
 
 
 def file_report(uow: UnitOfWork, actor: Actor, household_id: str) -> dict:

@@ -1,8 +1,11 @@
 """Intake's state: households and their file (一户一档).
 
-ID numbers and amounts are encrypted at rest (AES-GCM through
-``EncryptedString``/``EncryptedDecimal``); a member is found by ID number
-through ``resident_id_index``, a keyed blind index.
+ID numbers and amounts are encrypted at rest (``EncryptedString`` /
+``EncryptedDecimal``, each token bound to its table, column and row:
+shared/sealing.py); a member is found by ID number through
+``resident_id_index``, a keyed blind index. Incomes and assets, whose ids
+the database numbers, carry a ``seal_id`` made before the INSERT: the row id
+their tokens are bound to.
 """
 from __future__ import annotations
 
@@ -92,7 +95,9 @@ class Income(Base):
     household_id: Mapped[str] = mapped_column(sa.ForeignKey("household.id", ondelete="CASCADE"), index=True)
     member_id: Mapped[str | None] = mapped_column(sa.ForeignKey("member.id", ondelete="CASCADE"), nullable=True)
     source: Mapped[str] = mapped_column(sa.String(16))
-    monthly_amount: Mapped[Decimal] = mapped_column(EncryptedDecimal)
+    monthly_amount: Mapped[Decimal] = mapped_column(EncryptedDecimal(row_key="seal_id"))
+    #: the row id the amount's token is bound to (known before the INSERT; ``id`` is not)
+    seal_id: Mapped[str] = mapped_column(sa.String(36), default=new_id, unique=True)
 
     member: Mapped["Member | None"] = relationship()  # orders the INSERTs: member first
 
@@ -103,7 +108,9 @@ class Asset(Base):
     household_id: Mapped[str] = mapped_column(sa.ForeignKey("household.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(sa.String(16))
     description: Mapped[str] = mapped_column(sa.String(200), default="")
-    value: Mapped[Decimal] = mapped_column(EncryptedDecimal)
+    value: Mapped[Decimal] = mapped_column(EncryptedDecimal(row_key="seal_id"))
+    #: the row id the value's token is bound to (known before the INSERT; ``id`` is not)
+    seal_id: Mapped[str] = mapped_column(sa.String(36), default=new_id, unique=True)
 
 
 class Application(RecordsEvents, Base):
@@ -161,6 +168,22 @@ class FileDocument(Base):
     reference: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
     registered_by: Mapped[str] = mapped_column(sa.String(64))
     registered_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class DocumentScan(Base):
+    """A scan (扫描件) of a filed document: the file itself is sealed (AES-GCM,
+    bound to this row's id) under ``SCAN_DIR``, outside any web root; the row
+    says what it is. The original name is not kept (it may carry a name)."""
+
+    __tablename__ = "document_scan"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    document_id: Mapped[str] = mapped_column(sa.ForeignKey("file_document.id", ondelete="CASCADE"), index=True)
+    household_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    content_type: Mapped[str] = mapped_column(sa.String(40))
+    size: Mapped[int] = mapped_column(sa.Integer)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    uploaded_by: Mapped[str] = mapped_column(sa.String(64))
+    uploaded_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
 class CheckIn(Base):

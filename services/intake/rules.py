@@ -96,3 +96,23 @@ def file_completeness(stage_reached: list[str], documents: list[str]) -> dict:
     present = sorted(set(documents))
     missing = [kind for kind in required if kind not in documents]
     return {"complete": not missing, "required": required, "present": present, "missing": missing}
+
+
+#: 扫描件: the kinds of file a scan may be, by their first bytes (the declared type must agree)
+SCAN_SIGNATURES = {"application/pdf": (b"%PDF-",), "image/jpeg": (b"\xff\xd8\xff",),
+                   "image/png": (b"\x89PNG\r\n\x1a\n",)}
+
+
+def scan_is_an_accepted_file(content_type: str, content: bytes, max_bytes: int) -> str:
+    """A scan is a PDF, JPEG or PNG (its bytes say so, not only its label),
+    not empty and at most ``max_bytes``; answers its content type."""
+    if not content:
+        raise ValidationFailed.field("content", "the file is empty")
+    if len(content) > max_bytes:
+        raise ValidationFailed.field("content", f"the file is larger than {max_bytes} bytes")
+    declared = (content_type or "").split(";")[0].strip().lower()
+    if declared not in SCAN_SIGNATURES:
+        raise ValidationFailed.field("content_type", "only PDF, JPEG or PNG scans are accepted")
+    if not content.startswith(SCAN_SIGNATURES[declared]):
+        raise ValidationFailed.field("content", f"the file is not a {declared} file")
+    return declared

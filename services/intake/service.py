@@ -6,12 +6,15 @@ Each method loads its input with a schema, calls a handler, dumps the answer.
 """
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from contracts import intake as events  # noqa: F401 - registers intake's event contract
-from services.intake import calendar, handlers, schemas
+from contracts.rpc import intake as schemas
+from services.intake import calendar, handlers
+from services.intake.scans import ScanStore
 from contracts import identity as _identity_events  # noqa: F401 - the staff registry's source
 from contracts import review as _review_events  # noqa: F401 - the review events intake consumes
 from services.intake.models import WORKDAY_SCHEDULE, Application, Base
@@ -34,6 +37,8 @@ DOCUMENT_OUT = schemas.DocumentOut()
 HOUSEHOLD_OUT = schemas.HouseholdOut()
 INVESTIGATION_OUT = schemas.InvestigationOut()
 INVESTIGATION_OUTS = schemas.InvestigationOut(many=True)
+SCAN_OUT = schemas.ScanOut()
+SCAN_OUTS = schemas.ScanOut(many=True)
 
 
 class IntakeService(deadletter.DeadLetterReplay):
@@ -42,6 +47,7 @@ class IntakeService(deadletter.DeadLetterReplay):
     db = Database("intake", Base.metadata, MIGRATIONS)
     caller = Identity()
     ref = Reference()
+    scans = ScanStore()
 
     @rpc
     def ping(self):
@@ -98,10 +104,15 @@ class IntakeService(deadletter.DeadLetterReplay):
 
     @rpc
     def get_household(self, household_id):
-        """The household's whole file; the read is recorded (file_viewed)."""
+        """The household's whole file; the read is recorded (file_viewed).
+        Each document lists its scans (扫描件: what they are, not their bytes)."""
         with self.db() as uow:
             household = handlers.view_household(uow, self.caller.actor, household_id)
-            return HOUSEHOLD_OUT.dump(household)
+            out = HOUSEHOLD_OUT.dump(household)
+            scans = handlers.scans_of(uow, household.id)
+            for document in out["documents"]:
+                document["scans"] = SCAN_OUTS.dump(scans.get(document["id"], []))
+            return out
 
     @rpc
     def find_household(self, data):
@@ -126,6 +137,16 @@ class IntakeService(deadletter.DeadLetterReplay):
             out = APPLICATION_OUT.dump(application)
             out["investigations"] = INVESTIGATION_OUTS.dump(application.investigations)
             return out
+
+    @rpc
+    def public_application_check(self, data):
+        """Does the applicant's ID end so? Only the application's number and
+        acceptance date answer (the public status page, through the gateway's
+        own identity); a wrong pair answers as an unknown number."""
+        data = load(schemas.ApplicantCheckSchema, data)
+        with self.db.read() as uow:
+            application = handlers.applicant_matches(uow, self.caller.actor, data)
+            return {"application_id": application.id, "accepted_on": application.accepted_on.isoformat()}
 
     @rpc
     def list_applications(self, community_code=None, status=None, limit=200):
@@ -154,6 +175,21 @@ class IntakeService(deadletter.DeadLetterReplay):
         data = load(schemas.DocumentSchema, data)
         with self.db() as uow:
             return DOCUMENT_OUT.dump(handlers.register_document(uow, self.caller.actor, data, self.ref))
+
+    @rpc
+    def attach_scan(self, data):
+        """扫描件: a filed document's scan (PDF, JPEG or PNG up to SCAN_MAX_BYTES,
+        base64), sealed with the data key under SCAN_DIR (services/intake/scans.py)."""
+        data = load(schemas.ScanSchema, data)
+        with self.db() as uow:
+            return SCAN_OUT.dump(handlers.attach_scan(uow, self.caller.actor, data, self.scans, self.ref.today()))
+
+    @rpc
+    def get_scan(self, scan_id):
+        """A scan's bytes (base64) for a reader of its household; the read is recorded (file_viewed)."""
+        with self.db() as uow:
+            scan, content = handlers.read_scan(uow, self.caller.actor, str(scan_id)[:36], self.scans)
+            return dict(SCAN_OUT.dump(scan), content=base64.b64encode(content).decode("ascii"))
 
     @rpc
     def file_report(self, household_id):

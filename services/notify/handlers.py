@@ -12,12 +12,12 @@ from datetime import date, datetime, timezone
 
 import sqlalchemy as sa
 
-from services.notify import rules
+from services.notify import rendering, rules
 from services.notify.channels import Channel, OutgoingMessage
 from services.notify.models import FileProblem, Message, Notice, Objection, Reminder
 from services.notify.rendering import Board, review_reminder_text
 from shared.db import AlreadyConsumed, UnitOfWork
-from shared.errors import ValidationFailed
+from shared.errors import NotFound, ValidationFailed
 from shared.events import Event
 from shared.identity import Actor, Role
 from shared.identity import authorize as require
@@ -148,16 +148,100 @@ def close_due_notices(uow: UnitOfWork, actor: Actor | None, as_of: date, ref: Re
     return closed
 
 
+def board_name(ref: ReferenceData, unit) -> str:
+    """The unit as its board names it: 湖北省武汉市江夏区…社区."""
+    return "".join(d.name for d in ref.divisions.ancestors(unit.code)) + unit.name
+
+
+def posted_at(uow: UnitOfWork, unit_code: str) -> list[Notice]:
+    """What is up on a board now, in the order it went up."""
+    return list(uow.session.scalars(
+        sa.select(Notice).where(Notice.unit_code == unit_code, Notice.status == "posted")
+        .order_by(Notice.posted_on, Notice.posted_at)))
+
+
 def render_board(uow: UnitOfWork, actor: Actor | None, unit_code: str, board: Board, ref: ReferenceData) -> dict:
-    """The board page and the printable sheet of one unit: what is posted there now."""
+    """The whole board of one unit: its index page and the sheet of all it shows now."""
     unit = ref.division(unit_code, "unit_code")
     if actor is not None:
         require(actor, READERS, unit.code)
-    notices = list(uow.session.scalars(
-        sa.select(Notice).where(Notice.unit_code == unit.code, Notice.status == "posted")
-        .order_by(Notice.posted_on, Notice.posted_at)))
-    name = "".join(d.name for d in ref.divisions.ancestors(unit.code)) + unit.name
-    return board.render(unit.code, name, notices, ref.today())
+    return board.render(unit.code, board_name(ref, unit), posted_at(uow, unit.code), ref.today())
+
+
+def board_changed(uow: UnitOfWork, unit_code: str, board: Board, ref: ReferenceData,
+                  notice_id: str | None = None, closed=()) -> dict:
+    """After a notice went up (``notice_id``: its own sheet, once) or the
+    ``closed`` ones came down (their sheets withdrawn): the index page again,
+    the outdated whole-board sheet removed — per notice plus an index, never
+    the whole board's PDF for each notice."""
+    unit = ref.division(unit_code, "unit_code")
+    notices = posted_at(uow, unit.code)
+    name = board_name(ref, unit)
+    result = board.index(unit.code, name, notices, ref.today())
+    posted = next((n for n in notices if n.id == notice_id), None) if notice_id else None
+    if posted is not None:
+        sheet = board.notice_sheet(unit.code, name, posted, ref.today())
+        result["problems"] += sheet["problems"]
+        result["sheets"] = [posted.id]
+    for closed_id in closed:
+        board.withdraw(unit.code, closed_id)
+    return result
+
+
+def retry_notice_sheets(uow: UnitOfWork, board: Board, ref: ReferenceData) -> list[dict]:
+    """Notice sheets that could not be written (kind ``notice_pdf``): written
+    now if the notice is still up; a closed one's problem is simply cleared."""
+    out = []
+    for notice_id in list(uow.session.scalars(sa.select(FileProblem.target).where(FileProblem.kind == "notice_pdf"))):
+        notice = uow.session.get(Notice, notice_id)
+        if notice is None or notice.status != "posted":
+            out.append({"notice_id": notice_id, "problems": []})
+            continue
+        unit = ref.division(notice.unit_code, "unit_code")
+        out.append(board.notice_sheet(unit.code, board_name(ref, unit), notice, ref.today()))
+    return out
+
+
+# --- the public boards (the gateway's public door: the permissions table) --------------
+
+#: who reads the public board: the gateway's own identity (shared/permissions.py names
+#: which service: ``notify.public_board``, ``notify.public_sheet``, ``notify.file_public_objection``)
+PUBLIC_DOOR = (Role.SERVICE,)
+
+
+def public_board(uow: UnitOfWork, actor: Actor, unit_code: str, board: Board, ref: ReferenceData) -> dict:
+    """The board as the sheets print it, for the public page: the cells of
+    :func:`rendering.rows` (the masked ID, nothing else a printed notice
+    does not show) and each notice's id (for its sheet and an objection)."""
+    require(actor, PUBLIC_DOOR)
+    unit = ref.division(unit_code, "unit_code")
+    notices = posted_at(uow, unit.code)
+    return {"unit_code": unit.code, "unit_name": board_name(ref, unit), "title": "最低生活保障公示",
+            "intro": rendering.INTRO, "how_to_object": rendering.HOW_TO_OBJECT, "columns": list(rendering.COLUMNS),
+            "today": rendering.chinese_date(ref.today()),
+            "notices": [{"notice_id": n.id, "cells": list(row), "closes_on": n.closes_on.isoformat()}
+                        for n, row in zip(notices, rendering.rows(notices))]}
+
+
+def public_notice(uow: UnitOfWork, actor: Actor, unit_code: str, notice_id: str) -> Notice:
+    """A notice up on that board now; any other id (closed, another board's,
+    unknown) is the one NotFound."""
+    require(actor, PUBLIC_DOOR)
+    notice = uow.session.get(Notice, notice_id)
+    if notice is None or notice.unit_code != unit_code or notice.status != "posted":
+        raise NotFound.of("notice", notice_id, "notice_id")
+    return notice
+
+
+def public_sheet_path(uow: UnitOfWork, actor: Actor, unit_code: str, notice_id: str | None, board: Board,
+                      ref: ReferenceData):
+    """Where the sheet of the board (``notice_id`` None) or of a notice up on it is written."""
+    require(actor, PUBLIC_DOOR)
+    unit = ref.division(unit_code, "unit_code")
+    if notice_id is None:
+        return board.board_sheet_path(unit.code)
+    notice = public_notice(uow, actor, unit.code, notice_id)
+    return board.notice_sheet_path(notice.unit_code, notice.id)
 
 
 # --- objections ------------------------------------------------------------------
@@ -166,11 +250,29 @@ def file_objection(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData
     """群众异议, recorded by an officer; the notice row is locked so that a
     closing running at the same time counts it or refuses it."""
     notice = notice_for(uow, actor, STAFF, data["notice_id"], for_update=True)
+    return record_objection(uow, notice, data, actor.user, ref)
+
+
+def file_public_objection(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData) -> Objection:
+    """群众异议 given online, on the public board of ``unit_code``: recorded
+    and routed as one given at the community office — the same row, the same
+    ``objection_filed`` (review sends the application back to a home
+    investigation) — filed by the gateway's own identity (``service:gateway``,
+    the online board) for a person it does not know. A notice not on that
+    board is the one NotFound; one whose period ended takes no objection."""
+    require(actor, PUBLIC_DOOR)
+    notice = uow.session.get(Notice, data["notice_id"], with_for_update=True)
+    if notice is None or notice.unit_code != data["unit_code"]:
+        raise NotFound.of("notice", data["notice_id"], "notice_id")
+    return record_objection(uow, notice, data, actor.user, ref)
+
+
+def record_objection(uow: UnitOfWork, notice: Notice, data: dict, filed_by: str, ref: ReferenceData) -> Objection:
     today = ref.today()
     rules.objection_window_open(notice.status, notice.closes_on, today)
     objection = Objection(notice_id=notice.id, text=data["text"].strip(), anonymous=data["anonymous"],
                           contact_name=data["contact_name"], contact_phone=data["contact_phone"],
-                          filed_on=today, filed_at=now(), filed_by=actor.user)
+                          filed_on=today, filed_at=now(), filed_by=filed_by)
     uow.session.add(objection)
     uow.session.flush()
     objection.record(Event(SOURCE, "objection_filed", notice_subject(notice, objection_id=objection.id), {

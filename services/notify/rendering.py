@@ -1,7 +1,23 @@
-"""What notify shows people: the notice board (an HTML page and a printable
-A4 PDF per unit) and the short messages sent to households.
+"""What notify shows people: the notice boards and the short messages sent
+to households.
 
-Only masked ID numbers ever reach a board: a notice stores nothing else.
+A unit's board is files under ``DATA_DIR/notices/``, written per notice plus
+an index (not the whole board again for every notice posted):
+
+- ``<unit>/<notice id>.pdf`` — the notice's own printable A4 sheet, written
+  once when it is posted (a notice never changes), removed when it closes;
+- ``<unit>.html`` — the index: every notice up on the board now, as the
+  sheets print it, each linking its sheet; rewritten (a cheap page, no PDF)
+  on every notice posted or closed;
+- ``<unit>.pdf`` — the whole board on one printable sheet, made on demand
+  (``render_board``, the public page's link, the timer's retry) and removed
+  whenever the index changes, so that no file shows a board that is no
+  longer up.
+
+Each unit's files are written under one lock (:func:`board_lock`), the
+notices read inside it. Only masked ID numbers ever reach a board: a notice
+stores nothing else; :func:`rows` is what every file and the public page
+(``notify.public_board``) show.
 The PDF embeds a TrueType CJK font (reportlab cannot embed the CFF fonts of
 Noto CJK): WenQuanYi Zen Hei from the Debian package ``fonts-wqy-zenhei``,
 or whatever ``NOTICE_FONT`` points at.
@@ -104,12 +120,20 @@ PAGE = """<!DOCTYPE html>
 """
 
 
-def render_html(unit_name: str, notices, today: date) -> str:
+def sheet_name(unit_code: str, notice_id: str) -> str:
+    """A notice's sheet, relative to the boards' folder (and to the index page)."""
+    return f"{unit_code}/{notice_id}.pdf"
+
+
+def render_html(unit_name: str, notices, today: date, unit_code: str | None = None) -> str:
+    """The board page; with ``unit_code`` each row links its notice's sheet (the index)."""
     esc = html.escape
     if notices:
-        head = "".join(f"<th>{esc(c)}</th>" for c in COLUMNS)
-        body = "".join("<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>\n"
-                       for row in rows(notices))
+        links = unit_code is not None
+        head = "".join(f"<th>{esc(c)}</th>" for c in COLUMNS) + ("<th>公示单</th>" if links else "")
+        body = "".join("<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row)
+                       + (f'<td><a href="{esc(sheet_name(unit_code, n.id))}">打印</a></td>' if links else "")
+                       + "</tr>\n" for n, row in zip(notices, rows(notices)))
         table = f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
     else:
         table = "<p>目前没有正在公示的事项。</p>"
@@ -196,45 +220,98 @@ def write_atomically(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
+_board_locks: dict[tuple[str, str], threading.Lock] = {}
+_board_locks_guard = threading.Lock()
+
+
+def board_lock(directory: Path, unit_code: str) -> threading.Lock:
+    """One lock per board: its notices are read and its files written under it,
+    so a slower writer never puts back a board older than the last one."""
+    with _board_locks_guard:
+        return _board_locks.setdefault((str(directory), unit_code), threading.Lock())
+
+
 @dataclass(frozen=True)
 class Board:
-    """Where boards are written, and with which font."""
+    """Where boards are written, and with which font. Every method writes what
+    it can: a file that cannot be written (a missing font, a full disk, a
+    refused permission) is ``None`` in the answer and listed in ``problems``
+    ({kind, target, code, detail}); notify retries it on its timer."""
 
     directory: Path
     font_path: str
 
+    def lock(self, unit_code: str) -> threading.Lock:
+        return board_lock(self.directory, unit_code)
+
+    def index_path(self, unit_code: str) -> Path:
+        return self.directory / f"{unit_code}.html"
+
+    def board_sheet_path(self, unit_code: str) -> Path:
+        return self.directory / f"{unit_code}.pdf"
+
+    def notice_sheet_path(self, unit_code: str, notice_id: str) -> Path:
+        return self.directory / sheet_name(unit_code, notice_id)
+
+    def _write(self, result: dict, kind: str, key: str, target: str, path: Path, write) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, write)
+            result[key] = str(path)
+        except OSError as exc:
+            problem = classify(exc)
+            if problem is None:
+                raise
+            result["problems"].append({"kind": kind, "target": target, "code": problem.code,
+                                       "detail": problem.detail})
+            _remove(path)   # an older file would show notices no longer up
+
     def render(self, unit_code: str, unit_name: str, notices, today: date) -> dict:
-        """Write the HTML page, then the PDF. Each that cannot be written (a
-        missing font, a full disk, a refused permission) is ``None`` and
-        listed in ``problems`` ({kind, target, code, detail}): the other is
-        still written, and notify retries the rest on its timer."""
-        html_path = self.directory / f"{unit_code}.html"
-        pdf_path = self.directory / f"{unit_code}.pdf"
+        """The whole board: the index page, then the sheet of all its notices."""
         result = {"unit_code": unit_code, "html": None, "pdf": None, "notices": len(notices), "problems": []}
-        page = render_html(unit_name, notices, today)
-
-        def html(p):
-            p.write_text(page, encoding="utf-8")
-
-        def pdf(p):
-            render_pdf(unit_name, notices, today, self.font_path, p)
-
-        for kind, key, path, write in (("board_html", "html", html_path, html), ("board_pdf", "pdf", pdf_path, pdf)):
-            try:
-                self.directory.mkdir(parents=True, exist_ok=True)
-                write_atomically(path, write)
-                result[key] = str(path)
-            except OSError as exc:
-                problem = classify(exc)
-                if problem is None:
-                    raise
-                result["problems"].append({"kind": kind, "target": unit_code, "code": problem.code,
-                                           "detail": problem.detail})
-                try:
-                    path.unlink(missing_ok=True)   # an older sheet would show notices no longer up
-                except OSError:
-                    pass
+        self._write_index(result, unit_code, unit_name, notices, today)
+        self._write(result, "board_pdf", "pdf", unit_code, self.board_sheet_path(unit_code),
+                    lambda p: render_pdf(unit_name, notices, today, self.font_path, p))
         return result
+
+    def index(self, unit_code: str, unit_name: str, notices, today: date) -> dict:
+        """The index page after the board changed; the whole-board sheet it
+        outdated is removed (made again on demand)."""
+        result = {"unit_code": unit_code, "html": None, "pdf": None, "notices": len(notices), "problems": []}
+        self._write_index(result, unit_code, unit_name, notices, today)
+        _remove(self.board_sheet_path(unit_code))
+        return result
+
+    def _write_index(self, result: dict, unit_code: str, unit_name: str, notices, today: date) -> None:
+        page = render_html(unit_name, notices, today, unit_code)
+        self._write(result, "board_html", "html", unit_code, self.index_path(unit_code),
+                    lambda p: p.write_text(page, encoding="utf-8"))
+
+    def notice_sheet(self, unit_code: str, unit_name: str, notice, today: date) -> dict:
+        """One notice's own printable sheet (once, when it goes up)."""
+        result = {"notice_id": notice.id, "pdf": None, "problems": []}
+        self._write(result, "notice_pdf", "pdf", notice.id, self.notice_sheet_path(unit_code, notice.id),
+                    lambda p: render_pdf(unit_name, [notice], today, self.font_path, p))
+        return result
+
+    def withdraw(self, unit_code: str, notice_id: str) -> None:
+        """A closed notice's sheet goes (the index no longer lists it)."""
+        _remove(self.notice_sheet_path(unit_code, notice_id))
+
+
+def read_sheet(path: Path) -> bytes | None:
+    """A sheet's bytes, or None when it is not there (not made yet, or outdated and removed)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 class NoticeBoard(DependencyProvider):

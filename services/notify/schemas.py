@@ -28,6 +28,19 @@ class ObjectionSchema(Schema):
             raise ValidationError("required unless the objection is anonymous", "contact_name")
 
 
+class PublicObjectionSchema(ObjectionSchema):
+    """群众异议 given online on a public board (the gateway passes it on)."""
+
+    unit_code = DivisionCode(required=True, metadata={"doc": "the board the notice is on"})
+
+
+class PublicSheetSchema(Schema):
+    """The printable sheet of a board (no notice_id) or of one notice on it."""
+
+    unit_code = DivisionCode(required=True)
+    notice_id = fields.String(load_default=None, validate=validate.Length(1, 36))
+
+
 class ListNoticesSchema(Schema):
     """Arguments of list_notices."""
 

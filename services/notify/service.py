@@ -7,6 +7,7 @@ Each method loads its input with a schema, calls a handler, dumps the answer.
 """
 from __future__ import annotations
 
+import base64
 import logging
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from shared.identity import Identity
 from shared.inbox import bus_health, consume_event
 from shared.reference import Reference
 from shared.remote import ServiceRpc
-from shared.problems import classify
+from shared.problems import OperationalProblem, classify
 from shared.rpc import load, rpc
 from shared.timer import config_timer
 
@@ -71,17 +72,27 @@ class NotifyService(deadletter.DeadLetterReplay):
         household = self.intake.intake.get_household(household_id)
         with self.db() as uow:
             notice = handlers.post_notice(uow, event, data, household, self.ref)
-        self._rerender(notice.unit_code)
+        self._changed(notice.unit_code, notice_id=notice.id)
 
     @config_timer("NOTICE_CHECK_SECONDS", default=60)
     def close_notices_when_due(self):
         """The posting period's clock, from stored dates: also closes what fell
-        due while notify was down, as soon as it is back."""
+        due while notify was down, as soon as it is back. Then the files that
+        could not be written before (a missing font, a full disk) are tried again."""
         with self.db() as uow:
             closed = handlers.close_due_notices(uow, None, self.ref.today(), self.ref)
+        self._closed(closed)
         with self.db.read() as uow:
             retry = handlers.boards_to_retry(uow)   # boards whose page or sheet could not be written
-        self._rerender(*(c["unit_code"] for c in closed), *retry)
+        self._rerender(*retry)
+        try:
+            with self.db.read() as uow:
+                sheets = handlers.retry_notice_sheets(uow, self.board, self.ref)
+            with self.db() as uow:
+                for sheet in sheets:
+                    handlers.note_problems(uow, ("notice_pdf",), sheet["notice_id"], sheet["problems"])
+        except Exception:  # noqa: BLE001 - the next tick tries again
+            log.exception("the notice sheets to retry were not written")
 
     @rpc
     def close_due_notices(self, as_of=None):
@@ -90,20 +101,22 @@ class NotifyService(deadletter.DeadLetterReplay):
         with self.db() as uow:
             closed = handlers.close_due_notices(uow, self.caller.actor, data["as_of"] or self.ref.today(),
                                                 self.ref)
-        self._rerender(*(c["unit_code"] for c in closed))
+        self._closed(closed)
         return [{"notice_id": c["id"], "unit_code": c["unit_code"], "objections": c["objections"]}
                 for c in closed]
 
     @rpc
     def render_board(self, unit_code):
-        """The unit's board page and printable sheet; a file that cannot be
-        written is null and listed in ``problems`` (retried on the timer)."""
+        """The unit's whole board: its index page and the printable sheet of
+        all it shows; a file that cannot be written is null and listed in
+        ``problems`` (retried on the timer)."""
         data = load(schemas.UnitSchema, {"unit_code": unit_code})
         return self._render(self.caller.actor, data["unit_code"])
 
     def _render(self, actor, unit_code) -> dict:
-        with self.db.read() as uow:
-            result = handlers.render_board(uow, actor, unit_code, self.board, self.ref)
+        with self.board.lock(unit_code):
+            with self.db.read() as uow:
+                result = handlers.render_board(uow, actor, unit_code, self.board, self.ref)
         with self.db() as uow:
             handlers.note_problems(uow, handlers.BOARD_KINDS, result["unit_code"], result["problems"])
         return result
@@ -119,15 +132,69 @@ class NotifyService(deadletter.DeadLetterReplay):
         with self.db.read() as uow:
             return NOTICE_OUT.dump(handlers.view_notice(uow, self.caller.actor, notice_id))
 
+    def _closed(self, closed: list[dict]) -> None:
+        by_unit: dict[str, list[str]] = {}
+        for c in closed:
+            by_unit.setdefault(c["unit_code"], []).append(c["id"])
+        for unit_code, ids in sorted(by_unit.items()):
+            self._changed(unit_code, closed=ids)
+
+    def _changed(self, unit_code: str, notice_id: str | None = None, closed=()) -> None:
+        """A board changed: the notice's own sheet and the index (per notice
+        plus an index: rendering.py). Boards are derived from the notices: a
+        file that fails (a missing font) is logged, listed by ``ping`` and
+        written again by the timer; the notice itself stands."""
+        try:
+            with self.board.lock(unit_code):
+                with self.db.read() as uow:
+                    result = handlers.board_changed(uow, unit_code, self.board, self.ref, notice_id, closed)
+            with self.db() as uow:
+                handlers.note_problems(uow, ("board_html",), unit_code,
+                                       [p for p in result["problems"] if p["kind"] == "board_html"])
+                for sheet in result.get("sheets", ()):
+                    handlers.note_problems(uow, ("notice_pdf",), sheet,
+                                           [p for p in result["problems"] if p["kind"] == "notice_pdf"])
+        except Exception:  # noqa: BLE001 - see above
+            log.exception("the board of %s was not updated", unit_code)
+
     def _rerender(self, *unit_codes):
-        """Boards are derived from the notices: a board that fails to render
-        (a missing font) is logged and rendered again on the next change or
-        by ``render_board``; the notice itself stands."""
         for unit_code in sorted(set(unit_codes)):
             try:
                 self._render(None, unit_code)
-            except Exception:  # noqa: BLE001 - see above
+            except Exception:  # noqa: BLE001 - retried on the next tick
                 log.exception("the board of %s was not rendered", unit_code)
+
+    # --- the public boards: the gateway's own identity reads them (no login) -----------
+
+    @rpc
+    def public_board(self, unit_code):
+        """张榜公示 as the public page shows it: the notices up on the board
+        now, each row the cells its printed sheet shows (the ID masked)."""
+        data = load(schemas.UnitSchema, {"unit_code": unit_code})
+        with self.db.read() as uow:
+            return handlers.public_board(uow, self.caller.actor, data["unit_code"], self.board, self.ref)
+
+    @rpc
+    def public_sheet(self, unit_code, notice_id=None):
+        """The printable sheet (PDF, base64) of a board or of one notice up on
+        it: the file notify wrote (a board's is made now if the index changed
+        since); a sheet that cannot be made is an OperationalProblem."""
+        data = load(schemas.PublicSheetSchema, {"unit_code": unit_code, "notice_id": notice_id})
+        unit_code, notice_id = data["unit_code"], data["notice_id"]
+        with self.db.read() as uow:
+            path = handlers.public_sheet_path(uow, self.caller.actor, unit_code, notice_id, self.board, self.ref)
+        content = rendering.read_sheet(path)
+        if content is None:
+            if notice_id is not None:
+                self._changed(unit_code, notice_id=notice_id)
+            else:
+                self._render(None, unit_code)
+            content = rendering.read_sheet(path)
+        if content is None:
+            raise OperationalProblem("the printable sheet cannot be made now", {
+                "problem": "sheet_unavailable", "fix": "`dibao health notify` names what is missing"})
+        name = f"{unit_code}-{notice_id}.pdf" if notice_id else f"{unit_code}.pdf"
+        return {"filename": name, "content_base64": base64.b64encode(content).decode("ascii")}
 
     # --- objections ------------------------------------------------------------
 
@@ -136,6 +203,15 @@ class NotifyService(deadletter.DeadLetterReplay):
         data = load(schemas.ObjectionSchema, data)
         with self.db() as uow:
             return OBJECTION_OUT.dump(handlers.file_objection(uow, self.caller.actor, data, self.ref))
+
+    @rpc
+    def file_public_objection(self, data):
+        """群众异议 given online on a public board (the gateway's own identity
+        passes it on): recorded and routed as one given at the office."""
+        data = load(schemas.PublicObjectionSchema, data)
+        with self.db() as uow:
+            objection = handlers.file_public_objection(uow, self.caller.actor, data, self.ref)
+            return {"objection_id": objection.id, "filed_on": objection.filed_on.isoformat()}
 
     @rpc
     def list_objections(self, notice_id):

@@ -186,9 +186,13 @@ class PaymentLine(Base):
     household_size: Mapped[int] = mapped_column()
     months: Mapped[int] = mapped_column()
     amount: Mapped[Decimal] = mapped_column(Fen)
-    payee_name: Mapped[str | None] = mapped_column(EncryptedString, nullable=True)
+    #: the case's payee and account as the ledger had them (its tokens, copied by the run's
+    #: INSERT … SELECT): sealed as the ledger's, keyed by the case (shared/sealing.py)
+    payee_name: Mapped[str | None] = mapped_column(EncryptedString(bound_as="ledger_case", row_key="case_id"),
+                                                   nullable=True)
     payee_name_masked: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
-    account_number: Mapped[str | None] = mapped_column(EncryptedString, nullable=True)
+    account_number: Mapped[str | None] = mapped_column(
+        EncryptedString(bound_as="ledger_case", row_key="case_id"), nullable=True)
     account_masked: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
     #: pending | paid | failed
     status: Mapped[str] = mapped_column(sa.String(8), default="pending")

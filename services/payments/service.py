@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from contracts import intake as _intake_events  # noqa: F401 - the contract we consume
 from contracts import payments as events  # noqa: F401 - registers payments' event contract
-from services.payments import ledger, reconciliation, runs, schemas, standards
+from contracts.rpc import payments as schemas
+from services.payments import ledger, reconciliation, runs, standards
 from services.payments.models import Base
 from contracts import review as _review_events  # noqa: F401
 from shared.config import repo_path

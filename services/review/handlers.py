@@ -71,6 +71,14 @@ def file_for(uow: UnitOfWork, actor: Actor, roles, application_id, for_update: b
                       with_for_update=for_update)
 
 
+def public_status(uow: UnitOfWork, actor: Actor, application_id: str) -> ReviewFile:
+    """The review file behind the public status page: the gateway's own
+    identity asks, after intake has matched the applicant's ID (the answer
+    is dumped as PublicStatusOut: the step and its dates, nothing else)."""
+    authorize(actor, (Role.SERVICE,))
+    return uow.get(ReviewFile, application_id, "application under review", "application_id")
+
+
 def workday_deadline(calendar: WorkdayCalendar, start: date, workdays: int | None) -> tuple[date | None, bool]:
     """(the deadline ``workdays`` working days after ``start``, whether its count
     crossed a provisional day); (None, False) when the policy sets none."""
@@ -309,6 +317,46 @@ def sign_joint_review(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceD
     return f, case
 
 
+def joint_review_sheet(uow: UnitOfWork, actor: Actor, application_id: str, ref: ReferenceData, today: date,
+                       facts: HouseholdFacts | None) -> dict:
+    """会审单: the seats in the policy's order, who has signed each (and any
+    override with its reason), and the benefit the signatures would fix with
+    its calculation — standard × size − verified income, the formula, 分类施保
+    extras, the minimum (``facts``: intake's, None once decided)."""
+    f = file_for(uow, actor, READERS, application_id)
+    policy = policy_of(f)
+    signed = {s.role: s for s in uow.session.scalars(
+        sa.select(JointReviewSignature).where(JointReviewSignature.application_id == f.application_id))}
+    seats = [{"role": role, "signed": role in signed,
+              **({"user": signed[role].user, "name": signed[role].name, "signed_at": signed[role].signed_at,
+                  "benefit_override": signed[role].benefit_override,
+                  "override_reason": signed[role].override_reason} if role in signed else {})}
+             for role in policy.joint_review_roles]
+    sheet = {"application_id": f.application_id, "status": f.status, "step": f.step, "seats": seats,
+             "investigators": list(f.investigators), "calculation": None}
+    if facts is not None:
+        standard = standard_for(uow.session, ref, f.community_code, f.area_type, today)
+        if standard is not None:
+            sheet["calculation"] = benefit_calculation(policy, standard.monthly_amount, f.household_size,
+                                                       facts.verified_income,
+                                                       sum(1 for m in facts.members if policy.vulnerable(m, today)))
+    return sheet
+
+
+def benefit_calculation(policy: Policy, standard: Decimal, household_size: int, income: Decimal,
+                        vulnerable: int) -> dict:
+    """The benefit and how it comes about (the same :meth:`Policy.benefit` approval uses)."""
+    gap = standard * household_size - income
+    benefit = policy.benefit(standard, household_size, income, vulnerable)
+    extras = (policy.vulnerable_member_extra * vulnerable).quantize(Decimal("0.01")) if gap > 0 else Decimal("0.00")
+    without_extras = policy.benefit_from_gap(gap, household_size, 0) if gap > 0 else Decimal("0.00")
+    return {"standard": standard, "household_size": household_size, "verified_income": income,
+            "gap": gap.quantize(Decimal("0.01")), "formula": policy.benefit_formula,
+            "vulnerable_members": vulnerable, "extra_per_vulnerable_member": policy.vulnerable_member_extra,
+            "extras": extras, "before_extras": without_extras, "minimum_benefit": policy.minimum_benefit,
+            "benefit": benefit}
+
+
 def standard_for(session, ref: ReferenceData, division_code: str, area_type: str, on: date) -> Standard | None:
     """低保标准 in force: the configured table overlaid by what payments set (standard_changed)."""
     local = [Standard(s.division_code, s.area_type, s.effective_from, s.monthly_amount)
@@ -392,3 +440,62 @@ def overdue(uow: UnitOfWork, actor: Actor, unit_code: str, as_of: date) -> list[
     stmt = (sa.select(ReviewFile).where(open_, late, ReviewFile.community_code.startswith(unit_code, autoescape=True))
             .order_by(ReviewFile.township_code, ReviewFile.community_code, ReviewFile.accepted_on))
     return list(uow.session.scalars(stmt))
+
+
+#: the statuses of a file still in the review
+OPEN_STATUSES = ("in_review", "awaiting_investigation", "awaiting_reinvestigation")
+
+
+def acting_level(f: ReviewFile) -> str:
+    """The level that acts next on an open file: its open step's, or the
+    community's while a (re-)investigation is awaited."""
+    if f.status == "in_review" and f.step:
+        return policy_of(f).step(f.step).level
+    return "community"
+
+
+def levels_of(actor: Actor) -> set[str]:
+    """The levels the actor works at (LEVEL_ROLES); an auditor reads every level."""
+    if actor.has(Role.AUDITOR):
+        return set(LEVEL_ROLES)
+    return {level for level, roles in LEVEL_ROLES.items() if actor.roles & frozenset(roles)}
+
+
+def files_within(uow: UnitOfWork, actor: Actor, unit_code: str, status: str | None, limit: int) -> list[ReviewFile]:
+    """The review files within ``unit_code`` (of one status, if given), the latest accepted first."""
+    authorize(actor, READERS, unit_code)
+    stmt = sa.select(ReviewFile).where(ReviewFile.community_code.startswith(unit_code, autoescape=True))
+    if status:
+        stmt = stmt.where(ReviewFile.status == status)
+    stmt = stmt.order_by(ReviewFile.accepted_on.desc(), ReviewFile.application_id).limit(limit)
+    return list(uow.session.scalars(stmt))
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """An open file on someone's worklist (待办): the file, who acts, whether it is late."""
+
+    file: ReviewFile
+    level: str
+    overdue: bool
+
+
+def worklist(uow: UnitOfWork, actor: Actor, unit_code: str, as_of: date, limit: int) -> list[WorkItem]:
+    """待办: the open files within ``unit_code`` whose next act is at a level
+    the actor works at, the earliest deadline first (a file without one last)."""
+    authorize(actor, READERS, unit_code)
+    levels = levels_of(actor)
+    stmt = (sa.select(ReviewFile)
+            .where(ReviewFile.status.in_(OPEN_STATUSES),
+                   ReviewFile.community_code.startswith(unit_code, autoescape=True))
+            .order_by(ReviewFile.accepted_on, ReviewFile.application_id))
+    items = []
+    for f in uow.session.scalars(stmt):
+        level = acting_level(f)
+        if level in levels:
+            late = rules.overdue(f.step_due_on, f.process_due_on, as_of)
+            items.append(WorkItem(f, level, late))
+    far = date.max
+    items.sort(key=lambda i: (not i.overdue, min(i.file.step_due_on or far, i.file.process_due_on or far),
+                              i.file.accepted_on))
+    return items[:limit]

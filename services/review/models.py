@@ -199,7 +199,9 @@ class CaseProposal(Base):
     reason: Mapped[str] = mapped_column(sa.Text)
     #: cancel | adjust (raise or lower to ``proposed_*``) | stop_share | rereview
     action: Mapped[str] = mapped_column(sa.String(16))
-    proposed_income: Mapped[Decimal | None] = mapped_column(EncryptedDecimal, nullable=True)
+    proposed_income: Mapped[Decimal | None] = mapped_column(EncryptedDecimal(row_key="seal_id"), nullable=True)
+    #: the row id the proposed income's token is bound to (known before the INSERT; ``id`` is not)
+    seal_id: Mapped[str] = mapped_column(sa.String(36), default=new_id, unique=True)
     proposed_size: Mapped[int | None] = mapped_column(nullable=True)
     gradual_exit_months: Mapped[int] = mapped_column(default=0)
     wrongly_included: Mapped[bool] = mapped_column(default=False)

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from services.review import rules
 from services.review.models import Case, CaseProposal, HouseholdCheckIn, LabourFact, ReviewDueSent
 from shared.db import UnitOfWork
+from shared.sealing import random_id
 from shared.policy.base import Policy
 
 SOURCE = "review"
@@ -55,10 +56,12 @@ def _not_proposed_yet(rule: str, fact):
 
 
 def _propose(uow: UnitOfWork, select_rows: sa.Select) -> int:
-    """INSERT … SELECT the proposals ``select_rows`` yields (columns as PROPOSAL_COLUMNS)."""
+    """INSERT … SELECT the proposals ``select_rows`` yields (columns as
+    PROPOSAL_COLUMNS), each with a ``seal_id`` of its own made in SQL."""
     table = CaseProposal.__table__
+    rows = select_rows.add_columns(random_id().label("seal_id"))
     result = uow.session.execute(
-        table.insert().from_select([table.c[name] for name in PROPOSAL_COLUMNS], select_rows))
+        table.insert().from_select([table.c[name] for name in PROPOSAL_COLUMNS] + [table.c.seal_id], rows))
     return result.rowcount or 0
 
 

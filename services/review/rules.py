@@ -24,6 +24,11 @@ def step_is_current(status: str, step: str | None, expected_kind: str, policy: P
     return current
 
 
+def overdue(step_due_on: date | None, process_due_on: date | None, as_of: date) -> bool:
+    """Late (超期): past the open step's deadline or the whole process's, on ``as_of``."""
+    return any(due is not None and due < as_of for due in (step_due_on, process_due_on))
+
+
 def participants_all_signed(participants: list[dict], field: str = "participants") -> None:
     """参加评议人员必须签名: everyone who took part signs."""
     if not participants:

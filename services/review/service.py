@@ -19,7 +19,8 @@ from contracts import intake as _intake_events  # noqa: F401 - the contract we c
 from contracts import notify as _notify_events  # noqa: F401
 from contracts import payments as _payments_events  # noqa: F401
 from contracts import review as events  # noqa: F401 - registers review's event contract
-from services.review import calendar, dynamic, handlers, month_end, rules, schemas
+from contracts.rpc import review as schemas
+from services.review import calendar, dynamic, handlers, month_end, rules
 from services.review.models import WORKDAY_SCHEDULE, Base, Case, Staff
 from shared.db import AlreadyConsumed, Database
 from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
@@ -36,8 +37,10 @@ from shared.workday_schedule import refresh as refresh_schedule
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 FILE_OUT = schemas.ReviewFileOut()
+PUBLIC_STATUS_OUT = schemas.PublicStatusOut()
 FILES_OUT = schemas.ReviewFileOut(many=True)
 CASE_OUT = schemas.CaseOut()
+SHEET_OUT = schemas.JointReviewSheetOut()
 CASES_OUT = schemas.CaseOut(many=True)
 PROPOSAL_OUT = schemas.ProposalOut()
 CAMPAIGN_OUT = schemas.CampaignOut()
@@ -142,6 +145,24 @@ class ReviewService(deadletter.DeadLetterReplay):
             return out
 
     @rpc
+    def joint_review_sheet(self, application_id):
+        """会审单: who has signed which seat, and — while the joint review is
+        open — the benefit with its calculation (shape: schemas.JointReviewSheetOut)."""
+        actor = self.caller.actor
+        with self.db.read() as uow:
+            f = handlers.file_for(uow, actor, handlers.READERS, str(application_id)[:36])
+            open_review = (f.status == "in_review" and f.step is not None
+                           and handlers.policy_of(f).step(f.step).kind == "joint_review")
+        facts = None
+        if open_review:
+            latest = self.remote.intake.get_application(f.application_id)["investigations"][-1]
+            facts = handlers.HouseholdFacts(Decimal(latest["verified_monthly_income"]),
+                                            self.remote.intake.get_household(f.household_id)["members"])
+        with self.db.read() as uow:
+            return SHEET_OUT.dump(handlers.joint_review_sheet(uow, actor, f.application_id, self.ref,
+                                                              self.ref.today(), facts))
+
+    @rpc
     def reject_application(self, data):
         data = load(schemas.RejectSchema, data)
         with self.db() as uow:
@@ -158,12 +179,44 @@ class ReviewService(deadletter.DeadLetterReplay):
             return out
 
     @rpc
+    def public_status(self, application_id):
+        """The step and its dates of one application (the public status page,
+        through the gateway's own identity, once intake matched the applicant)."""
+        with self.db.read() as uow:
+            return PUBLIC_STATUS_OUT.dump(handlers.public_status(uow, self.caller.actor, application_id))
+
+    @rpc
     def overdue(self, unit_code, as_of=None):
         """The statutory clock: applications past a step's or the process's deadline."""
         data = load(schemas.OverdueSchema, {"unit_code": unit_code, **({"as_of": as_of} if as_of else {})})
         with self.db.read() as uow:
             files = handlers.overdue(uow, self.caller.actor, data["unit_code"], data["as_of"] or self.ref.today())
             return FILES_OUT.dump(files)
+
+    @rpc
+    def worklist(self, unit_code=None, as_of=None, limit=200):
+        """待办: the open applications within the unit (default: the caller's)
+        that wait for a level the caller works at, with their deadlines,
+        overdue and provisional marks: the late ones first, then by the nearest
+        deadline (the answer's shape: schemas.WorkItemOut)."""
+        given = {"unit_code": unit_code, "as_of": as_of, "limit": limit}
+        data = load(schemas.WorklistSchema, {k: v for k, v in given.items() if v is not None})
+        actor = self.caller.actor
+        with self.db.read() as uow:
+            items = handlers.worklist(uow, actor, data["unit_code"] or actor.unit, data["as_of"] or self.ref.today(),
+                                      data["limit"])
+            return [dict(FILE_OUT.dump(i.file), level=i.level, overdue=i.overdue) for i in items]
+
+    @rpc
+    def files(self, unit_code=None, status=None, limit=200):
+        """The applications in the review within the unit (default: the caller's), of one
+        status if given, the latest accepted first."""
+        given = {"unit_code": unit_code, "status": status, "limit": limit}
+        data = load(schemas.FilesSchema, {k: v for k, v in given.items() if v is not None})
+        actor = self.caller.actor
+        with self.db.read() as uow:
+            return FILES_OUT.dump(handlers.files_within(uow, actor, data["unit_code"] or actor.unit, data["status"],
+                                                        data["limit"]))
 
     # --- dynamic management (动态管理, the exit 出口) ----------------------------------
     @consume_event("intake", "checkin_recorded")

@@ -1,9 +1,11 @@
 """The chain proves itself: tampering with stored records by raw SQL is
 named by ``verify``; a signed checkpoint catches a rewritten history; a
 malformed or unknown-version event is parked with the reason and ingest
-goes on."""
+goes on. The chain tests run under both crypto profiles (SHA-256 + Ed25519,
+SM3 + SM2)."""
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timezone
 
@@ -11,9 +13,12 @@ import pytest
 import sqlalchemy as sa
 
 from contracts import audit_chain as chain
+from contracts import audit_checkpoints as signed
+from services.audit.checkpoints import Checkpointer
 from services.audit.ingest import to_record, utc_text
 from services.audit.models import Base
 from services.audit.service import MIGRATIONS, AuditService
+from shared import profiles
 from shared.db import ServiceDatabase
 from shared.deadletter import list_parked
 from shared.testing import wait_for
@@ -33,7 +38,7 @@ def command(n: int) -> dict:
 
 
 @pytest.fixture
-def log(config):
+def log(config, crypto_profile):
     db = ServiceDatabase("audit", config["DB_URIS"]["audit"], Base.metadata, MIGRATIONS)
     db.migrate()
     now = utc_text(datetime.now(timezone.utc))
@@ -57,6 +62,35 @@ def test_an_untouched_log_verifies_and_a_redelivered_batch_adds_nothing(log):
         assert chain.append(conn, [to_record(e, "x") for e in again]) == 0
 
 
+def test_the_chain_is_hashed_and_signed_with_the_profile(log, config, crypto_profile):
+    from cryptography.hazmat.primitives import hashes
+
+    with log.engine.connect() as conn:
+        rows = conn.execute(sa.select(chain.audit_records).order_by(chain.audit_records.c.seq)).mappings().all()
+    algorithm = {"intl": hashes.SHA256(), "gm": hashes.SM3()}[crypto_profile.name]
+    digest = hashes.Hash(algorithm)
+    digest.update((chain.GENESIS + chain.canonical(rows[0])).encode("utf-8"))
+    assert rows[0]["hash"] == digest.finalize().hex() and rows[1]["prev_hash"] == rows[0]["hash"]
+    cp = sign_head(log, config)
+    assert cp["algorithm"] == {"intl": "ed25519", "gm": "sm2-sm3"}[crypto_profile.name]
+    public = signed.public_key_text(signed.signing_key(config))
+    keys = signed.public_keys(public)
+    assert signed.check_signature(cp, keys) and signed.verify_database(log.engine, [cp], keys).ok
+    other = profiles.GM if crypto_profile is profiles.INTL else profiles.INTL
+    # read under the other profile: record 1 is "altered", and the checkpoint vouches for nothing
+    assert chain.verify(log.engine, profile=other)[0].finding.seq == 1
+    report = signed.verify_database(log.engine, [cp], keys, profile=other)
+    assert not report.ok and any("CRYPTO_PROFILE" in f.detail for f in report.findings)
+    # relabelled with the other algorithm, it no longer verifies (the algorithm is signed)
+    assert not signed.check_signature(dict(cp, algorithm=other.signature_name), keys)
+
+
+def test_an_audit_log_of_one_profile_refuses_a_service_of_the_other(log, config, crypto_profile):
+    other = profiles.GM if crypto_profile is profiles.INTL else profiles.INTL
+    with pytest.raises(profiles.ProfileMismatch, match=f"audit refuses to start: .*CRYPTO_PROFILE={crypto_profile.name}"):
+        ServiceDatabase("audit", config["DB_URIS"]["audit"], Base.metadata, MIGRATIONS, other).migrate()
+
+
 def test_altered_record_is_named(log):
     execute(log, "UPDATE audit_records SET actor_name = '李四' WHERE seq = 7")
     result, _ = chain.verify(log.engine)
@@ -72,7 +106,11 @@ def test_dibao_audit_verify_passes_then_names_the_altered_record(log, config, tm
     ok = CliRunner().invoke(app, ["--config", path, "audit", "verify"])
     assert ok.exit_code == 0 and "chain verifies" in ok.output and "20 records" in ok.output
     checkpoint = tmp_path / "cp.json"
+    none_yet = CliRunner().invoke(app, ["--config", path, "audit", "checkpoint", "--out", str(checkpoint)])
+    assert none_yet.exit_code == 2 and "no checkpoint signed yet" in none_yet.output
+    sign_head(log, config)
     assert CliRunner().invoke(app, ["--config", path, "audit", "checkpoint", "--out", str(checkpoint)]).exit_code == 0
+    assert json.loads(checkpoint.read_text())["seq"] == 20
     execute(log, "UPDATE audit_records SET actor_unit = '420115' WHERE seq = 4")
     bad = CliRunner().invoke(app, ["--config", path, "audit", "verify"])
     assert bad.exit_code == 2 and "record 4 altered" in bad.output
@@ -106,15 +144,23 @@ def test_inserted_record_is_named(log):
     assert (result.finding.kind, result.finding.seq) == ("inserted", 6)
 
 
+def sign_head(db, config) -> dict:
+    """A checkpoint of the log's head, as the audit service's writer signs it."""
+    checkpoints = Checkpointer(signed.signing_key(config), 1, 0, db.outbox)
+    with db.engine.begin() as conn:
+        return checkpoints.sign(conn)
+
+
 def test_checkpoint_is_signed_and_catches_a_rewritten_history(log, config):
-    key = chain.signing_key(config)
-    cp = chain.make_checkpoint(log.engine, key)
-    public = chain.public_key_text(key)
-    assert cp["seq"] == 20 and chain.check_signature(cp, public)
-    assert not chain.check_signature(dict(cp, seq=19), public)          # the signature covers the figures
+    cp = sign_head(log, config)
+    public = signed.public_key_text(signed.signing_key(config))
+    keys = {signed.key_id(public): public}
+    assert cp["seq"] == 20 and cp["previous_seq"] == 0 and signed.check_signature(cp, keys)
+    assert cp["locator"] == ""                     # this log did not start with an anchor: nothing to locate with
+    assert not signed.check_signature(dict(cp, seq=19), keys)          # the signature covers the figures
     with log.engine.begin() as conn:                                   # the log grows: still extends it
         chain.append(conn, [to_record(command(50 + n), "x") for n in range(3)])
-    assert chain.verify_against(log.engine, cp, public)[1] is None
+    assert signed.verify_database(log.engine, [cp], keys).ok
     # rewrite record 3 and recompute every later hash: verify alone passes, the checkpoint does not
     with log.engine.begin() as conn:
         rows = conn.execute(sa.select(chain.audit_records).order_by(chain.audit_records.c.seq)).mappings().all()
@@ -126,8 +172,9 @@ def test_checkpoint_is_signed_and_catches_a_rewritten_history(log, config):
             conn.execute(chain.audit_records.update().where(chain.audit_records.c.seq == row["seq"])
                          .values(actor_name=row["actor_name"], prev_hash=row["prev_hash"], hash=row["hash"]))
     assert chain.verify(log.engine)[0].ok
-    problem = chain.verify_against(log.engine, cp, public)[1]
-    assert problem and "rewritten" in problem
+    report = signed.verify_database(log.engine, [cp], keys)
+    assert (report.first.kind, report.first.seq) == ("rewritten", 20)
+    assert "rewritten between records 1 and 20" in report.first.detail
 
 
 def test_malformed_and_unknown_version_events_are_parked_with_the_reason_and_ingest_goes_on(

@@ -83,9 +83,11 @@ def broker_proxy():
 
 def test_ten_thousand_events_through_a_broker_outage_and_a_killed_audit_service(sqlite_config, tmp_path,
                                                                                broker_proxy):
-    # the audit service and the publisher reach the broker through the proxy
+    # the audit service and the publisher reach the broker through the proxy;
+    # checkpoints off: the record then holds exactly the N events (no anchors, no checkpoint events)
     config = dict(sqlite_config, AMQP_URI=broker_proxy.uri(sqlite_config["AMQP_URI"]), AUDIT_BATCH=500,
-                  AUDIT_PREFETCH=1000, AUDIT_BATCH_SECONDS=0.5)
+                  AUDIT_PREFETCH=1000, AUDIT_BATCH_SECONDS=0.5,
+                  AUDIT_CHECKPOINT_EVERY_RECORDS=0, AUDIT_CHECKPOINT_EVERY_SECONDS=0)
     path = write_config(config, tmp_path / "audit.yml")
     envelopes = [command(n) for n in range(N)]
     audit = start_audit(path)

@@ -25,7 +25,7 @@ from shared.deadletter import list_parked
 from shared.events import encode
 from shared.identity import Role
 from shared.outbox import ConfirmingPublisher
-from shared.testing import remove_broker_users, rpc_as, wait_for, with_broker_users
+from shared.testing import rpc_as, wait_for
 from tests.helpers import DISTRICT
 from tests.payments_helpers import case_approved, caseworker, checkin, envelope, ledger_case, month
 
@@ -37,14 +37,9 @@ Row = namedtuple("Row", "id event_id exchange routing_key body correlation_id")
 
 
 @pytest.fixture
-def bus(sqlite_config):
+def bus(broker_users_config):
     """The test's config with its own broker users (dibao broker setup)."""
-    if sqlite_config.get("BROKER_SERVICE_USERS"):             # DIBAO_TEST_BROKER_USERS: set up already
-        yield sqlite_config
-        return
-    config = with_broker_users(sqlite_config)
-    yield config
-    remove_broker_users(config)
+    return broker_users_config
 
 
 @pytest.fixture
@@ -283,6 +278,39 @@ def test_a_partner_receives_case_approved_without_figures_and_reaches_nothing_in
     with pytest.raises((AccessRefused, NotAllowed, ConnectionError, OSError)):
         with Connection(uri, connect_timeout=5) as conn:
             conn.ensure_connection(max_retries=1)
+
+
+class PlainPartner:
+    """A partner's nameko service whose handlers nobody told us: the names
+    `partner-add` assumes by default (the service named after the partner,
+    ``on_<event type>``)."""
+
+    name = "finance_bureau"
+
+    @event_handler("review", "case_approved")
+    def on_case_approved(self, event):
+        received.append(event)
+
+
+def test_partner_add_alone_keeps_what_is_published_before_the_partner_first_connects(
+        bus, container_factory, tmp_path):
+    added = dibao(bus, tmp_path, "broker", "partner-add", "finance_bureau")
+    assert added.exit_code == 0, added.output
+    uri = added.output.strip().splitlines()[-1]
+    queue = "evt-review-case_approved--finance_bureau.on_case_approved"
+    assert queue in added.output
+    approved = case_approved("case-early", month(-1), "410.00")
+    relay_as(bus, "review", approved)                          # before the partner's service ever ran
+    api = rabbit_admin.ManagementApi.from_config(bus)
+    vhost = rabbit_admin.partner_user(bus, "finance_bureau")
+    waiting = wait_for(lambda: (lambda qu: qu if qu and qu.get("messages") == 1 else None)(
+        api.request("GET", f"/queues/{rabbit_admin.q(vhost)}/{rabbit_admin.q(queue)}", missing_ok=True)),
+        timeout=30, message="the approval waiting in the partner's queue")
+    assert waiting["durable"] and waiting.get("policy") == rabbit_admin.RETENTION_POLICY   # kept, for a while
+    received.clear()
+    container_factory(PlainPartner, {"AMQP_URI": uri, "serializer": "json"}).start()
+    [event] = wait_for(lambda: received[:], timeout=30, message="the early approval delivered")
+    assert event["event_id"] == approved["event_id"] and "monthly_benefit" not in event["payload"]
 
 
 def _credentials(uri: str) -> tuple[str, str]:

@@ -278,7 +278,7 @@ def test_secrets_are_encrypted_at_rest_and_never_in_an_event(identity):
         refused(rpc.identity.login, "wang.fang", "Typed-Wrongly-77", WRONG_CODE)
     [(stored_secret, stored_hash)] = rows(config, "SELECT totp_secret, password_hash FROM account "
                                                   "WHERE user_id = 'wang.fang'")
-    assert stored_secret.startswith("v1:") and reset["totp_secret"] not in stored_secret
+    assert stored_secret.startswith("v2:") and reset["totp_secret"] not in stored_secret
     assert stored_hash.startswith("$argon2id$v=19$m=19456,t=3,p=1$")
     secrets = [credentials["one_time_password"], credentials["totp_secret"], reset["totp_secret"],
                again["one_time_password"], OFFICER_PASSWORD, ADMIN_PASSWORD, "Typed-Wrongly-77", stored_hash,

@@ -14,6 +14,7 @@ against it); SQLite only, as the point is the service's answers.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import inspect
 import json
@@ -34,7 +35,7 @@ from nameko.exceptions import IncorrectSignature
 from nameko.rpc import Rpc
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from services.intake import schemas
+from contracts.rpc import intake as schemas
 from services.intake.models import Base
 from services.intake.service import IntakeService
 from shared.db import make_engine
@@ -67,6 +68,8 @@ EMITS: dict[str, list[str]] = {
     "list_applications": [],
     "record_investigation": ["investigation_recorded"],
     "register_document": ["document_registered"],
+    "attach_scan": ["document_scanned"],
+    "get_scan": ["file_viewed"],
     "file_report": [],
     "record_checkin": ["checkin_recorded"],
     "record_labour": ["labour_recorded"],
@@ -78,6 +81,7 @@ EMITS: dict[str, list[str]] = {
 #: exist (NotFound, as for an unknown id), never Forbidden (shared/jurisdiction.py)
 HIDDEN_FROM_OUTSIDERS = {"update_household", "get_household", "find_household", "submit_application",
                          "get_application", "record_investigation", "register_document", "file_report",
+                         "attach_scan", "get_scan",
                          "record_checkin", "record_labour", "record_death"}
 
 #: The RPCs that write nothing when they succeed: not recorded as commands (shared.commands).
@@ -87,7 +91,7 @@ ALL_FIELD_NAMES = sorted({name for schema in (
     schemas.HouseholdSchema, schemas.MemberSchema, schemas.IncomeSchema, schemas.AssetSchema, schemas.UnitSchema,
     schemas.ApplicationSchema, schemas.InvestigationSchema, schemas.InvestigatorSchema,
     schemas.FamilySignatureSchema, schemas.VerifiedIncomeSchema, schemas.DocumentSchema, schemas.CheckInSchema,
-    schemas.LabourSchema, schemas.LookupSchema) for name in schema().fields})
+    schemas.LabourSchema, schemas.LookupSchema, schemas.ScanSchema) for name in schema().fields})
 
 PROPERTY_SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -473,6 +477,11 @@ def test_every_rpc_succeeds_with_exactly_its_events_and_outsiders_are_refused(wo
     today = date.today().isoformat()
     fresh = household(seed=777)
     outsiders = ("other_officer", "partner", "anonymous", "forged")
+    document = world.call("officer", "register_document", {"household_id": hid, "kind": "household_register",
+                                                           "title": "户口簿", "document_date": today})
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32).decode()
+    scan = {"document_id": document["id"], "content_type": "image/png", "content": png}
+    first_scan = world.call("officer", "attach_scan", scan)
     calls = [  # (actor, method, args, refused by)
         ("officer", "ping", (), ()),
         ("officer", "list_staff", (COMMUNITY,), outsiders),
@@ -488,6 +497,8 @@ def test_every_rpc_succeeds_with_exactly_its_events_and_outsiders_are_refused(wo
          outsiders),
         ("officer", "register_document", ({"household_id": hid, "kind": "id_copies", "title": "身份证复印件",
                                            "document_date": today},), outsiders),
+        ("officer", "attach_scan", (scan,), outsiders),
+        ("officer", "get_scan", (first_scan["id"],), outsiders),
         ("officer", "file_report", (hid,), outsiders),
         ("officer", "record_checkin", ({"household_id": hid, "month": today[:7], "checked_in_on": today},),
          outsiders),

@@ -182,6 +182,53 @@ def test_notice_is_posted_once_and_the_board_shows_only_masked_ids(cluster, conf
         assert member["resident_id"] not in dump            # stored masked only
 
 
+def test_a_notice_posted_writes_its_own_sheet_and_the_index_not_the_whole_board(cluster, config, monkeypatch):
+    """Per notice plus an index: posting renders one PDF (the notice's own
+    sheet) and the index page; the whole-board sheet is made on demand and
+    removed when the index changes; a closed notice's sheet is withdrawn."""
+    from services.notify import rendering
+
+    sheets = []
+    original = rendering.render_pdf
+
+    def counted(unit_name, notices, today, font_path, target):
+        sheets.append(len(notices))
+        return original(unit_name, notices, today, font_path, target)
+
+    monkeypatch.setattr(rendering, "render_pdf", counted)
+    c = cluster(config, seed=23)
+    hid, members = c["household_id"], c["data"]["members"]
+    boards = Path(config["DATA_DIR"]) / "notices"
+    index, whole = boards / f"{COMMUNITY}.html", boards / f"{COMMUNITY}.pdf"
+    first = post(config, notice_request(hid, size=len(members)))
+    first_sheet = boards / COMMUNITY / f"{first['id']}.pdf"
+    wait_for(lambda: first_sheet.exists() and index.exists(), message="the notice's sheet and the index")
+    assert sheets == [1] and not whole.exists()
+    assert f'href="{COMMUNITY}/{first["id"]}.pdf"' in index.read_text("utf-8")
+    with officer(config) as rpc:
+        assert rpc.notify.render_board(COMMUNITY)["pdf"] == str(whole)     # the whole board, on demand
+    assert sheets == [1, 1] and whole.exists()
+    written = first_sheet.read_bytes()
+
+    second = post(config, notice_request(hid, stage="result", days=5, size=len(members),
+                                         benefit=Decimal("700.00"), case_id="case-2"))
+    second_sheet = boards / COMMUNITY / f"{second['id']}.pdf"
+    wait_for(lambda: second_sheet.exists() and "700.00" in index.read_text("utf-8"), message="the second notice")
+    assert sheets == [1, 1, 1]                     # one notice's sheet: the first one is not rendered again
+    assert not whole.exists()                      # outdated by the index: removed, made again when asked
+    assert first_sheet.read_bytes() == written
+    text = "".join(p.extract_text() for p in PdfReader(second_sheet).pages)
+    assert "低保审批结果公布" in text and mask_resident_id(members[0]["resident_id"]) in text
+    assert "低保社区公示" not in text              # its own sheet shows itself only
+
+    with sysadmin(config) as rpc:                  # the result notice (5 days) closes, the other (7) stays
+        closed = rpc.notify.close_due_notices((TODAY + timedelta(days=5)).isoformat())
+    assert [c["notice_id"] for c in closed] == [second["id"]]
+    page = index.read_text("utf-8")
+    assert not second_sheet.exists() and first_sheet.exists()
+    assert "700.00" not in page and "低保社区公示" in page and sheets == [1, 1, 1]
+
+
 def test_close_due_notices_closes_each_once_even_concurrently(cluster, config):
     c = cluster(config, seed=22)
     notice = post(config, notice_request(c["household_id"]))

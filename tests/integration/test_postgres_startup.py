@@ -77,7 +77,13 @@ class Deployment:
         return cli.invoke(app, list(args), env=self.variables)
 
     def up(self, log: Path) -> "Up":
-        return Up(self.env, log)
+        """``dibao up``, its gateway on a free port of its own (``web_port``)."""
+        from tests.browser_helpers import free_port
+
+        port = free_port()
+        up = Up(dict(self.env, DIBAO_WEB_PORT=str(port)), log)
+        up.web_port = port
+        return up
 
     def alembic_versions(self, service: str) -> list[str]:
         engine = sa.create_engine(normalize_url(self.db_uris[service]), poolclass=sa.pool.NullPool)
@@ -181,6 +187,8 @@ def test_dibao_up_on_fresh_postgresql_serves_stops_and_starts_again(deployment, 
     first.wait_running()
     every_service_answers(deployment)
     deployment.assert_migrated_once()
+    console = gateway_answers(deployment, first)
+    assert "<form" in console and "csrf_token" in console      # the console's login page
 
     config = deployment.config
     register_staff(config)
@@ -210,10 +218,32 @@ def test_dibao_up_on_fresh_postgresql_serves_stops_and_starts_again(deployment, 
     deployment.assert_migrated_once()
 
 
+def gateway_answers(deployment: Deployment, up: "Up") -> str:
+    """The gateway ``dibao up`` runs: /healthz answers (and ``dibao health gateway``
+    says so), and the console's login page."""
+    import requests
+
+    base = f"http://127.0.0.1:{up.web_port}"
+
+    def healthy():
+        try:
+            return requests.get(base + "/healthz", timeout=3).json()
+        except (requests.RequestException, ValueError):
+            return None
+
+    assert wait_for(healthy, timeout=30, interval=0.2, message="the gateway answers")["status"] == "ok"
+    assert f"127.0.0.1:{up.web_port}" in up.output()        # it says where to point a browser
+    health = cli.invoke(app, ["health", "gateway"], env=dict(deployment.variables, DIBAO_WEB_PORT=str(up.web_port)))
+    assert health.exit_code == 0 and "gateway: ok" in health.output, health.output
+    return requests.get(base + "/login", timeout=10).text
+
+
 def _recorded(deployment: Deployment) -> int:
     result = deployment.dibao("health", "audit", "--timeout", "3")
     assert result.exit_code == 0, result.output
-    return int(result.output.split("recorded", 1)[1].strip(" )\n"))
+    import re
+
+    return int(re.search(r"recorded (\d+)", result.output).group(1))   # `audit: ok (recorded N, checkpoints …)`
 
 
 def test_two_processes_racing_their_first_migration_both_come_up_migrated_once(

@@ -23,7 +23,7 @@ from nameko.events import event_handler
 
 from services.intake import handlers
 from services.intake.models import Base
-from services.intake.schemas import HouseholdSchema
+from contracts.rpc.intake import HouseholdSchema
 from services.intake.service import MIGRATIONS, IntakeService
 from shared.config import REPO_ROOT
 from shared.db import ServiceDatabase, configure_cipher
@@ -53,7 +53,7 @@ class Partner:
 def commit_households(config: dict, count: int, seed: int = 1) -> list[str]:
     """Commit registrations straight through the unit of work, as the service
     would, without any relay running (the process 'dies' right after)."""
-    configure_cipher(config)
+    configure_cipher(config, "intake")
     db = ServiceDatabase("intake", config["DB_URIS"]["intake"], Base.metadata, MIGRATIONS)
     db.migrate()
     ref = ReferenceData.from_config(config)

@@ -26,17 +26,20 @@ from services.payments.service import PaymentsService
 from services.review.service import ReviewService
 from cli import app
 from shared.db import encrypts
-from shared.secrets import SECRETS, SecretError, load_secret, required_secrets, secrets_dir
+from shared.secrets import ENCRYPTING_SERVICES, SECRETS, SecretError, load_secret, required_secrets, secrets_dir
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD_DATA_KEY = "ZGV2LWRhdGEta2V5LWNoYW5nZS1tZS0zMi1ieXRlcyE="  # secret-scan: known (the old default)
 OLD_AUDIT_SIGNING_KEY = "ZGV2LW9ubHktYXVkaXQtc2lnbmluZy1rZXktMzJieSE="  # secret-scan: known (the old default)
-PUBLISHED = {"DATA_KEY": OLD_DATA_KEY, "AUDIT_SIGNING_KEY": OLD_AUDIT_SIGNING_KEY}
+PUBLISHED = {"AUDIT_SIGNING_KEY": OLD_AUDIT_SIGNING_KEY, "BLIND_INDEX_KEY_INTAKE": OLD_DATA_KEY,
+             **{f"DATA_KEY_{name.upper()}": f"k1:{OLD_DATA_KEY}" for name in ENCRYPTING_SERVICES}}   # as a keyring
 SERVICES = {"intake": IntakeService, "review": ReviewService, "payments": PaymentsService,
             "audit": AuditService, "notify": NotifyService}
 runner = CliRunner()
+#: what a new deployment gets generated (not the old shared DATA_KEY)
+GENERATED = [setting for setting, spec in SECRETS.items() if spec.generated]
 
 
 def held(name: str) -> tuple[str, ...]:
@@ -49,11 +52,11 @@ CASES = [(name, setting, how) for name in SERVICES for setting in held(name)
 
 def test_what_each_service_holds():
     assert {name: held(name) for name in SERVICES} == {
-        "intake": ("DATA_KEY", "SERVICE_SECRET_INTAKE"),
-        "review": ("DATA_KEY", "SERVICE_SECRET_REVIEW"),
-        "payments": ("DATA_KEY", "SERVICE_SECRET_PAYMENTS"),
+        "intake": ("DATA_KEY_INTAKE", "SERVICE_SECRET_INTAKE", "BLIND_INDEX_KEY_INTAKE"),
+        "review": ("DATA_KEY_REVIEW", "SERVICE_SECRET_REVIEW"),
+        "payments": ("DATA_KEY_PAYMENTS", "SERVICE_SECRET_PAYMENTS"),
         "audit": ("SERVICE_SECRET_AUDIT", "AUDIT_SIGNING_KEY"),   # audit stores nothing encrypted
-        "notify": ("DATA_KEY", "SERVICE_SECRET_NOTIFY"),
+        "notify": ("DATA_KEY_NOTIFY", "SERVICE_SECRET_NOTIFY"),
     }
 
 
@@ -126,13 +129,14 @@ def test_secrets_init_then_list_shows_sources_never_values(tmp_path, monkeypatch
     given = SECRETS["AUDIT_SIGNING_KEY"].generate()
     result = runner.invoke(app, ["--config", config_file, "secrets", "init"])
     assert result.exit_code == 0, result.output
-    assert "DATA_KEY: generated" in result.output and f"{len(SECRETS)} generated" in result.output
+    assert "DATA_KEY_INTAKE: generated" in result.output and f"{len(GENERATED)} generated" in result.output
+    assert "DATA_KEY: none" in result.output   # the old shared key: not made for a new deployment
     config = {"DATA_DIR": str(data)}
-    values = {setting: load_secret(config, setting) for setting in SECRETS}
+    values = {setting: load_secret(config, setting) for setting in GENERATED}
 
     again = runner.invoke(app, ["--config", config_file, "secrets", "init"])
-    assert "DATA_KEY: kept (on file)" in again.output and "0 generated" in again.output
-    assert {setting: load_secret(config, setting) for setting in SECRETS} == values
+    assert "DATA_KEY_INTAKE: kept (on file)" in again.output and "0 generated" in again.output
+    assert {setting: load_secret(config, setting) for setting in GENERATED} == values
 
     with_env = write_config(tmp_path / "env.yml", {"DATA_DIR": str(data), "AUDIT_SIGNING_KEY": given})
     monkeypatch.setenv("DIBAO_AUDIT_SIGNING_KEY", given)
@@ -141,8 +145,9 @@ def test_secrets_init_then_list_shows_sources_never_values(tmp_path, monkeypatch
     lines = {line.split()[0]: line for line in listing.output.splitlines() if line.split()[:1]
              and line.split()[0] in SECRETS}
     assert "environment DIBAO_AUDIT_SIGNING_KEY" in lines["AUDIT_SIGNING_KEY"]
-    assert "file data_key" in lines["DATA_KEY"] and "ok" in lines["DATA_KEY"]
-    assert "intake" in lines["DATA_KEY"] and "audit" not in lines["DATA_KEY"]
+    assert "file data_key_intake" in lines["DATA_KEY_INTAKE"] and "ok" in lines["DATA_KEY_INTAKE"]
+    assert "intake" in lines["DATA_KEY_INTAKE"] and "review" not in lines["DATA_KEY_INTAKE"]
+    assert "review" in lines["DATA_KEY_REVIEW"] and "audit" not in lines["DATA_KEY_REVIEW"]
     for value in [given, *values.values()]:
         assert value not in listing.output and value not in result.output and value not in again.output
 
@@ -153,7 +158,7 @@ def test_secrets_init_dir_writes_docker_secrets_files(tmp_path):
     out = tmp_path / "compose-secrets"
     result = runner.invoke(app, ["--config", config_file, "secrets", "init", "--dir", str(out)])
     assert result.exit_code == 0, result.output
-    assert {p.name for p in out.iterdir()} == {s.lower() for s in SECRETS} | {"identity_public_key"}
+    assert {p.name for p in out.iterdir()} == {s.lower() for s in GENERATED} | {"identity_public_key"}
     assert not (tmp_path / "data" / "secrets").exists()
 
 
@@ -199,7 +204,7 @@ def test_dibao_up_generates_the_secrets_on_first_start_and_reuses_them(sqlite_co
     directory = data / "secrets"
     assert oct(directory.stat().st_mode & 0o777) == "0o700"
     files = {path.name: path.read_text() for path in directory.iterdir()}
-    assert set(files) == {s.lower() for s in SECRETS} | {"identity_public_key"}
+    assert set(files) == {s.lower() for s in GENERATED} | {"identity_public_key"}
     assert all(oct(path.stat().st_mode & 0o777) == "0o600" for path in directory.iterdir()
                if path.name != "identity_public_key")
     assert not any(value.strip() in first for value in files.values() if "PUBLIC" not in value)

@@ -23,15 +23,15 @@ def prerequisites(target: str) -> list[str]:
     return line.split(":", 1)[1].split("##")[0].split()
 
 
-def deb_packages() -> list[str]:
-    [line] = [l for l in MAKEFILE.splitlines() if l.startswith("DEB_PACKAGES")]
+def deb_packages(variable: str = "DEB_PACKAGES") -> list[str]:
+    [line] = [l for l in MAKEFILE.splitlines() if l.startswith(f"{variable} ")]
     return line.split(":=", 1)[1].split()
 
 
 def test_run_installs_the_same_debian_packages_as_test_and_checks_them():
     assert "sysdeps" in prerequisites("run") and "venv" in prerequisites("run")
     assert "sysdeps" in prerequisites("test")
-    assert len([l for l in MAKEFILE.splitlines() if l.startswith("DEB_PACKAGES")]) == 1
+    assert len([l for l in MAKEFILE.splitlines() if l.startswith("DEB_PACKAGES ")]) == 1
     run_recipe = MAKEFILE.split("\nrun:", 1)[1].split("\n\n", 1)[0]
     assert run_recipe.index("dibao doctor") < run_recipe.index("dibao up")
     assert "$(DEB_PACKAGES)" in MAKEFILE.split("\nsysdeps:", 1)[1].split("\n\n", 1)[0]
@@ -68,6 +68,11 @@ def test_doctor_names_what_is_missing_and_how_to_install_it(tmp_path):
 
 def test_the_service_image_installs_the_same_debian_packages():
     dockerfile = (REPO_ROOT / "Dockerfile").read_text(encoding="utf-8")
-    installs = " ".join(l for l in dockerfile.splitlines() if "apt-get install" in l)
+    installs = " ".join(l for l in dockerfile.splitlines() if "apt-get install" in l).split()
+    test_only = deb_packages("DEB_TEST_ONLY")
+    assert set(test_only) <= set(deb_packages()), "DEB_TEST_ONLY names packages that DEB_PACKAGES does not list"
     for package in deb_packages():
-        assert package in installs, f"the Dockerfile does not install {package} (DEB_PACKAGES)"
+        if package in test_only:   # the browser the console's tests drive: not in the service image
+            assert package not in installs, f"the Dockerfile installs {package}, which only the tests use"
+        else:
+            assert package in installs, f"the Dockerfile does not install {package} (DEB_PACKAGES)"

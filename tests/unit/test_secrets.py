@@ -34,6 +34,10 @@ OLD_DEFAULTS = {   # what config.yml carried until 2026-12, setting by setting
 }
 
 
+#: the secrets a new deployment gets (not the old shared DATA_KEY)
+GENERATED = [setting for setting, spec in SECRETS.items() if spec.generated]
+
+
 @pytest.fixture
 def deployment(tmp_path) -> dict:
     """A configuration whose secrets are all unset (no environment leaks in)."""
@@ -114,26 +118,27 @@ def test_first_start_generates_every_secret_0600_in_a_0700_dir_and_the_second_ke
         made = ensure_secrets(deployment)
     finally:
         os.umask(old_umask)
-    assert sorted(made) == sorted(SECRETS)
+    assert sorted(made) == sorted(GENERATED)
     directory = secrets_dir(deployment)
     assert mode(directory) == 0o700
-    files = {setting: directory / setting.lower() for setting in SECRETS}
+    files = {setting: directory / setting.lower() for setting in GENERATED}
     assert all(mode(path) == 0o600 for path in files.values()), {s: oct(mode(p)) for s, p in files.items()}
-    first = {setting: load_secret(deployment, setting) for setting in SECRETS}
+    first = {setting: load_secret(deployment, setting) for setting in GENERATED}
     assert len(set(first.values())) == len(first), "two secrets have the same value"
     assert not any(is_known(value) for value in first.values())
 
     assert ensure_secrets(deployment) == []
-    assert {setting: load_secret(deployment, setting) for setting in SECRETS} == first
+    assert {setting: load_secret(deployment, setting) for setting in GENERATED} == first
+    assert not (directory / "data_key").exists()   # the old shared key: read while it exists, never made
 
 
 def test_a_kept_file_readable_by_others_is_tightened(deployment):
-    ensure_secrets(deployment, ["DATA_KEY"])
-    path = secrets_dir(deployment) / "data_key"
+    ensure_secrets(deployment, ["DATA_KEY_INTAKE"])
+    path = secrets_dir(deployment) / "data_key_intake"
     value = path.read_text()
     path.chmod(0o644)
     secrets_dir(deployment).chmod(0o755)
-    assert ensure_secrets(deployment, ["DATA_KEY"]) == []
+    assert ensure_secrets(deployment, ["DATA_KEY_INTAKE"]) == []
     assert (mode(path), mode(secrets_dir(deployment)), path.read_text()) == (0o600, 0o700, value)
 
 
@@ -141,7 +146,7 @@ def test_two_deployments_get_different_secrets(tmp_path):
     a = {"DATA_DIR": str(tmp_path / "a")}
     b = {"DATA_DIR": str(tmp_path / "b")}
     ensure_secrets(a), ensure_secrets(b)
-    assert all(load_secret(a, s) != load_secret(b, s) for s in SECRETS)
+    assert all(load_secret(a, s) != load_secret(b, s) for s in GENERATED)
 
 
 def test_a_secret_given_by_the_environment_is_not_generated(deployment):
@@ -174,7 +179,11 @@ def test_the_public_key_follows_a_seed_given_by_the_environment(deployment):
 # --- who holds which, and the refusal at start ------------------------------------------
 
 def test_who_holds_which_secret():
-    assert required_secrets("intake") == ("DATA_KEY", "SERVICE_SECRET_INTAKE")
+    assert required_secrets("intake") == ("DATA_KEY_INTAKE", "SERVICE_SECRET_INTAKE", "BLIND_INDEX_KEY_INTAKE")
+    assert required_secrets("review") == ("DATA_KEY_REVIEW", "SERVICE_SECRET_REVIEW")
+    for name in SERVICE_NAMES:   # each service its own data key, no other's
+        others = {f"DATA_KEY_{o.upper()}" for o in SERVICE_NAMES if o != name}
+        assert not others & set(required_secrets(name)) and "DATA_KEY" not in required_secrets(name)
     assert required_secrets("audit", encrypts=False) == ("SERVICE_SECRET_AUDIT", "AUDIT_SIGNING_KEY")
     identity = required_secrets("identity")
     assert "IDENTITY_SIGNING_KEY" in identity
@@ -187,12 +196,12 @@ def test_who_holds_which_secret():
 
 
 def test_require_secrets_names_every_problem(deployment):
-    deployment["DATA_KEY"] = OLD_DEFAULTS["DATA_KEY"][0]
+    deployment["DATA_KEY_INTAKE"] = "k1:" + OLD_DEFAULTS["DATA_KEY"][0]   # the old default, as a keyring
     with pytest.raises(SecretError) as refused:
         require_secrets(deployment, "intake")
     message = str(refused.value)
     assert message.startswith("intake refuses to start: ")
-    assert "DATA_KEY is a value published in the repository" in message
+    assert "DATA_KEY_INTAKE is a value published in the repository" in message
     assert "SERVICE_SECRET_INTAKE is not set" in message
     assert OLD_DEFAULTS["DATA_KEY"][0] not in message   # the refusal never repeats a value
 
@@ -315,7 +324,8 @@ def test_replicas_generating_at_once_agree_on_one_value_each(tmp_path):
     config = {"DATA_DIR": str(tmp_path), "SECRETS_DIR": str(tmp_path / "secrets")}
     script = ("import json, sys; from shared import secrets; c = json.loads(sys.argv[1]); "
               "made = secrets.ensure_secrets(c); "
-              "print(json.dumps([made, {s: secrets.load_secret(c, s) for s in secrets.SECRETS}]))")
+              "print(json.dumps([made, {s: secrets.load_secret(c, s) for s in secrets.SECRETS "
+              "if secrets.SECRETS[s].generated}]))")
     procs = [subprocess.Popen([sys.executable, "-c", script, json.dumps(config)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(6)]
     results = []
@@ -324,6 +334,47 @@ def test_replicas_generating_at_once_agree_on_one_value_each(tmp_path):
         assert proc.returncode == 0, err
         results.append(json.loads(out))
     generated = [name for made, _ in results for name in made]
-    assert sorted(generated) == sorted(secrets.SECRETS)          # each generated exactly once
+    assert sorted(generated) == sorted(GENERATED)                 # each generated exactly once
     assert all(values == results[0][1] for _, values in results)  # all read the same
     assert not [p for p in (tmp_path / "secrets").iterdir() if p.name.startswith(".")]
+
+
+# --- the old shared DATA_KEY, carried ------------------------------------------------------
+
+def test_a_deployment_with_the_old_data_key_keeps_reading_and_finding(deployment):
+    """Its keyrings begin with the old key as v1; intake's index key is the one it implied."""
+    from shared.crypto import Keyring, legacy_index_key
+
+    old = SECRETS["DATA_KEY"].generate()
+    directory = secrets_dir(deployment)
+    directory.mkdir(parents=True)
+    (directory / "data_key").write_text(old + "\n")
+    made = ensure_secrets(deployment)
+    assert "DATA_KEY" not in made and "DATA_KEY_REVIEW" in made
+    for name in ("intake", "review", "payments", "notify", "identity"):
+        ring = Keyring.parse(load_secret(deployment, f"DATA_KEY_{name.upper()}"))
+        assert ring.keys["v1"] == base64.b64decode(old) and ring.primary != "v1"
+    assert base64.b64decode(load_secret(deployment, "BLIND_INDEX_KEY_INTAKE")) == legacy_index_key(base64.b64decode(old))
+
+
+def test_a_published_key_inside_a_keyring_is_refused(deployment):
+    from shared.crypto import Keyring
+
+    deployment["DATA_KEY_PAYMENTS"] = Keyring.generate().render() + "\nold:" + OLD_DEFAULTS["DATA_KEY"][0]
+    with pytest.raises(SecretError, match="DATA_KEY_PAYMENTS is a value published"):
+        load_secret(deployment, "DATA_KEY_PAYMENTS")
+
+
+def test_a_keyring_given_by_the_environment_is_not_rewritten(deployment):
+    from shared.crypto import Keyring
+    from shared.secrets import replace_secret
+
+    ensure_secrets(deployment, ["DATA_KEY_REVIEW"])
+    grown = Keyring.parse(load_secret(deployment, "DATA_KEY_REVIEW")).with_new_key().render()
+    path = replace_secret(deployment, "DATA_KEY_REVIEW", grown)           # the file: rewritten whole, 0600
+    assert path.read_text().strip() == grown and mode(path) == 0o600
+    deployment["DATA_KEY_REVIEW"] = grown
+    with pytest.raises(SecretError, match="set by the (environment|config).*DIBAO_DATA_KEY_REVIEW"):
+        replace_secret(deployment, "DATA_KEY_REVIEW", Keyring.generate().render())
+    with pytest.raises(SecretError, match="DATA_KEY_INTAKE"):
+        replace_secret(dict(deployment, DATA_KEY_INTAKE=""), "DATA_KEY_INTAKE", "not a keyring")

@@ -70,6 +70,23 @@ class OverdueSchema(Schema):
     as_of = fields.Date(load_default=None)
 
 
+class WorklistSchema(Schema):
+    """待办: the caller's unit unless a unit within it is named."""
+
+    unit_code = DivisionCode(load_default=None)
+    as_of = fields.Date(load_default=None, metadata={"doc": "judge lateness on this day (default: today)"})
+    limit = fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
+
+
+class FilesSchema(Schema):
+    """The review files of a unit (default: the caller's), of one status if given."""
+
+    unit_code = DivisionCode(load_default=None)
+    status = fields.String(load_default=None, validate=validate.OneOf(
+        ("awaiting_investigation", "in_review", "awaiting_reinvestigation", "approved", "rejected")))
+    limit = fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
+
+
 class ReviewFileOut(Schema):
     application_id = fields.String()
     household_id = fields.String()
@@ -92,6 +109,64 @@ class ReviewFileOut(Schema):
     rejection_reason = fields.String(allow_none=True)
     flags = fields.List(fields.Dict())
     investigators = fields.List(fields.Dict())
+    notice_id = fields.String(allow_none=True, metadata={"doc": "notify's notice standing for the open notice step"})
+
+
+class PublicStatusOut(Schema):
+    """An application's status as the public status page answers it: the
+    step and its dates, nothing about the household, the votes or the money."""
+
+    status = fields.String()
+    step = fields.String(allow_none=True)
+    accepted_on = fields.Date()
+    step_opened_on = fields.Date(allow_none=True)
+    step_due_on = fields.Date(allow_none=True)
+    process_due_on = fields.Date(allow_none=True)
+    decided_on = fields.Date(allow_none=True)
+
+
+class WorkItemOut(ReviewFileOut):
+    """An open file on a worklist: the file, the level that acts next, whether it is late."""
+
+    level = fields.String(metadata={"doc": "community | township | district: who acts next"})
+    overdue = fields.Boolean(metadata={"doc": "past the step's or the whole process's deadline"})
+
+
+class SeatOut(Schema):
+    role = fields.String(metadata={"doc": "deputy_director | centre_director | investigator"})
+    signed = fields.Boolean()
+    user = fields.String()
+    name = fields.String()
+    signed_at = fields.DateTime()
+    benefit_override = Money(allow_none=True)
+    override_reason = fields.String(allow_none=True)
+
+
+class BenefitCalculationOut(Schema):
+    """How the benefit comes about: standard × size − verified income, the formula, 分类施保 extras, the minimum."""
+
+    standard = Money()
+    household_size = fields.Integer()
+    verified_income = Money()
+    gap = Money(metadata={"doc": "standard × household size − verified monthly income"})
+    formula = fields.String(metadata={"doc": "gap | banded"})
+    vulnerable_members = fields.Integer()
+    extra_per_vulnerable_member = Money()
+    extras = Money()
+    before_extras = Money()
+    minimum_benefit = Money(allow_none=True)
+    benefit = Money()
+
+
+class JointReviewSheetOut(Schema):
+    """会审单: the three seats and who signed each; the benefit while the joint review is open."""
+
+    application_id = fields.String()
+    status = fields.String()
+    step = fields.String(allow_none=True)
+    seats = fields.List(fields.Nested(SeatOut))
+    investigators = fields.List(fields.Dict())
+    calculation = fields.Nested(BenefitCalculationOut, allow_none=True)
 
 
 class CaseOut(Schema):

@@ -134,6 +134,30 @@ class DocumentSchema(Schema):
     reference = fields.String(load_default=None, validate=validate.Length(max=36))  # column is VARCHAR(36)
 
 
+class Base64File(fields.String):
+    """A file's bytes sent as base64 text (loads as bytes)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        import base64
+        import binascii
+
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) > 3 * 1024 * 1024:
+            raise ValidationError("the file is too large")
+        try:
+            return base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValidationError("not base64") from None
+
+
+class ScanSchema(Schema):
+    """扫描件 of a filed document: the file's bytes as base64 (PDF, JPEG or PNG, at most SCAN_MAX_BYTES)."""
+
+    document_id = fields.String(required=True, validate=validate.Length(1, 36))
+    content_type = fields.String(required=True, validate=validate.Length(1, 100))
+    content = Base64File(required=True, metadata={"doc": "base64 of the file"})
+
+
 class CheckInSchema(Schema):
     household_id = fields.String(required=True)
     month = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"))
@@ -160,6 +184,14 @@ class DeathSchema(Schema):
 
 class LookupSchema(Schema):
     resident_id = ResidentId(required=True)
+
+
+class ApplicantCheckSchema(Schema):
+    """An application's number (its id, on the receipt) and the last four
+    characters of the applicant's (the head's) resident ID: the public status page's question."""
+
+    application_id = fields.String(required=True, validate=validate.Length(1, 36))
+    id_last4 = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{3}[0-9Xx]$"))
 
 
 class ListApplicationsSchema(Schema):
@@ -196,6 +228,16 @@ class AssetOut(Schema):
     kind = fields.String()
     description = fields.String()
     value = Money()
+
+
+class ScanOut(Schema):
+    id = fields.String()
+    document_id = fields.String()
+    content_type = fields.String()
+    size = fields.Integer()
+    sha256 = fields.String()
+    uploaded_by = fields.String()
+    uploaded_at = fields.DateTime()
 
 
 class DocumentOut(Schema):
@@ -249,3 +291,14 @@ class InvestigationOut(Schema):
     verified_monthly_income = Money()
     verified_assets_value = Money()
     started_late = fields.Boolean()
+
+
+class HouseholdRegisteredOut(Schema):
+    """register_household's answer: the new household and its members' ids, in the order given."""
+
+    household_id = fields.String()
+    member_ids = fields.List(fields.String())
+
+
+class HouseholdUpdatedOut(HouseholdRegisteredOut):
+    version = fields.Integer(metadata={"doc": "the household record's new version"})

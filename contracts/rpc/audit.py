@@ -32,6 +32,10 @@ class HouseholdSchema(Schema):
     household_id = fields.UUID(required=True)
 
 
+class DateSchema(Schema):
+    date = fields.Date(required=True)
+
+
 class StatisticsSchema(Schema):
     date = fields.Date(required=True)
     unit_code = fields.String(load_default=None, validate=lambda s: s.isdigit() and len(s) <= 12)
