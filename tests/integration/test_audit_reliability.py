@@ -41,6 +41,24 @@ def start_audit(config_path) -> subprocess.Popen:
                             stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONWARNINGS="ignore"))
 
 
+def container_log(path) -> dict:
+    """``nameko run``'s logging config: nameko's container log (DEBUG: it says when a start is over) into ``path``."""
+    return {"version": 1, "disable_existing_loggers": False,
+            "handlers": {"file": {"class": "logging.FileHandler", "filename": str(path), "level": "DEBUG"}},
+            "loggers": {"nameko.containers": {"level": "DEBUG", "handlers": ["file"], "propagate": False}}}
+
+
+def last_start_done(path) -> bool:
+    """Whether the audit container started last has finished starting, by the log of :func:`container_log`
+    ("starting <ServiceContainer [audit] at 0x…>", then "started <…> in 0.5s")."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return False
+    starts = [line.split(" ", 1)[1] for line in lines if line.startswith("starting <ServiceContainer [audit]")]
+    return bool(starts) and any(line.startswith(f"started {starts[-1]} in ") for line in lines)
+
+
 def publish_all(amqp_uri: str, envelopes: list[dict], chunk: int = 500) -> int:
     """Publish with confirms, a chunk at a time; a chunk the broker did not
     confirm (it went away) is published again — duplicates are the ingest's
@@ -87,7 +105,8 @@ def test_ten_thousand_events_through_a_broker_outage_and_a_killed_audit_service(
     # checkpoints off: the record then holds exactly the N events (no anchors, no checkpoint events)
     config = dict(sqlite_config, AMQP_URI=broker_proxy.uri(sqlite_config["AMQP_URI"]), AUDIT_BATCH=500,
                   AUDIT_PREFETCH=1000, AUDIT_BATCH_SECONDS=0.5,
-                  AUDIT_CHECKPOINT_EVERY_RECORDS=0, AUDIT_CHECKPOINT_EVERY_SECONDS=0)
+                  AUDIT_CHECKPOINT_EVERY_RECORDS=0, AUDIT_CHECKPOINT_EVERY_SECONDS=0,
+                  LOGGING=container_log(tmp_path / "containers.log"))
     path = write_config(config, tmp_path / "audit.yml")
     envelopes = [command(n) for n in range(N)]
     audit = start_audit(path)
@@ -101,6 +120,10 @@ def test_ten_thousand_events_through_a_broker_outage_and_a_killed_audit_service(
         audit = start_audit(path)
         publisher = eventlet.spawn(publish_all, config["AMQP_URI"], envelopes[4000:])
         wait_for(lambda: count(config) > killed_at + 500, timeout=60, message="recording again")
+        # the outage comes once the restarted service has finished starting (its start-up declares its
+        # topology, and a broker gone then fails the start, loudly, by design)
+        wait_for(lambda: last_start_done(tmp_path / "containers.log"), timeout=60,
+                 message="the restarted audit service started")
         broker_proxy.cut()                                 # the broker goes away...
         try:
             # ...until a client trying to reconnect has been refused (and half a second at least)
