@@ -5,8 +5,23 @@ import pytest
 
 import os
 
-from shared.testing import (PostgresDatabases, VhostManager, amqp_uri_for, remove_broker_users, sqlite_uris,
+from shared.testing import (PostgresDatabases, SessionVhosts, amqp_uri_for, remove_broker_users, sqlite_uris,
                             test_config, with_broker_users)
+
+def _consumers_stop_promptly():
+    """nameko's queue consumer looks at its stop flag between kombu
+    ``drain_events(timeout=1)`` calls, so every container kill at a test's
+    end waited up to a second for it; in tests it looks every 0.1 s (only the
+    idle wake-up changes: messages are handled as they arrive either way)."""
+    from functools import partialmethod
+
+    from kombu.mixins import ConsumerMixin
+    from nameko.messaging import QueueConsumer
+
+    QueueConsumer.consume = partialmethod(ConsumerMixin.consume, safety_interval=0.1)
+
+
+_consumers_stop_promptly()
 
 #: DIBAO_TEST_BROKER_USERS=1: every test's config gets broker users of its own
 #: (dibao broker setup on its vhost) and each container connects as its service.
@@ -51,27 +66,43 @@ def container_factory(container_factory):
     observer services keep the test's (administrator's) connection."""
     from shared.broker import BROKER_USERS, service_config, users_enabled
 
+    made = []
+
     def make(service_cls, config, *args, **kwargs):
         if users_enabled(config) and "BROKER_SERVICE" not in config and service_cls.name in BROKER_USERS:
             config = service_config(config, service_cls.name)
-        return container_factory(service_cls, config, *args, **kwargs)
+        made.append(container_factory(service_cls, config, *args, **kwargs))
+        return made[-1]
 
-    return make
+    yield make
+    # killed together, not one after another as nameko's fixture does (which then finds them dead):
+    # each waits up to a second for its consumer to see it (kombu's drain_events timeout)
+    import eventlet
+
+    def kill(container):
+        try:
+            container.kill()
+        except Exception:  # noqa: BLE001 - as nameko's fixture: teardown goes on
+            pass
+
+    for _ in eventlet.GreenPool().imap(kill, made):
+        pass
 
 
 @pytest.fixture(scope="session")
 def vhosts():
-    manager = VhostManager()
-    made = []
-    yield lambda: made.append(manager.create()) or made[-1]
-    for name in made:
-        manager.delete(name)
+    """``vhosts()`` makes a vhost kept to the end of the session."""
+    made = SessionVhosts()
+    yield made
+    made.close()
 
 
 @pytest.fixture
 def amqp_uri(vhosts):
-    """A fresh, empty RabbitMQ vhost for this test."""
-    return amqp_uri_for(vhosts())
+    """A fresh, empty RabbitMQ vhost for this test (deleted after it, in the background)."""
+    name = vhosts.for_test()
+    yield amqp_uri_for(name)
+    vhosts.test_done(name)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@
   when it is back;
 - the relay process is SIGKILLed mid-stream: after a restart every event
   arrives, and the inbox turns redeliveries into a single effect;
-- RabbitMQ itself restarts mid-stream: nothing is lost;
+- RabbitMQ itself restarts mid-stream (a node of the test's own): nothing is lost;
 - a failing handler is retried with back-off, then parked on the
   dead-letter queue, and an operator's replay processes it once.
 """
@@ -33,6 +33,7 @@ from shared.reference import ReferenceData
 from shared.sample import SampleDistrict
 from shared.testing import TcpProxy, rpc_as, wait_for
 from tests import probe
+from tests.broker_helpers import PrivateBroker, can_run_private_broker
 from tests.helpers import COMMUNITY
 
 pytestmark = pytest.mark.integration
@@ -160,29 +161,38 @@ def test_relay_killed_mid_stream_loses_nothing_and_consumer_has_one_effect_each(
     assert sorted(h for _, h in effects) == sorted(ids)
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/usr/sbin/rabbitmqctl"),
-                    reason="restarting RabbitMQ needs rabbitmqctl as root")
-def test_broker_restart_mid_stream_loses_nothing(container_factory, sqlite_config, tmp_path):
-    probe.FAILURES.update(remaining=0, calls=0)
-    consumer = container_factory(probe.InboxProbe, sqlite_config)
-    consumer.start()
+@pytest.fixture
+def private_broker():
+    """A RabbitMQ node of the test's own (set up before, so torn down after, the test's containers)."""
+    if not can_run_private_broker():
+        pytest.skip("a RabbitMQ node of the test's own needs root and rabbitmq-server")
+    with PrivateBroker() as broker:
+        yield broker
+
+
+def test_broker_restart_mid_stream_loses_nothing(private_broker, container_factory, sqlite_config, tmp_path):
+    # the broker process itself restarts (what is on its disk is all it keeps), so on a node of the
+    # test's own: restarting the shared broker would break every other test on the machine
+    config = dict(sqlite_config, AMQP_URI=private_broker.amqp_uri)
     n = 2000
-    ids = commit_households(sqlite_config, n)
-    relay = start_relay(write_config(dict(sqlite_config, OUTBOX_BATCH=100), tmp_path / "relay.yml"))
+    ids = commit_households(config, n)                 # (no broker needed: the node boots meanwhile)
+    private_broker.ready()
+    probe.FAILURES.update(remaining=0, calls=0)
+    consumer = container_factory(probe.InboxProbe, config)
+    consumer.start()
+    relay = start_relay(write_config(dict(config, OUTBOX_BATCH=100), tmp_path / "relay.yml"))
     try:
-        wait_for(lambda: outbox_counts(sqlite_config)[1] < n - 200, timeout=60, message="relay under way")
-        subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True)
-        time.sleep(1.0)
-        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
-        subprocess.run(["rabbitmqctl", "await_startup"], check=True, capture_output=True)
-        wait_for(lambda: outbox_counts(sqlite_config)[1] == 0, timeout=120, message="outbox drained")
-        wait_for(lambda: len(probe.effects(sqlite_config["DB_URIS"]["probe"])) >= n, timeout=120,
+        wait_for(lambda: outbox_counts(config)[1] < n - 200, timeout=60, message="relay under way")
+        private_broker.restart()
+        wait_for(lambda: outbox_counts(config)[1] == 0, timeout=120, message="outbox drained")
+        wait_for(lambda: len(probe.effects(config["DB_URIS"]["probe"])) >= n, timeout=120,
                  message=f"{n} effects after the restart")
         time.sleep(1.0)
     finally:
         relay.send_signal(signal.SIGTERM)
         relay.wait(timeout=10)
-    effects = probe.effects(sqlite_config["DB_URIS"]["probe"])
+        consumer.stop()                                # while its broker is there
+    effects = probe.effects(config["DB_URIS"]["probe"])
     assert len(effects) == n and sorted(h for _, h in effects) == sorted(ids)
 
 
