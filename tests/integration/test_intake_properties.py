@@ -43,7 +43,7 @@ from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.identity import AUTH_TOKEN_KEY, Role
 from shared.rpc import InternalError  # noqa: F401 - registered, so it arrives as itself (and fails the test)
 from shared.sample import SampleDistrict
-from shared.testing import rpc_as
+from shared.testing import rpc_as, rpc_with_token, service_token_for
 from tests.helpers import COMMUNITY, DISTRICT, OTHER_COMMUNITY, TOWNSHIP, household, investigation, register_staff
 from tests.strategies import NASTY, bad_resident_ids, dotted, get_path, json_values, mutation, paths, set_path
 
@@ -75,6 +75,8 @@ EMITS: dict[str, list[str]] = {
     "record_labour": ["labour_recorded"],
     "record_death": ["member_died", "household_updated"],
     "replay_dead_letters": [],   # recorded (record_reads), writes nothing here
+    "public_application_check": [],   # the gateway's identity only (the public status page): refused to everyone here
+    "verification_subjects": [],      # verification's identity only (核对 requests): refused to everyone here
 }
 
 #: RPCs naming a row by id: to another jurisdiction's officer the row does not
@@ -85,7 +87,8 @@ HIDDEN_FROM_OUTSIDERS = {"update_household", "get_household", "find_household", 
                          "record_checkin", "record_labour", "record_death"}
 
 #: The RPCs that write nothing when they succeed: not recorded as commands (shared.commands).
-PURE_READS = {"ping", "get_application", "list_applications", "file_report", "list_staff"}
+PURE_READS = {"ping", "get_application", "list_applications", "file_report", "list_staff", "public_application_check",
+              "verification_subjects"}
 
 ALL_FIELD_NAMES = sorted({name for schema in (
     schemas.HouseholdSchema, schemas.MemberSchema, schemas.IncomeSchema, schemas.AssetSchema, schemas.UnitSchema,
@@ -240,6 +243,8 @@ def world(container_factory, sqlite_config):
             else:
                 role, unit, user = actor
                 proxies[name] = stack.enter_context(rpc_as(config, role, unit, user=user, timeout=20))
+        for service in ("gateway", "verification"):   # the services some RPCs answer only (shared/permissions.py)
+            proxies[service] = stack.enter_context(rpc_with_token(config, service_token_for(service), timeout=20))
         w = World(config, engine, proxies)
         for seed in (1, 2, 3):
             data = household(seed=seed)
@@ -507,6 +512,10 @@ def test_every_rpc_succeeds_with_exactly_its_events_and_outsiders_are_refused(wo
         ("officer", "record_death", ({"household_id": labour_hid, "member_id": labour_mids[-1],
                                       "died_on": today},), outsiders),
         ("admin", "replay_dead_letters", (), ("officer", "district") + outsiders),
+        ("gateway", "public_application_check", ({"application_id": world.application,
+                                                  "id_last4": world.resident_ids[0][-4:]},),
+         ("officer", "district", "verification") + outsiders),
+        ("verification", "verification_subjects", ([hid],), ("officer", "district", "gateway") + outsiders),
     ]
     assert {c[1] for c in calls} == set(public_rpcs()), "every RPC is called here"
     for actor, method, args, refused_by in calls:
