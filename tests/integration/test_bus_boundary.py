@@ -303,10 +303,12 @@ def test_partner_add_alone_keeps_what_is_published_before_the_partner_first_conn
     relay_as(bus, "review", approved)                          # before the partner's service ever ran
     api = rabbit_admin.ManagementApi.from_config(bus)
     vhost = rabbit_admin.partner_user(bus, "finance_bureau")
-    waiting = wait_for(lambda: (lambda qu: qu if qu and qu.get("messages") == 1 else None)(
+    # the broker applies the retention policy to a new queue a moment after it exists: wait for both
+    waiting = wait_for(lambda: (lambda qu: qu if qu and qu.get("messages") == 1
+                                and qu.get("policy") == rabbit_admin.RETENTION_POLICY else None)(
         api.request("GET", f"/queues/{rabbit_admin.q(vhost)}/{rabbit_admin.q(queue)}", missing_ok=True)),
-        timeout=30, message="the approval waiting in the partner's queue")
-    assert waiting["durable"] and waiting.get("policy") == rabbit_admin.RETENTION_POLICY   # kept, for a while
+        timeout=30, message="the approval waiting in the partner's queue, under the retention policy")
+    assert waiting["durable"]                                                                # kept, for a while
     received.clear()
     container_factory(PlainPartner, {"AMQP_URI": uri, "serializer": "json"}).start()
     [event] = wait_for(lambda: received[:], timeout=30, message="the early approval delivered")

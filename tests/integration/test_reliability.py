@@ -225,9 +225,13 @@ def test_failing_handler_is_retried_then_parked_and_replayed_once(container_fact
         assert rpc.probe.replay_dead_letters() == {"replayed": 1}
     wait_for(lambda: len(probe.effects(uri)) == 2, timeout=20, message="replayed event processed")
     assert list_parked(sqlite_config["AMQP_URI"]) == []
-    # replaying an already processed event again is a no-op (the inbox)
-    env_id = probe.effects(uri)[1][0]
-    assert env_id
+    # the same event delivered again (a second replay, a broker redelivery) is a no-op (the inbox)
+    from shared.testing import publish_event
+    publish_event(sqlite_config, parked[0].body)
+    [third] = commit_households(sqlite_config, 1, seed=43)     # after the duplicate, on the same queue
+    wait_for(lambda: third in [h for _, h in probe.effects(uri)], timeout=20, message="the next event processed")
+    wait_for(lambda: probe.FAILURES["calls"] >= 3, timeout=10, message="the duplicate delivered (replay, duplicate, next)")
+    assert [h for _, h in probe.effects(uri)].count(second) == 1
 
 
 def test_malformed_event_is_parked_at_once(container_factory, sqlite_config):
