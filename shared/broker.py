@@ -191,18 +191,24 @@ def own_queues(service: str) -> str:
             rf"|evt-[a-z_]+-([a-z0-9_]+|\*)--{s}\.[A-Za-z0-9_]+(\.delay)?")
 
 
+#: What a service's user reaches beyond its own queues and exchange (regex
+#: alternatives): "own" it declares and reads, "write" it publishes to, "read" it consumes.
+EXTRA_RESOURCES: dict[str, dict[str, str]] = {
+    "audit": {"read": r"|dibao\.audit"},                                  # every producer's audit copy
+    "verification": {"own": r"|dibao\.verification\.answers",             # the bureaus' answers
+                     "write": r"|verification\.to\.[a-z][a-z0-9_]*"},     # each bureau's request exchange
+}
+
+
 def service_permissions(service: str) -> dict:
     """configure/write/read regexes of a service's broker user on the core vhost.
     The verification service also writes each bureau's request exchange
     (``verification.to.<bureau>``) and reads the answers' queue."""
     s = re.escape(service)
     own = own_queues(service)
-    extra_read = r"|dibao\.audit" if service == "audit" else ""
-    extra_own = extra_write = ""
-    if service == "verification":
-        extra_own = r"|dibao\.verification\.answers"
-        extra_read += extra_own
-        extra_write = r"|verification\.to\.[a-z][a-z0-9_]*"
+    extra = EXTRA_RESOURCES.get(service, {})
+    extra_own, extra_write = extra.get("own", ""), extra.get("write", "")
+    extra_read = extra.get("read", "") + extra_own
     return {
         "configure": rf"^({own}{extra_own})$",
         "write": rf"^({s}\.events|{s}\.partner-events|nameko-rpc|dibao\.retry|dibao\.park|{own}{extra_write})$",
