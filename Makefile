@@ -68,8 +68,12 @@ run: venv sysdeps ## install what the services need (DEB_PACKAGES), check it (di
 	$(VENV)/bin/dibao broker setup
 	$(VENV)/bin/dibao up
 
-test: venv sysdeps ## run the test suite (PYTEST_ARGS=... appended)
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+# The suite runs as TEST_SHARDS pytest processes side by side (tests/shards.py: files
+# shared out on their seconds in tests/durations.json; TEST_SHARDS=1 is plain pytest).
+TEST_SHARDS ?= 2
+
+test: venv sysdeps ## run the test suite as TEST_SHARDS processes (PYTEST_ARGS=... appended to each)
+	TEST_SHARDS=$(TEST_SHARDS) $(VENV)/bin/python tests/shards.py $(PYTEST_ARGS)
 
 screenshots: venv sysdeps ## retake the console's screenshots in docs/console/ (the browser tests, in headless Chromium)
 	DIBAO_SCREENSHOTS_DIR=$(CURDIR)/docs/console $(VENV)/bin/python -m pytest -q tests/integration/test_console*.py tests/integration/test_public_pages.py

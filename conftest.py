@@ -14,3 +14,6 @@ warnings.filterwarnings("ignore", category=DeprecationWarning, module="eventlet"
 import eventlet  # noqa: E402
 
 eventlet.monkey_patch()
+
+# `pytest --shard K/N` and `--shard-times FILE`: the suite as N processes (tests/shards.py, `make test`)
+pytest_plugins = ["tests.shards"]
