@@ -302,7 +302,9 @@ class ReviewService(deadletter.DeadLetterReplay):
             proposals = uow.session.scalars(sa.select(dynamic.CaseProposal)
                                             .where(dynamic.CaseProposal.case_id == case.id)
                                             .order_by(dynamic.CaseProposal.id))
-            out["proposals"] = [PROPOSAL_OUT.dump(p) for p in proposals]
+            out["proposals"] = [dict(PROPOSAL_OUT.dump(p), **dict(zip(("approval_order", "waiting_for"),
+                                                                      dynamic.approval_order(case, p))))
+                                for p in proposals]
             return out
 
     @rpc
