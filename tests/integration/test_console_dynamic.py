@@ -120,6 +120,12 @@ def test_month_sheets_and_dynamic_management_each_person_from_their_own_login(
     assert 'data-attendance="unexcused"' in officer.get("/community/labour?month=2027-02").text
     wait_for(lambda: scalar(config, "SELECT count(*) FROM labour_fact") == 1, timeout=20, message="review's labour fact")
 
+    # the same sheet over the API, as the officer's bearer token; a role without it gets the 403 page
+    api = requests.get(base + "/api/community/sheet", params={"unit_code": COMMUNITY, "month": "2027-02"},
+                       headers={"Authorization": f"Bearer {people['wang.officer'].token}"}, timeout=TIMEOUT)
+    assert api.status_code == 200 and [h["checked_in_on"] for h in api.json()["households"]] == ["2027-02-15"]
+    assert Browser(base, admin).get("/dynamic").status_code == 403                  # the security administrator
+
     # --- another community's officer: the case is not theirs (403 page, the read recorded) ----
     outsider = Browser(base, people["chen.officer"])
     refused = outsider.get(f"/dynamic/cases/{case['id']}")
@@ -127,6 +133,14 @@ def test_month_sheets_and_dynamic_management_each_person_from_their_own_login(
     assert [e["payload"]["outcome"] for e in commands(config, "review", "get_case")
             if e["actor"]["user"] == "chen.officer"] == ["not_found"]
     assert household_id not in outsider.get("/community/checkins").text             # not on their sheet
+    foreign = outsider.post("/community/checkins", dict(stamp, month="2027-01", checked_in_on="2027-01-20"),
+                            token_from="/community/checkins")
+    assert foreign.status_code == 403 and "无权查看" in foreign.text                  # nor theirs to stamp
+    assert [e["payload"]["outcome"] for e in commands(config, "intake", "record_checkin")
+            if e["actor"]["user"] == "chen.officer"] == ["not_found"]
+    api = requests.get(base + "/api/community/sheet", params={"unit_code": COMMUNITY, "month": "2027-02"},
+                       headers={"Authorization": f"Bearer {people['chen.officer'].token}"}, timeout=TIMEOUT)
+    assert api.status_code == 403 and api.json()["code"] == "forbidden"            # another community's sheet
 
     # --- 月末核查 by the district officer: the absence proposes cancellation ------------------
     district = Browser(base, people["zhao.district"])
@@ -134,7 +148,8 @@ def test_month_sheets_and_dynamic_management_each_person_from_their_own_login(
     assert run.status_code == 200 and "新增建议 1 条" in run.text
 
     township = Browser(base, people["li.township"])
-    assert "待审批的调整、停保建议" in township.get("/").text
+    worklist = township.get("/").text
+    assert "待审批的调整、停保建议" in worklist and f"/dynamic/cases/{case['id']}#proposal-" in worklist
     page = township.get(f"/dynamic/cases/{case['id']}").text
     [proposal_id] = re.findall(r'id="approve-(\d+)"', page)
     assert attr(page, f"proposal-{proposal_id}", "data-waiting-for") == "township_officer"

@@ -17,6 +17,7 @@ from services.gateway import labels
 from services.gateway.exceptions import status_of
 from services.gateway.pages import _forms as forms
 from services.gateway.pages.base import Area, Nav, Section
+from services.gateway.pages.households import record_refused
 from shared.errors import NotFound
 from shared.identity import Role
 
@@ -80,8 +81,10 @@ def record_checkin(ctx):
     on = forms.text(ctx.form, "checked_in_on") or ctx.today().isoformat()
     try:
         ctx.calls.intake.record_checkin({"household_id": household_id, "month": month, "checked_in_on": on})
+    except NotFound:
+        return record_refused(ctx)          # another jurisdiction's household, or none: the one answer
     except Exception as exc:
-        if not forms.refused(exc) and not isinstance(exc, NotFound):
+        if not forms.refused(exc):
             raise
         errors = {f"{k}-{household_id}": v for k, v in forms.field_errors(exc).items()}
         return _page(ctx, "community/checkins.html", month, status=status_of(exc), alert=forms.refusal_text(exc),

@@ -70,8 +70,9 @@ def proposals_for_me(ctx):
                    empty="暂无待您审批的建议", extra=values())
 
 
-@area.section(roles=INSPECTORS, order=21)
+@area.section(roles=(Role.COMMUNITY_OFFICER, Role.TOWNSHIP_OFFICER), order=21)
 def rereviews_due(ctx):
+    """The re-reviews due in the person's community or township (the district sees them on /dynamic)."""
     return Section("待复核的保障对象", "dynamic/_worklist_rereviews.html", items=due_rereviews(ctx),
                    empty="近期没有到期的复核", extra=values())
 
