@@ -183,6 +183,17 @@ def test_month_sheets_and_dynamic_management_each_person_from_their_own_login(
 
     # --- the centre director's approval, the last in the order, cancels the case -------------
     director = Browser(base, people["zhou.director"])
+    unreasoned = director.post(f"/dynamic/proposals/{own}/rejection", {"case_id": case["id"], "reason": ""},
+                               token_from=case_page)
+    assert unreasoned.status_code == 400 and f'id="error-reason-{own}"' in unreasoned.text
+    rejected = director.post(f"/dynamic/proposals/{own}/rejection", {"case_id": case["id"], "reason": "收入未核实"},
+                             token_from=case_page)
+    assert rejected.status_code == 303 and attr(director.get(case_page).text, f"proposal-{own}",
+                                                "data-status") == "rejected"
+    rereviewed = officer.post(f"{case_page}/rereview", {"reviewed_on": "2027-02-15", "remarks": "入户核实，情况未变"},
+                              token_from=case_page)
+    assert rereviewed.status_code == 303, rereviewed.text[:400]
+    assert "上次 2027-02-15" in officer.get(case_page).text
     final = director.post(f"/dynamic/proposals/{proposal_id}/approval", approve, token_from=case_page)
     assert final.status_code == 303, final.text[:400]
     assert attr(director.get(case_page).text, "case", "data-status") == "cancelled"

@@ -12,8 +12,9 @@ from __future__ import annotations
 from services.gateway import labels
 from services.gateway.pages import _forms as forms
 from services.gateway.pages.base import Area
-from services.gateway.pages.dynamic import INSPECTORS, READERS
-from shared.errors import Forbidden, NotFound, ValidationFailed
+from services.gateway.exceptions import status_of
+from services.gateway.pages.dynamic import INSPECTORS, READERS, whole
+from shared.errors import Forbidden, NotFound
 from shared.identity import Role
 
 #: review's CAMPAIGN_ORGANISERS
@@ -44,7 +45,7 @@ def create(ctx):
     except Exception as exc:
         if not forms.refused(exc):
             raise
-        return _list_page(ctx, status=400 if isinstance(exc, ValidationFailed) else 403,
+        return _list_page(ctx, status=status_of(exc),
                           alert=forms.refusal_text(exc), errors=forms.field_errors(exc), given=given)
     return ctx.redirect(f"/dynamic/campaigns/{made['id']}")
 
@@ -74,13 +75,13 @@ def inspect(ctx, campaign_id):
     size = forms.text(form, "household_size")
     data = {"campaign_id": campaign_id, "case_id": case_id, "result": forms.text(form, "result"),
             "verified_income": forms.optional(form, "verified_income"),
-            "household_size": int(size) if size.isdigit() else None, "remarks": forms.text(form, "remarks")}
+            "household_size": whole(size), "remarks": forms.text(form, "remarks")}
     try:
         ctx.calls.review.record_inspection(data)
     except Exception as exc:
         if not forms.refused(exc):
             raise
         errors = {f"{k}-{case_id}": v for k, v in forms.field_errors(exc).items()}
-        return campaign_page(ctx, campaign_id, status=400 if isinstance(exc, ValidationFailed) else 409,
+        return campaign_page(ctx, campaign_id, status=status_of(exc),
                              alert=forms.refusal_text(exc), errors=errors)
     return ctx.redirect(f"/dynamic/campaigns/{campaign_id}?done=1")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services.gateway import labels
+from services.gateway.exceptions import status_of
 from services.gateway.pages import _forms as forms
 from services.gateway.pages.base import Area, Nav, Section
 from services.gateway.pages.households import record_refused
@@ -102,8 +103,7 @@ def run_month_end(ctx):
     except Exception as exc:
         if not forms.refused(exc):
             raise
-        return overview_page(ctx, status=400 if isinstance(exc, ValidationFailed) else 403,
-                             alert=forms.refusal_text(exc))
+        return overview_page(ctx, status=status_of(exc), alert=forms.refusal_text(exc))
     return overview_page(ctx, month_end=out)
 
 
@@ -177,19 +177,29 @@ def reject(ctx, proposal_id):
     return _decide(ctx, proposal_id, "reject_proposal", "reason", "rejected")
 
 
+def whole(text: str) -> int | None:
+    """A form's whole number, or None when blank or not one (the service then names the field)."""
+    return int(text) if text.isdigit() else None
+
+
+def _case_action(ctx, case_id, call, data: dict, given: dict, done: str):
+    """Review's ``call`` as the person; a refusal is the case page again, the input kept."""
+    try:
+        getattr(ctx.calls.review, call)(data)
+    except Exception as exc:
+        if not forms.refused(exc):
+            raise
+        return case_page(ctx, case_id, status=status_of(exc), alert=forms.refusal_text(exc),
+                         errors=forms.field_errors(exc), given=given)
+    return ctx.redirect(f"/dynamic/cases/{case_id}?done={done}")
+
+
 @area.page("/dynamic/cases/<uuid:case_id>/rereview", methods=("POST",), roles=INSPECTORS)
 def rereview(ctx, case_id):
     """复核: judged on the household's facts as intake has them now (a change becomes a proposal)."""
     given = {k: forms.text(ctx.form, k) for k in ("reviewed_on", "remarks")}
-    try:
-        ctx.calls.review.record_rereview({"case_id": case_id, "reviewed_on": given["reviewed_on"] or None,
-                                          "remarks": given["remarks"]})
-    except Exception as exc:
-        if not forms.refused(exc):
-            raise
-        return case_page(ctx, case_id, status=400 if isinstance(exc, ValidationFailed) else 409,
-                         alert=forms.refusal_text(exc), errors=forms.field_errors(exc), given=given)
-    return ctx.redirect(f"/dynamic/cases/{case_id}?done=rereview")
+    return _case_action(ctx, case_id, "record_rereview", {"case_id": case_id, "reviewed_on": given["reviewed_on"]
+                                                          or None, "remarks": given["remarks"]}, given, "rereview")
 
 
 @area.page("/dynamic/cases/<uuid:case_id>/proposals", methods=("POST",), roles=MANAGERS)
@@ -198,15 +208,6 @@ def propose(ctx, case_id):
     given = {k: forms.text(ctx.form, k) for k in ("action", "reason", "verified_income", "household_size",
                                                    "gradual_exit_months")}
     data = {"case_id": case_id, "action": given["action"], "reason": given["reason"],
-            "verified_income": given["verified_income"] or None,
-            "household_size": int(given["household_size"]) if given["household_size"].isdigit() else None,
-            "gradual_exit_months": int(given["gradual_exit_months"]) if given["gradual_exit_months"].isdigit()
-            else 0}
-    try:
-        ctx.calls.review.propose(data)
-    except Exception as exc:
-        if not forms.refused(exc):
-            raise
-        return case_page(ctx, case_id, status=400 if isinstance(exc, ValidationFailed) else 409,
-                         alert=forms.refusal_text(exc), errors=forms.field_errors(exc), given=given)
-    return ctx.redirect(f"/dynamic/cases/{case_id}?done=proposed")
+            "verified_income": given["verified_income"] or None, "household_size": whole(given["household_size"]),
+            "gradual_exit_months": whole(given["gradual_exit_months"]) or 0}
+    return _case_action(ctx, case_id, "propose", data, given, "proposed")
