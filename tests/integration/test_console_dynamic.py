@@ -15,7 +15,11 @@ one-time code, against the real services on RabbitMQ:
   read recorded by review) and each case-page view is a ``file_viewed``;
 - 保障金台账: the ledger, a case by month, the payee account changed on the
   page (a malformed number refused and never echoed, the account shown
-  masked), another community's case the 403 page, recorded by payments.
+  masked), another community's case the 403 page, recorded by payments;
+- in headless Chromium at a phone's width (the one browser test here): the
+  sheets and the case page without sideways scrolling, the stamp, the labour
+  sheet and an approval clicked on the pages (the screenshots in
+  docs/console.md).
 """
 from __future__ import annotations
 
@@ -28,8 +32,8 @@ import requests
 
 from shared.clock import FileClock
 from shared.testing import wait_for
-from tests.browser_helpers import start_console
-from tests.dynamic_helpers import approved_case, events, scalar
+from tests.browser_helpers import PHONE, fresh, start_console
+from tests.dynamic_helpers import approved_case, events, month_end, scalar
 from tests.helpers import COMMUNITY, DISTRICT, OTHER_COMMUNITY, TOWNSHIP, register_staff
 from tests.identity_helpers import add_person, bootstrap_admin, code
 
@@ -240,3 +244,58 @@ def test_the_ledger_a_case_by_month_and_its_payee_account(container_factory, sql
                         token_from=f"/payments/cases/{ours}").status_code == 403
     outcomes = [e["payload"]["outcome"] for e in commands(config, "payments", "case_statement")]
     assert outcomes == ["not_found"]                                                  # the refused read recorded
+
+
+def fits_a_phone(console) -> bool:
+    console.driver.set_window_size(*PHONE)
+    return console.driver.execute_script("return document.documentElement.scrollWidth") <= PHONE[0]
+
+
+def test_the_sheets_and_an_approval_in_a_browser_at_a_phones_width(container_factory, sqlite_config, tmp_path,
+                                                                  browser):
+    from selenium.webdriver.support.ui import Select
+
+    clock = FileClock(tmp_path / "clock")
+    clock.set(START)
+    config, base = start_console(container_factory, dict(sqlite_config, POLICY="jiangxia",
+                                                         CLOCK=f"file:{clock.path}"))
+    register_staff(config)
+    admin = bootstrap_admin(config)
+    officer = add_person(config, admin, "wang.officer", ["community_officer"], unit=COMMUNITY, name="王专干")
+    township = add_person(config, admin, "li.township", ["township_officer"], unit=TOWNSHIP, name="李办事员")
+    case = approved_case(config, clock, seed=83)
+    household_id, member_id = case["household_id"], case["member_ids"][0]
+    clock.set(date(2027, 2, 15))
+
+    console = fresh(browser, base)
+    console.login("wang.officer", officer.password, code(officer.totp_secret))
+    console.open("/community/checkins")
+    assert fits_a_phone(console)
+    console.screenshot("checkins")
+    console.submit(f"#checkin-{household_id} button")
+    console.wait_path(lambda p: "done=1" in p)
+    assert console.find(f"#household-{household_id}").get_attribute("data-checked-in") == "yes"
+
+    console.open("/community/labour")
+    assert fits_a_phone(console)
+    console.fill("#activity", "清扫街道")
+    Select(console.find(f"#attendance-{member_id}")).select_by_value("unexcused")
+    console.screenshot("labour")
+    console.submit("#record-labour")
+    console.wait_path(lambda p: "done=1" in p)
+    assert console.all('.labour[data-attendance="unexcused"]')
+    wait_for(lambda: scalar(config, "SELECT count(*) FROM labour_fact") == 1, timeout=20, message="review's labour fact")
+    console.logout()
+
+    assert sum(month_end(config, date(2027, 2, 15))["proposals"].values()) == 1   # (its page: the HTTP test)
+    console.login("li.township", township.password, code(township.totp_secret))
+    assert "待审批的调整、停保建议" in console.text()
+    console.open("/dynamic")
+    console.screenshot("dynamic")
+    console.open(f"/dynamic/cases/{case['id']}")
+    assert fits_a_phone(console)
+    console.screenshot("dynamic-case")
+    console.submit("form[id^=approve-] button")
+    console.wait_path(lambda p: p.endswith("done=approved"))
+    assert console.find("[data-waiting-for]").get_attribute("data-waiting-for") == "centre_director"
+    console.screenshot("dynamic-approved")
