@@ -75,14 +75,20 @@ def attr(page: str, element_id: str, name: str) -> str:
     return re.search(rf'id="{element_id}"[^>]*\b{name}="([^"]*)"', page).group(1)
 
 
-def test_month_sheets_and_dynamic_management_each_person_from_their_own_login(
-        container_factory, sqlite_config, tmp_path):
+def jiangxia_console(container_factory, sqlite_config, tmp_path):
+    """identity, intake, review and the gateway under jiangxia on a clock the test moves; the
+    staff registry's people (tests/helpers.py) and the security administrator."""
     clock = FileClock(tmp_path / "clock")
     clock.set(START)
     config, base = start_console(container_factory, dict(sqlite_config, POLICY="jiangxia",
                                                          CLOCK=f"file:{clock.path}"))
     register_staff(config)
-    admin = bootstrap_admin(config)
+    return config, base, clock, bootstrap_admin(config)
+
+
+def test_month_sheets_and_dynamic_management_each_person_from_their_own_login(
+        container_factory, sqlite_config, tmp_path):
+    config, base, clock, admin = jiangxia_console(container_factory, sqlite_config, tmp_path)
     people = {user: add_person(config, admin, user, [role], unit=unit, name=name) for user, role, unit, name in (
         ("wang.officer", "community_officer", COMMUNITY, "王专干"),
         ("chen.officer", "community_officer", OTHER_COMMUNITY, "陈专干"),
@@ -255,12 +261,7 @@ def test_the_sheets_and_an_approval_in_a_browser_at_a_phones_width(container_fac
                                                                   browser):
     from selenium.webdriver.support.ui import Select
 
-    clock = FileClock(tmp_path / "clock")
-    clock.set(START)
-    config, base = start_console(container_factory, dict(sqlite_config, POLICY="jiangxia",
-                                                         CLOCK=f"file:{clock.path}"))
-    register_staff(config)
-    admin = bootstrap_admin(config)
+    config, base, clock, admin = jiangxia_console(container_factory, sqlite_config, tmp_path)
     officer = add_person(config, admin, "wang.officer", ["community_officer"], unit=COMMUNITY, name="王专干")
     township = add_person(config, admin, "li.township", ["township_officer"], unit=TOWNSHIP, name="李办事员")
     case = approved_case(config, clock, seed=83)
