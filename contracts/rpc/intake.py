@@ -184,6 +184,14 @@ class CheckInSchema(Schema):
     checked_in_on = fields.Date(required=True)
 
 
+class SheetSchema(Schema):
+    """The community's month sheet (月度签到 / 公益劳动): a unit and a month."""
+
+    unit_code = DivisionCode(required=True)
+    month = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"))
+    limit = fields.Integer(load_default=500, validate=validate.Range(1, 5000))
+
+
 class LabourSchema(Schema):
     household_id = fields.String(required=True)
     member_id = fields.String(required=True)

@@ -164,3 +164,21 @@ class LedgerOut(Schema):
     hold_from_month = fields.String(allow_none=True)
     payee_name_masked = fields.String(allow_none=True)
     account_masked = fields.String(allow_none=True)
+
+
+class BenefitPeriodOut(Schema):
+    from_month = fields.String()
+    amount = Money()
+
+
+class StatementLineOut(LineOut):
+    run_id = fields.String()
+    run_status = fields.String()
+
+
+class CaseStatementOut(Schema):
+    """One case's ledger by month: its benefit periods and what each run paid (accounts masked)."""
+
+    case = fields.Nested(LedgerOut)
+    periods = fields.List(fields.Nested(BenefitPeriodOut))
+    lines = fields.List(fields.Nested(StatementLineOut))

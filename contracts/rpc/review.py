@@ -288,3 +288,34 @@ class CampaignOut(Schema):
     ends_on = fields.Date()
     teams = fields.List(fields.String())
     created_by = fields.String()
+    created_on = fields.Date()
+
+
+class CampaignsSchema(Schema):
+    """The campaigns touching a unit (organised for it, above it or within it)."""
+
+    unit_code = DivisionCode(load_default=None, allow_none=True)
+
+
+class InspectionsQuerySchema(Schema):
+    """Which of a campaign's cases: within a community (default: the caller's unit), how many."""
+
+    community_code = DivisionCode(load_default=None, allow_none=True)
+    limit = fields.Integer(load_default=200, validate=validate.Range(1, 5000))
+
+
+class CampaignInspectionsSchema(InspectionsQuerySchema):
+    campaign_id = fields.String(**ID)
+
+
+class InspectionOut(Schema):
+    case_id = fields.String()
+    household_id = fields.String()
+    community_code = fields.String()
+    township_code = fields.String()
+    team = fields.String()
+    result = fields.String(allow_none=True)
+    remarks = fields.String(allow_none=True)
+    inspected_on = fields.Date(allow_none=True)
+    recorded_by = fields.String(allow_none=True)
+    proposal_id = fields.Integer(allow_none=True)

@@ -92,3 +92,20 @@ def date_text(value) -> str:
     if isinstance(value, date):
         return value.isoformat()
     return str(value)[:10]
+
+
+# --- dynamic management (动态管理), check-ins and labour -------------------------------
+RULE = {"two_missed_checkins_in_a_row": "连续未续保登记", "three_missed_checkins_in_a_year": "年内多次未续保登记",
+        "unexcused_labour_absence": "无故不参加公益劳动", "refused_suitable_work": "拒绝适当工作",
+        "income_above_standard": "收入超过标准", "income_changed": "收入或人口变化",
+        "member_death_review": "家庭成员死亡（复核提前）", "campaign_inspection": "入户清查", "manual": "人工提出",
+        "verification_change": "核对发现变化"}
+ACTION = {"adjust": "调整保障金", "cancel": "停保（注销）", "stop_share": "停发个人份额", "rereview": "复核"}
+PROPOSAL_STATUS = {"pending": "待审批", "approved": "已批准", "rejected": "已驳回", "applied": "已执行",
+                   "withdrawn": "已撤销"}
+CASE_STATUS = {"active": "保障中", "cancelled": "已停保"}
+CATEGORY = {"long_term": "长期保障户（A类）", "stable": "基本稳定户（B类）", "unstable": "变动户（C类）",
+            "able_to_work": "有劳动能力户"}
+CAMPAIGN_RESULT = {"kept": "维持", "raised": "提高保障金", "lowered": "降低保障金", "cancelled": "停保",
+                   "wrongly_included": "错保（不符合条件）"}
+ATTENDANCE = {"attended": "参加", "excused": "请假（有正当理由）", "unexcused": "无故缺席", "refused": "拒绝适当工作"}

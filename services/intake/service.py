@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from contracts import intake as events  # noqa: F401 - registers intake's event contract
 from contracts.rpc import intake as schemas
-from services.intake import calendar, handlers
+from services.intake import calendar, handlers, sheets
 from services.intake.scans import ScanStore
 from contracts import identity as _identity_events  # noqa: F401 - the staff registry's source
 from contracts import review as _review_events  # noqa: F401 - the review events intake consumes
@@ -216,6 +216,14 @@ class IntakeService(deadletter.DeadLetterReplay):
         with self.db() as uow:
             checkin = handlers.record_checkin(uow, self.caller.actor, data, self.ref)
             return {"household_id": checkin.household_id, "month": checkin.month}
+
+    @rpc
+    def community_sheet(self, unit_code, month, limit=500):
+        """月度签到 / 公益劳动: the households with a case paid in the month, their
+        check-in and their members' labour that month (shape: sheets.community_sheet)."""
+        data = load(schemas.SheetSchema, {"unit_code": unit_code, "month": month, "limit": limit})
+        with self.db.read() as uow:
+            return sheets.community_sheet(uow, self.caller.actor, data)
 
     @rpc
     def record_labour(self, data):

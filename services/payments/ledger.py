@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from services.payments import rules
 from services.payments.handlers import PAYEE_SETTERS, READERS, C, CaseNotYetKnown, now
-from services.payments.models import BenefitAdjustment, BenefitPeriod, CheckIn, LedgerCase
+from services.payments.models import BenefitAdjustment, BenefitPeriod, CheckIn, LedgerCase, PaymentLine, PaymentRun
 from shared.db import UnitOfWork
 from shared.events import load_payload
 from shared.identity import Actor, authorize
@@ -101,6 +101,20 @@ def set_payees(uow: UnitOfWork, actor: Actor, items: list[dict]) -> list[LedgerC
 
 def ledger_case(uow: UnitOfWork, actor: Actor, case_id) -> LedgerCase:
     return get_within(uow, actor, READERS, LedgerCase, case_id, "case", "case_id")
+
+
+def case_statement(uow: UnitOfWork, actor: Actor, case_id) -> dict:
+    """The case by month: the benefit in force from each month on, and each run's line for it."""
+    case = ledger_case(uow, actor, case_id)
+    periods = list(uow.session.scalars(sa.select(BenefitPeriod).where(BenefitPeriod.case_id == case.case_id)
+                                       .order_by(BenefitPeriod.from_month)))
+    lines = []
+    for line, run_status in uow.session.execute(
+            sa.select(PaymentLine, PaymentRun.status).join(PaymentRun, PaymentRun.id == PaymentLine.run_id)
+            .where(PaymentLine.case_id == case.case_id).order_by(PaymentLine.period.desc(), PaymentLine.id)):
+        line.run_status = run_status
+        lines.append(line)
+    return {"case": case, "periods": periods, "lines": lines}
 
 
 def list_cases(uow: UnitOfWork, actor: Actor, data: dict) -> list[LedgerCase]:

@@ -38,6 +38,7 @@ STANDARDS_OUT = schemas.StandardOut(many=True)
 CHANGE_OUT = schemas.StandardChangeOut()
 LEDGER_OUT = schemas.LedgerOut()
 LEDGERS_OUT = schemas.LedgerOut(many=True)
+STATEMENT_OUT = schemas.CaseStatementOut()
 
 
 class PaymentsDatabase(Database):
@@ -122,6 +123,12 @@ class PaymentsService(deadletter.DeadLetterReplay):
     def get_case(self, case_id):
         with self.db.read() as uow:
             return LEDGER_OUT.dump(ledger.ledger_case(uow, self.caller.actor, case_id))
+
+    @rpc
+    def case_statement(self, case_id):
+        """One case by month: its benefit periods and what each run paid (masked payees)."""
+        with self.db.read() as uow:
+            return STATEMENT_OUT.dump(ledger.case_statement(uow, self.caller.actor, str(case_id)[:36]))
 
     @rpc
     def list_cases(self, query=None):

@@ -466,3 +466,36 @@ def campaign_progress(uow: UnitOfWork, actor: Actor, campaign_id) -> dict:
             "starts_on": campaign.starts_on.isoformat(), "ends_on": campaign.ends_on.isoformat(),
             "teams": campaign.teams, "cases": sum(u["cases"] for u in by_unit),
             "inspected": sum(u["inspected"] for u in by_unit), "units": by_unit}
+
+
+def list_campaigns(uow: UnitOfWork, actor: Actor, unit_code: str | None) -> list[Campaign]:
+    """The campaigns organised for the unit, for a unit above it or within it (latest first)."""
+    unit = unit_code or actor.unit
+    authorize(actor, CASE_READERS, unit)
+    overlaps = sa.or_(Campaign.unit_code.startswith(unit, autoescape=True),
+                      sa.literal(unit).startswith(Campaign.unit_code))
+    return list(uow.session.scalars(sa.select(Campaign).where(overlaps)
+                                    .order_by(Campaign.starts_on.desc(), Campaign.id)))
+
+
+def campaign_inspections(uow: UnitOfWork, actor: Actor, data: dict) -> list[CampaignInspection]:
+    """A campaign's cases within the actor's jurisdiction (and ``community_code``), each with its result."""
+    campaign = uow.get(Campaign, data["campaign_id"], "campaign", "campaign_id")
+    authorize(actor, CASE_READERS)
+    within(actor, campaign.unit_code, NotFound.of("campaign", data["campaign_id"], "campaign_id"), overlap=True)
+    scope = data["community_code"] or actor.unit
+    if not actor.covers(scope):
+        authorize(actor, CASE_READERS, scope)
+    return list(uow.session.scalars(
+        sa.select(CampaignInspection)
+        .where(CampaignInspection.campaign_id == campaign.id,
+               CampaignInspection.community_code.startswith(scope, autoescape=True))
+        .order_by(CampaignInspection.community_code, CampaignInspection.result.is_not(None), CampaignInspection.id)
+        .limit(data["limit"])))
+
+
+def approval_order(case: Case, proposal: CaseProposal) -> tuple[list[str], str | None]:
+    """The roles the case's policy names to approve, in order, and the one a pending proposal waits for."""
+    policy = load_policy(case.policy)
+    waiting = rules.next_approval(policy, proposal.approvals) if proposal.status == "pending" else None
+    return list(policy.proposal_approvals), waiting

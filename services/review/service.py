@@ -45,6 +45,8 @@ SHEET_OUT = schemas.JointReviewSheetOut()
 CASES_OUT = schemas.CaseOut(many=True)
 PROPOSAL_OUT = schemas.ProposalOut()
 CAMPAIGN_OUT = schemas.CampaignOut()
+CAMPAIGNS_OUT = schemas.CampaignOut(many=True)
+INSPECTIONS_OUT = schemas.InspectionOut(many=True)
 
 
 class ReviewService(deadletter.DeadLetterReplay):
@@ -300,7 +302,9 @@ class ReviewService(deadletter.DeadLetterReplay):
             proposals = uow.session.scalars(sa.select(dynamic.CaseProposal)
                                             .where(dynamic.CaseProposal.case_id == case.id)
                                             .order_by(dynamic.CaseProposal.id))
-            out["proposals"] = [PROPOSAL_OUT.dump(p) for p in proposals]
+            out["proposals"] = [dict(PROPOSAL_OUT.dump(p), **dict(zip(("approval_order", "waiting_for"),
+                                                                      dynamic.approval_order(case, p))))
+                                for p in proposals]
             return out
 
     @rpc
@@ -344,7 +348,9 @@ class ReviewService(deadletter.DeadLetterReplay):
             rows = dynamic.list_proposals(uow, self.caller.actor, data["unit_code"], data["status"])
             return [dict(PROPOSAL_OUT.dump(p), household_id=c.household_id, community_code=c.community_code,
                          township_code=c.township_code, monthly_benefit=str(c.monthly_benefit),
-                         case_status=c.status) for p, c in rows]
+                         case_status=c.status, **dict(zip(("approval_order", "waiting_for"),
+                                                          dynamic.approval_order(c, p))))
+                    for p, c in rows]
 
     @rpc
     def approve_proposal(self, data):
@@ -378,6 +384,21 @@ class ReviewService(deadletter.DeadLetterReplay):
             return {"campaign_id": inspection.campaign_id, "case_id": inspection.case_id,
                     "team": inspection.team, "result": inspection.result,
                     "proposal": PROPOSAL_OUT.dump(proposal) if proposal else None}
+
+    @rpc
+    def list_campaigns(self, unit_code=None):
+        """入户清查: the campaigns organised for the unit (default: the caller's), above it or within it."""
+        data = load(schemas.CampaignsSchema, {"unit_code": unit_code})
+        with self.db.read() as uow:
+            return CAMPAIGNS_OUT.dump(dynamic.list_campaigns(uow, self.caller.actor, data["unit_code"]))
+
+    @rpc
+    def campaign_inspections(self, campaign_id, community_code=None, limit=200):
+        """A campaign's cases within the caller's jurisdiction, each with its team and result."""
+        data = load(schemas.CampaignInspectionsSchema, {"campaign_id": campaign_id, "community_code": community_code,
+                                                        "limit": limit})
+        with self.db.read() as uow:
+            return INSPECTIONS_OUT.dump(dynamic.campaign_inspections(uow, self.caller.actor, data))
 
     @rpc
     def campaign_progress(self, campaign_id):

@@ -73,6 +73,7 @@ EMITS: dict[str, list[str]] = {
     "file_report": [],
     "record_checkin": ["checkin_recorded"],
     "record_labour": ["labour_recorded"],
+    "community_sheet": [],   # 月度签到 / 公益劳动: a read of a unit's month (heads' and members' names only)
     "record_death": ["member_died", "household_updated"],
     "replay_dead_letters": [],   # recorded (record_reads), writes nothing here
     "public_application_check": [],   # the gateway's identity only (the public status page): refused to everyone here
@@ -87,7 +88,8 @@ HIDDEN_FROM_OUTSIDERS = {"update_household", "get_household", "find_household", 
                          "record_checkin", "record_labour", "record_death"}
 
 #: The RPCs that write nothing when they succeed: not recorded as commands (shared.commands).
-PURE_READS = {"ping", "get_application", "list_applications", "file_report", "list_staff", "public_application_check",
+PURE_READS = {"ping", "get_application", "list_applications", "file_report", "list_staff", "community_sheet",
+              "public_application_check",
               "verification_subjects"}
 
 ALL_FIELD_NAMES = sorted({name for schema in (
@@ -509,6 +511,7 @@ def test_every_rpc_succeeds_with_exactly_its_events_and_outsiders_are_refused(wo
          outsiders),
         ("officer", "record_labour", ({"household_id": labour_hid, "member_id": labour_mids[0], "labour_date": today,
                                        "activity": "清扫街道", "attendance": "attended"},), outsiders),
+        ("officer", "community_sheet", (COMMUNITY, today[:7]), outsiders),
         ("officer", "record_death", ({"household_id": labour_hid, "member_id": labour_mids[-1],
                                       "died_on": today},), outsiders),
         ("admin", "replay_dead_letters", (), ("officer", "district") + outsiders),

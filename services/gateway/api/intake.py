@@ -39,4 +39,7 @@ ROUTES = [
           status=201),
     Route("GET", "/staff", "intake", "list_staff", "Who works in a unit, in which role (intake's registry)", TAG,
           query=s.UnitSchema, many=True),
+    Route("GET", "/community/sheet", "intake", "community_sheet",
+          "月度签到 / 公益劳动: a unit's households with a case paid in the month, their check-in and labour", TAG,
+          query=s.SheetSchema),
 ]

@@ -25,4 +25,10 @@ ROUTES = [
           response=s.RunOut),
     Route("POST", "/payments/runs/{run_id}/approval", "payments", "approve_run",
           "Approve (freeze) a run: by someone other than who prepared it", TAG, response=s.RunOut, status=201),
+    Route("GET", "/payments/cases/{case_id}/statement", "payments", "case_statement",
+          "One case by month: its benefit periods and what each run paid (masked payees)", TAG,
+          response=s.CaseStatementOut),
+    Route("POST", "/payments/payees", "payments", "set_payee",
+          "Where a case's benefit is paid (the account encrypted at rest, answered masked)", TAG,
+          body=s.SetPayeeSchema, response=s.LedgerOut),
 ]

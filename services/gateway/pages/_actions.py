@@ -14,6 +14,8 @@ STEP_PAGES = {"evaluation": ("民主评议", "evaluation", {Role.COMMUNITY_OFFIC
               "notice": ("公示与异议", "notice", set()),
               "joint_review": ("区级会审签字", "joint-review", set())}
 INVESTIGATORS = {Role.COMMUNITY_OFFICER, Role.TOWNSHIP_OFFICER, Role.DISTRICT_OFFICER}
+#: who opens a case's page in 动态管理 (pages/dynamic.py READERS)
+CASE_READERS = INVESTIGATORS | {Role.CENTRE_DIRECTOR, Role.DEPUTY_DIRECTOR, Role.AUDITOR}
 
 
 def entry_actions(review: dict, actor) -> list[tuple[str, str]]:
@@ -34,4 +36,6 @@ def entry_actions(review: dict, actor) -> list[tuple[str, str]]:
                 out.append((label, f"{base}/{page}"))
     if review["status"] == "approved":
         out.append(("会审记录", f"{base}/joint-review"))
+        if (review.get("case") or {}).get("id") and actor.roles & CASE_READERS:
+            out.append(("保障对象（动态管理）", f"/dynamic/cases/{review['case']['id']}"))
     return out
