@@ -113,10 +113,10 @@ def nobody_fills_two_roles(signatures: list, actor_user: str, role: str) -> None
     """No single person decides: three distinct people in three roles."""
     for sig in signatures:
         if sig.role == role:
-            raise Conflict(f"the {role} has already signed", {"role": role, "user": sig.user})
+            raise Conflict(f"the {role} has already signed", {"rule": "seat_taken", "role": role, "user": sig.user})
         if sig.user == actor_user:
             raise Conflict(f"{actor_user} already signed as {sig.role}; nobody fills two roles",
-                           {"user": actor_user, "role": sig.role})
+                           {"rule": "nobody_fills_two_roles", "user": actor_user, "role": sig.role})
 
 
 def override_has_reason(amount, reason: str | None) -> None:
@@ -258,9 +258,10 @@ def approver_is_registered(role: str, registered: bool) -> None:
 def approver_is_a_new_person(user: str, proposed_by: str, approvals: list[dict]) -> None:
     """No single person decides: whoever proposed or already approved does not approve again."""
     if user == proposed_by:
-        raise Conflict(f"{user} made this proposal and cannot approve it", {"user": user})
+        raise Conflict(f"{user} made this proposal and cannot approve it", {"rule": "proposer_does_not_approve", "user": user})
     if user in {a["user"] for a in approvals}:
-        raise Conflict(f"{user} already approved this proposal; another person decides", {"user": user})
+        raise Conflict(f"{user} already approved this proposal; another person decides",
+                       {"rule": "approver_is_a_new_person", "user": user})
 
 
 def has_reason(reason: str | None, field: str = "reason") -> str:

@@ -132,9 +132,10 @@ def case(ctx, case_id):
 
 def proposal_refusal(exc, waiting_for: str | None) -> tuple[int, str]:
     """(status, the page's text) for review's refusal of an approval."""
-    if isinstance(exc, Conflict) and "made this proposal" in exc.message:
+    rule = (exc.details or {}).get("rule")
+    if isinstance(exc, Conflict) and rule == "proposer_does_not_approve":
         return 409, SELF_APPROVAL
-    if isinstance(exc, Conflict) and "already approved" in exc.message:
+    if isinstance(exc, Conflict) and rule == "approver_is_a_new_person":
         return 409, APPROVED_ALREADY
     if isinstance(exc, Forbidden) and (exc.details or {}).get("reason") == "not_in_registry":
         return 403, f"不能审批：人员名册中您不是本案所在单位的{labels.role_label((exc.details or {}).get('role'))}。"

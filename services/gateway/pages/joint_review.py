@@ -28,7 +28,7 @@ def refusal(exc) -> str:
     details = exc.details or {}
     if exc.code == "conflict" and details.get("user") and details.get("role"):
         seat = forms.SEATS.get(details["role"], details["role"])
-        if "already signed as" in exc.message:
+        if details.get("rule") == "nobody_fills_two_roles":
             return f"无法签字：您已以{seat}身份签字，同一人不能担任两个会审角色。"
         return f"无法签字：{seat}已由他人签字。"
     if exc.code == "conflict" and details.get("differs"):
