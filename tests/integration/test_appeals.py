@@ -35,7 +35,7 @@ from tests.audit_helpers import auditor
 from tests.browser_helpers import start_console
 from tests.dynamic_helpers import (START, approve_fully, approved_case, district_officer, events, scalar, start,
                                    take_step)
-from tests.helpers import COMMUNITY, DISTRICT, household, investigation, officer, register_staff
+from tests.helpers import DISTRICT, OTHER_COMMUNITY, household, investigation, officer, register_staff
 from tests.identity_helpers import add_person, bootstrap_admin
 from tests.review_helpers import COMMITTEE, community, deputy, director, review_state, township
 
@@ -123,6 +123,13 @@ def test_a_cancelled_case_is_restored_and_a_benefit_change_reverted_by_someone_u
         with pytest.raises(Conflict) as twice:
             rpc.review.file_appeal({"application_id": case["application_id"], "grounds": "再次申请"})
     assert twice.value.details["rule"] == "one_appeal_per_decision"
+    # an officer of another community: the application and the appeal do not exist for them
+    with officer(config, unit=OTHER_COMMUNITY, user="qian.other") as rpc:
+        with pytest.raises(NotFound):
+            rpc.review.file_appeal({"application_id": case["application_id"], "grounds": "代为申请"})
+        with pytest.raises(NotFound):
+            rpc.review.get_appeal(appeal["id"])
+        assert rpc.review.list_appeals() == []
     assert appeal["status"] == "open" and appeal["kind"] == "cancellation" and appeal["filed_via"] == "officer"
     assert {p["part"] for p in appeal["participants"]} == {"proposal", "approval"}
 
