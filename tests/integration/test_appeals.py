@@ -34,8 +34,8 @@ from shared.testing import rpc_as, wait_for
 from tests.audit_helpers import auditor
 from tests.browser_helpers import start_console
 from tests.dynamic_helpers import (START, approve_fully, approved_case, district_officer, events, scalar, start,
-                                   take_step)
-from tests.helpers import DISTRICT, OTHER_COMMUNITY, household, investigation, officer, register_staff
+                                   through_the_review)
+from tests.helpers import DISTRICT, OTHER_COMMUNITY, officer, register_staff
 from tests.identity_helpers import add_person, bootstrap_admin
 from tests.review_helpers import COMMITTEE, community, deputy, director, review_state, township
 
@@ -206,23 +206,12 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 def rejected_at_the_joint_review(config, seed: int) -> tuple[dict, str]:
     """A household through every step to the joint review, where the deputy signs and the director rejects."""
-    data = household(seed=seed)
-    today = date.today()
-    with officer(config) as rpc:
-        created = rpc.intake.register_household(data)
-        app = rpc.intake.submit_application({"household_id": created["household_id"],
-                                             "accepted_on": (today - timedelta(days=1)).isoformat()})
-        rpc.intake.record_investigation(investigation(app["id"], created["member_ids"], on=today))
-    for step in load_policy(config["POLICY"]).review_steps:
-        f = review_state(config, app["id"], step=step.name)
-        if step.kind == "joint_review":
-            break
-        take_step(config, f, step.kind, today)
+    data, _, app_id = through_the_review(config, date.today(), seed, until="joint_review")
     with deputy(config) as rpc:
-        rpc.review.sign_joint_review({"application_id": app["id"], "role": "deputy_director"})
+        rpc.review.sign_joint_review({"application_id": app_id, "role": "deputy_director"})
     with director(config) as rpc:
-        rpc.review.reject_application({"application_id": app["id"], "reason": "家庭人均收入高于标准"})
-    return data, app["id"]
+        rpc.review.reject_application({"application_id": app_id, "reason": "家庭人均收入高于标准"})
+    return data, app_id
 
 
 @pytest.mark.parametrize("policy_name", ["jiangxia", "national2021"])
@@ -275,6 +264,8 @@ def test_a_rejection_appealed_online_reopens_at_the_policys_step(container_facto
     console.cookies.set("dibao_session", person.token)
     worklist = console.get(base + "/", timeout=20)
     assert f'href="/appeals/{appeal["id"]}"' in worklist.text and "复核待决定" in worklist.text
+    listed = console.get(base + "/appeals?status=open", timeout=20)
+    assert f'data-appeal="{appeal["id"]}"' in listed.text and "网上申请" in listed.text
     page = console.get(base + f"/appeals/{appeal['id']}", timeout=20)
     assert page.status_code == 200 and 'id="decide-appeal"' in page.text
     csrf = CSRF.search(page.text).group(1)

@@ -55,8 +55,18 @@ def refusal(exc) -> str:
     return forms.refusal_text(exc)
 
 
-def status_of(exc) -> int:
-    return {"validation_failed": 400, "forbidden": 403}.get(exc.code, 409)
+def submit(call) -> tuple[dict | None, tuple[dict, str, int]]:
+    """(review's answer, no refusal) or (None, (the fields' problems, why, the HTTP status)) when
+    review refuses; anything else is raised (the console's error page)."""
+    try:
+        return call(), ({}, "", 200)
+    except NotFound:
+        return None, ({"application_id": ["未找到该申请"]}, "未找到该申请。", 404)
+    except Exception as exc:
+        if not forms.refused(exc):
+            raise
+        return None, (forms.field_errors(exc), refusal(exc),
+                      {"validation_failed": 400, "forbidden": 403}.get(exc.code, 409))
 
 
 @area.page("/appeals", methods=("GET", "POST"), roles=READERS)
@@ -68,16 +78,10 @@ def appeals(ctx):
     errors, alert, code = {}, "", 200
     if ctx.request.method == "POST":
         values = {k: forms.text(ctx.form, k) for k in values}
-        try:
-            filed = ctx.calls.review.file_appeal({"application_id": values["application_id"],
-                                                  "kind": values["kind"] or None, "grounds": values["grounds"]})
-        except NotFound:
-            errors, alert, code = {"application_id": ["未找到该申请"]}, "未找到该申请。", 404
-        except Exception as exc:
-            if not forms.refused(exc):
-                raise
-            errors, alert, code = forms.field_errors(exc), refusal(exc), status_of(exc)
-        else:
+        filed, (errors, alert, code) = submit(lambda: ctx.calls.review.file_appeal({
+            "application_id": values["application_id"], "kind": values["kind"] or None,
+            "grounds": values["grounds"]}))
+        if filed is not None:
             return ctx.redirect(f"/appeals/{filed['id']}")
     found = ctx.calls.review.list_appeals(status=status, limit=500)
     return ctx.render("appeals/list.html", status=code, appeals=found, chosen=status, values=values, errors=errors,
@@ -94,14 +98,9 @@ def appeal(ctx, appeal_id):
     errors, alert, code = {}, "", 200
     if ctx.request.method == "POST":
         values = {k: forms.text(ctx.form, k) for k in values}
-        try:
-            ctx.calls.review.decide_appeal({"appeal_id": appeal_id, "outcome": values["outcome"],
-                                            "reason": values["reason"]})
-        except Exception as exc:
-            if not forms.refused(exc):
-                raise
-            errors, alert, code = forms.field_errors(exc), refusal(exc), status_of(exc)
-        else:
+        decided, (errors, alert, code) = submit(lambda: ctx.calls.review.decide_appeal({
+            "appeal_id": appeal_id, "outcome": values["outcome"], "reason": values["reason"]}))
+        if decided is not None:
             return ctx.redirect(f"/appeals/{appeal_id}")
     return ctx.render("appeals/appeal.html", status=code, appeal=found, values=values, errors=errors, alert=alert,
                       labels=LABELS, may_decide=found["status"] == "open" and bool(ctx.actor.roles & DECIDERS))
