@@ -30,7 +30,7 @@ from services.payments.service import PaymentsService
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.identity import Role
 from shared.policy import load_policy
-from shared.testing import rpc_as, wait_for
+from shared.testing import rpc_as, rpc_with_token, service_token_for, wait_for
 from tests.audit_helpers import auditor
 from tests.browser_helpers import start_console
 from tests.dynamic_helpers import (START, approve_fully, approved_case, district_officer, events, scalar, start,
@@ -242,6 +242,11 @@ def test_a_rejection_appealed_online_reopens_at_the_policys_step(container_facto
     assert filed.status_code == 200 and 'data-kind="rejection"' in filed.text, filed.text
     assert data["members"][0]["name"] not in filed.text
     assert appeal_online(app_id, last4).status_code == 429                # the 4th attempt of this address
+    # the online filing is the gateway's alone: not a person's, not another service's (no ID check)
+    with community(config) as rpc, pytest.raises(Forbidden):
+        rpc.review.file_public_appeal({"application_id": app_id, "grounds": "x"})
+    with rpc_with_token(config, service_token_for("notify")) as rpc, pytest.raises(Forbidden):
+        rpc.review.file_public_appeal({"application_id": app_id, "grounds": "x"})
     with uninvolved(config) as rpc:
         [appeal] = rpc.review.list_appeals(status="open")
     assert appeal["filed_via"] == "online" and appeal["filed_by"] == "public" and appeal["kind"] == "rejection"
