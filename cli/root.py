@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from cli import (audit, auth, broker, databases, dlq, docs, doctor, importer, keys, ops, partner, payments, review,
+from cli import (appeal, audit, auth, broker, databases, dlq, docs, doctor, importer, keys, ops, partner, payments, review,
                  secrets, stats, up, verify)
 from cli import calendar as calendar_cli
 from demo import command as demo
@@ -40,6 +40,7 @@ ops.register(app)
 app.add_typer(importer.app, name="import")
 app.add_typer(review.app, name="review")
 app.add_typer(verify.app, name="verify")
+appeal.register(app)
 app.add_typer(partner.app, name="partner")
 app.add_typer(payments.app, name="payments")
 app.add_typer(dlq.app, name="dlq")

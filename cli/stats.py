@@ -67,6 +67,22 @@ def verification_table(rows: list[dict]) -> Table:
     return table
 
 
+APPEAL_COLUMNS = (("kind", "复核对象"), ("filed", "申请"), ("upheld", "成立(撤销原决定)"), ("dismissed", "不成立(维持原决定)"),
+                  ("overdue", "超期未决"), ("decided_late", "超期决定"))
+APPEAL_KIND_TITLES = {"rejection": "不予纳入", "cancellation": "停保", "benefit_change": "保障金变更"}
+
+
+def appeals_table(figures: dict) -> Table:
+    """复核: appeals filed, upheld, dismissed and overdue over the year, per kind of decision appealed."""
+    table = Table(title="复核 (appeals, this year)", box=box.SIMPLE_HEAVY)
+    for key, label in APPEAL_COLUMNS:
+        table.add_column(label, justify="left" if key == "kind" else "right")
+    for row in figures["by_kind"] + [dict(figures, kind="合计")]:
+        table.add_row(escape(APPEAL_KIND_TITLES.get(row["kind"], row["kind"])),
+                      *(str(row[key]) for key, _ in APPEAL_COLUMNS[1:]))
+    return table
+
+
 @cli_command
 def stats(
     ctx: typer.Context,
@@ -89,6 +105,8 @@ def stats(
     console.print(table)
     if figures.get("verification"):
         console.print(verification_table(figures["verification"]))
+    if figures.get("appeals", {}).get("filed") or figures.get("appeals", {}).get("overdue"):
+        console.print(appeals_table(figures["appeals"]))
     if scorecard:
         score = Table(title="考评 (supervision scorecard)", box=box.SIMPLE_HEAVY)
         for _, label in SCORE_COLUMNS:

@@ -248,3 +248,82 @@ class CalendarScheduleLoaded(Schema):
     years = fields.List(fields.Integer(), required=True, metadata={"doc": "the years the schedule covers"})
     days = fields.List(fields.Nested(ScheduleDay), required=True,
                        metadata={"doc": "every listed day of those years, in date order"})
+
+
+# --- appeals (复核): DESIGN §2.8, docs/appeals.md ------------------------------------------
+
+#: the rule a restoring or reverting change names (its ``rule``)
+RULE_APPEAL = "appeal_upheld"
+
+
+class _AppealFacts(Schema):
+    """What every appeal event says, partner-safe (no grounds, no staff's words)."""
+
+    appeal_id = fields.String(required=True, metadata={"doc": "also in the subject"})
+    kind = fields.String(required=True, metadata={"doc": "rejection | cancellation | benefit_change"})
+    community_code = fields.String(required=True)
+    township_code = fields.String(required=True)
+    deciding_unit = fields.String(required=True, metadata={"doc": "division code of the unit that decides"})
+
+
+class AppealFiledForPartners(_AppealFacts):
+    """What partners receive of ``appeal_filed``: not the grounds (the household's words)."""
+
+    filed_on = fields.Date(required=True)
+    filed_via = fields.String(required=True, metadata={"doc": "officer | online"})
+    due_on = fields.Date(required=True, metadata={"doc": "decided by this day (working days)"})
+
+
+@event_type(SOURCE, "appeal_filed", partner=AppealFiledForPartners)
+class AppealFiled(AppealFiledForPartners):
+    """A household asked for a review (复核) of a decision, within the policy's period.
+    Subject: household_id, application_id, appeal_id (, case_id)."""
+
+    grounds = fields.String(required=True, metadata={"doc": "why the household asks, in its words"})
+    filed_by = fields.String(required=True, metadata={"doc": "the officer's user id, or `public` (online)"})
+    decision_on = fields.Date(required=True, metadata={"doc": "the day of the decision under appeal"})
+    proposal_id = fields.Integer(allow_none=True, required=True,
+                                 metadata={"doc": "the approved proposal under appeal (cancellation, change)"})
+
+
+class AppealDecidedForPartners(_AppealFacts):
+    """What partners receive of ``appeal_decided``: the outcome, not the reason."""
+
+    outcome = fields.String(required=True, metadata={"doc": "upheld | dismissed"})
+    decided_on = fields.Date(required=True)
+    on_time = fields.Boolean(required=True, metadata={"doc": "decided by its due day"})
+    reopened_at = fields.String(allow_none=True, required=True, metadata={
+        "doc": "upheld: the review step reopened, `reinvestigation`, `restored` (case) or `reverted` (benefit)"})
+
+
+@event_type(SOURCE, "appeal_decided", partner=AppealDecidedForPartners)
+class AppealDecided(AppealDecidedForPartners):
+    """An appeal was decided, with its reason, by someone who took no part in the
+    decision under appeal. Subject: household_id, application_id, appeal_id (, case_id)."""
+
+    reason = fields.String(required=True)
+    decided_by = fields.String(required=True, metadata={"doc": "user id of who decided (accountable)"})
+
+
+@event_type(SOURCE, "application_reopened", partner=True)
+class ApplicationReopened(Schema):
+    """An upheld appeal reopened a rejected application (the review goes on from
+    ``step``; ``reinvestigation``: a new home investigation first). Subject: household_id,
+    application_id, appeal_id."""
+
+    appeal_id = fields.String(required=True)
+    community_code = fields.String(required=True)
+    step = fields.String(required=True, metadata={"doc": "the review step reopened, or `reinvestigation`"})
+    reopened_on = fields.Date(required=True)
+
+
+@event_type(SOURCE, "case_restored", partner=True)
+class CaseRestored(_CaseFacts):
+    """An upheld appeal restored a cancelled case to active: it is paid again
+    (``effective_month``: the first month paid again; the months the cancellation
+    stopped are owed). Subject: household_id, application_id, case_id, appeal_id."""
+
+    appeal_id = fields.String(required=True)
+    cancelled_effective_month = fields.String(required=True,
+                                              metadata={"doc": "YYYY-MM: the cancellation's first unpaid month"})
+    restored_on = fields.Date(required=True)

@@ -168,7 +168,7 @@ def demo(
 
             clock.set(start_day(ReferenceData.from_config(config).calendar, date.today(), months))
         run = Demo(config, households, seed, accounts_file=accounts_file)
-        run.reject_on_report = not months
+        run.reject_on_report = run.appeal_demo = not months
         run.run()
         if clock is not None:
             from demo.year import run_year

@@ -100,6 +100,8 @@ class Demo(Waits, Report):
         #: one household rejected on its report's undeclared car (off when a year follows: its plan
         #: is drawn from the entry's cases, demo.year)
         self.reject_on_report = True
+        #: one cancelled household appeals and is restored (demo.appeal; off when a year follows)
+        self.appeal_demo = True
 
     @property
     def verifying(self) -> bool:
@@ -132,6 +134,10 @@ class Demo(Waits, Report):
                 self.verification.stop()
             self.render_boards(district)
             self.print_tables(district)
+            if self.appeal_demo:
+                from demo.appeal import appeal_one
+
+                appeal_one(self, stack)
         from cli.audit import demo_section
         demo_section(self.config, self.district, self.runs, self.accounts)
 

@@ -28,7 +28,8 @@ SERVICE_PERMISSIONS: dict[str, frozenset[str]] = {
     # the public pages (no login): the notice boards, their sheets and an online
     # objection; the status page's check of the applicant and its step and dates
     "gateway": _EVERY_SERVICE | {"notify.public_board", "notify.public_sheet", "notify.file_public_objection",
-                                 "intake.public_application_check", "review.public_status"},
+                                 "intake.public_application_check", "review.public_status",
+                                 "review.file_public_appeal"},
     # verification reads the members' names and ID numbers, declarations and authorization it asks bureaus about
     "verification": _EVERY_SERVICE | {"intake.verification_subjects"},
 }

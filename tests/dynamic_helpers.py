@@ -39,21 +39,28 @@ def start(container_factory, config, policy: str, tmp_path: Path, notify: bool =
     return config, clock
 
 
-def approved_case(config, clock: FileClock, seed: int, incomes=None) -> dict:
-    """A household taken through every step of the policy to an approved case."""
+def through_the_review(config, today: date, seed: int, incomes=None, until: str | None = None):
+    """A household registered, its application accepted yesterday and investigated today, then
+    taken through the policy's steps — up to the first step of kind ``until`` (opened, not taken),
+    else all of them. (household data, intake's answer to the registration, application id)"""
     data = household(seed=seed)
     data["incomes"] = incomes or []
-    today = clock.today()
     with officer(config) as rpc:
         created = rpc.intake.register_household(data)
         app = rpc.intake.submit_application({"household_id": created["household_id"],
                                              "accepted_on": (today - timedelta(days=1)).isoformat()})
         rpc.intake.record_investigation(investigation(app["id"], created["member_ids"], on=today))
-    app_id = app["id"]
-    policy = load_policy(config["POLICY"])
-    for step in policy.review_steps:
-        f = review_state(config, app_id, step=step.name)
+    for step in load_policy(config["POLICY"]).review_steps:
+        f = review_state(config, app["id"], step=step.name)
+        if step.kind == until:
+            break
         take_step(config, f, step.kind, today)
+    return data, created, app["id"]
+
+
+def approved_case(config, clock: FileClock, seed: int, incomes=None) -> dict:
+    """A household taken through every step of the policy to an approved case."""
+    data, created, app_id = through_the_review(config, clock.today(), seed, incomes)
     final = review_state(config, app_id, status="approved")
     case = final["case"]
     case.update(household=data, member_ids=created["member_ids"], household_id=created["household_id"])

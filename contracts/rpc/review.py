@@ -319,3 +319,86 @@ class InspectionOut(Schema):
     inspected_on = fields.Date(allow_none=True)
     recorded_by = fields.String(allow_none=True)
     proposal_id = fields.Integer(allow_none=True)
+
+
+
+# --- appeals (复核) ---------------------------------------------------------------------
+
+APPEAL_KINDS = ("rejection", "cancellation", "benefit_change")
+
+
+class AppealFileSchema(Schema):
+    """复核申请, recorded by an officer for the household: the application whose rejection,
+    cancellation or benefit change is appealed (the latest such decision), and why."""
+
+    application_id = fields.String(**ID)
+    kind = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(APPEAL_KINDS),
+                         metadata={"doc": "optional: the decision appealed must be of this kind"})
+    grounds = fields.String(required=True, validate=validate.Length(1, 2000))
+
+
+class PublicAppealSchema(Schema):
+    """An online appeal (the public page, after intake matched the applicant's ID ending)."""
+
+    application_id = fields.String(**ID)
+    grounds = fields.String(required=True, validate=validate.Length(1, 2000))
+
+
+class AppealDecideSchema(Schema):
+    appeal_id = fields.String(**ID)
+    outcome = fields.String(required=True, validate=validate.OneOf(("upheld", "dismissed")))
+    reason = fields.String(load_default="", validate=validate.Length(max=2000),
+                           metadata={"doc": "required: why (a decision without one is refused)"})
+
+
+class ListAppealsSchema(Schema):
+    """The appeals of a unit (default: the caller's), of one status if given."""
+
+    unit_code = DivisionCode(load_default=None)
+    status = fields.String(load_default=None, allow_none=True,
+                           validate=validate.OneOf(("open", "upheld", "dismissed")))
+    as_of = fields.Date(load_default=None, metadata={"doc": "judge lateness on this day (default: today)"})
+    limit = fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
+
+
+class AppealOut(Schema):
+    id = fields.String()
+    kind = fields.String(metadata={"doc": "rejection | cancellation | benefit_change"})
+    application_id = fields.String()
+    case_id = fields.String(allow_none=True)
+    proposal_id = fields.Integer(allow_none=True)
+    household_id = fields.String()
+    community_code = fields.String()
+    township_code = fields.String()
+    deciding_unit = fields.Function(lambda a: a.community_code[:6])
+    policy = fields.String()
+    decided_on_original = fields.Date(metadata={"doc": "the day of the decision under appeal"})
+    original_reason = fields.String(allow_none=True)
+    filed_on = fields.Date()
+    filed_via = fields.String(metadata={"doc": "officer | online"})
+    filed_by = fields.String()
+    grounds = fields.String()
+    due_on = fields.Date(metadata={"doc": "to be decided by (working days)"})
+    due_provisional = fields.Boolean(metadata={"doc": "counted across a provisional year"})
+    participants = fields.List(fields.Dict(), metadata={"doc": "[{part, user, name}] who took part in the decision"})
+    status = fields.String(metadata={"doc": "open | upheld | dismissed"})
+    decided_on = fields.Date(allow_none=True)
+    decided_by = fields.String(allow_none=True)
+    decided_by_name = fields.String(allow_none=True)
+    decision_reason = fields.String(allow_none=True)
+    reopened_at = fields.String(allow_none=True)
+
+
+class AppealItemOut(AppealOut):
+    """An appeal on a list: with whether it is late on the day asked."""
+
+    overdue = fields.Boolean(metadata={"doc": "open and past its decision deadline"})
+
+
+class PublicAppealOut(Schema):
+    """What the public page answers: the kind and the dates, nothing of the record."""
+
+    kind = fields.String()
+    filed_on = fields.Date()
+    due_on = fields.Date()
+    status = fields.String()

@@ -98,6 +98,7 @@ def statistics(conn, actor: Actor, day: date, config: dict) -> tuple[dict, Query
     out["paragraph"] = figures.paragraph()
     out["table"] = figures.table()
     out["verification"] = stats.verification_by_bureau(conn, day)     # 核对, per bureau (no personal data)
+    out["appeals"] = stats.appeals(conn, day, actor.unit[:6])          # 复核: filed, upheld, dismissed, overdue
     out["by_township"] = stats.by_township(conn, day)
     return out, Query("statistics", {"date": day}, 1)
 

@@ -6,6 +6,7 @@ Business dates decide, not the time an event was recorded:
 - a case is active at D when its ``review.case_approved`` has
   ``approved_on ≤ D`` and no ``review.case_cancelled`` has taken effect by
   D's month (``effective_month ≤ M`` and any gradual exit ended before M);
+  unless a later ``review.case_restored`` (an upheld appeal) has ``restored_on ≤ D``;
 - its benefit and size at D are those of the latest ``review.case_adjusted``
   or ``payments.benefit_changed`` with ``effective_month ≤ M``, else the
   approval's;
@@ -63,11 +64,16 @@ def active_cases(d: date):
                           _fen(_s("monthly_benefit")).label("benefit"))
                 .where(_type("case_approved"), _s("approved_on") <= d.isoformat())).subquery("approved")
     cancelled = T.alias("cancelled")
+    restored = T.alias("restored")
     stopped = sa.exists().where(
         cancelled.c.type == "case_cancelled", cancelled.c.source == "review",
         cancelled.c.case_id == approved.c.case_id,
         _s("effective_month", cancelled) <= month,
-        sa.or_(_s("gradual_exit_until", cancelled).is_(None), _s("gradual_exit_until", cancelled) < month))
+        sa.or_(_s("gradual_exit_until", cancelled).is_(None), _s("gradual_exit_until", cancelled) < month),
+        # an upheld appeal (复核) restored it by D: that cancellation no longer stands
+        ~sa.exists().where(restored.c.type == "case_restored", restored.c.source == "review",
+                           restored.c.case_id == cancelled.c.case_id, restored.c.seq > cancelled.c.seq,
+                           _s("restored_on", restored) <= d.isoformat()))
     changes = T.alias("changes")
     change_types = sa.or_(sa.and_(changes.c.type == "case_adjusted", changes.c.source == "review"),
                           sa.and_(changes.c.type == "benefit_changed", changes.c.source == "payments"))
@@ -304,3 +310,34 @@ def verification_by_bureau(conn, d: date) -> list[dict]:
             entry = board.setdefault(bureau or "", {"bureau": bureau or "", **{key: 0 for key in counts}})
             entry[column] = int(n)
     return [board[b] for b in sorted(board)]
+
+
+# --- appeals (复核) ----------------------------------------------------------------------
+
+def appeals(conn, d: date, unit: str = "") -> dict:
+    """Appeals over the year of D up to D, from review's recorded events: filed (``appeal_filed``
+    by ``filed_on``), upheld and dismissed (``appeal_decided`` by ``decided_on``), decided late
+    (``on_time`` false), and open at D past their due day (filed by D, due before D, no decision
+    by D), per kind of decision appealed."""
+    today, year_start = d.isoformat(), f"{d.year}-01-01"
+    decided = T.alias("decided")
+    within_unit = _s("community_code").startswith(unit, autoescape=True)
+    filed = [_type("appeal_filed"), _s("filed_on") >= year_start, _s("filed_on") <= today, within_unit]
+    decisions = [_type("appeal_decided"), _s("decided_on") >= year_start, _s("decided_on") <= today, within_unit]
+    counts = {
+        "filed": filed,
+        "upheld": decisions + [_s("outcome") == "upheld"],
+        "dismissed": decisions + [_s("outcome") == "dismissed"],
+        "decided_late": decisions + [P["on_time"].as_boolean().is_(False)],
+        "overdue": [_type("appeal_filed"), _s("filed_on") <= today, _s("due_on") < today, within_unit,
+                    ~sa.exists().where(decided.c.type == "appeal_decided", decided.c.source == "review",
+                                       _s("appeal_id", decided) == _s("appeal_id"),
+                                       _s("decided_on", decided) <= today)],
+    }
+    out = {key: 0 for key in counts}
+    by_kind: dict[str, dict] = {}
+    for column, where in counts.items():
+        for kind, n in conn.execute(sa.select(_s("kind"), sa.func.count()).where(*where).group_by(_s("kind"))):
+            out[column] += int(n)
+            by_kind.setdefault(kind or "", {key: 0 for key in counts})[column] = int(n)
+    return {**out, "by_kind": [{"kind": k, **by_kind[k]} for k in sorted(by_kind)]}

@@ -7,12 +7,14 @@ often an address may use them.
   service's: shared.remote), and that identity may call exactly the public
   reads and the online objection — ``notify.public_board``,
   ``notify.public_sheet``, ``notify.file_public_objection``,
-  ``intake.public_application_check``, ``review.public_status`` — besides
+  ``intake.public_application_check``, ``review.public_status``, the online
+  appeal ``review.file_public_appeal`` — besides
   ``identity.revocations`` (shared/permissions.py). No person's page uses it.
 - **Rate limits per client address** (a sliding window, in this gateway
   process's memory): ``PUBLIC_OBJECTION_LIMIT`` online objections and
-  ``PUBLIC_STATUS_LIMIT`` status lookups, each ``"<count>/<seconds>"``
-  (defaults ``5/3600`` and ``10/600``). The address is the connection's,
+  ``PUBLIC_STATUS_LIMIT`` status lookups and ``PUBLIC_APPEAL_LIMIT`` online
+  appeals (复核, every attempt counted), each ``"<count>/<seconds>"``
+  (defaults ``5/3600``, ``10/600`` and ``5/3600``). The address is the connection's,
   or — only when ``WEB_CLIENT_ADDRESS_HEADER`` names one (behind a
   reverse proxy that sets it) — the last entry of that header. Addresses
   are kept in memory only, never logged or stored.
@@ -32,8 +34,8 @@ from nameko.extensions import DependencyProvider
 from shared.remote import service_token
 
 DOOR_KEY = "dibao.public_door"
-DEFAULT_LIMITS = {"objection": "5/3600", "status": "10/600"}
-LIMIT_KEYS = {"objection": "PUBLIC_OBJECTION_LIMIT", "status": "PUBLIC_STATUS_LIMIT"}
+DEFAULT_LIMITS = {"objection": "5/3600", "status": "10/600", "appeal": "5/3600"}
+LIMIT_KEYS = {"objection": "PUBLIC_OBJECTION_LIMIT", "status": "PUBLIC_STATUS_LIMIT", "appeal": "PUBLIC_APPEAL_LIMIT"}
 #: addresses remembered per limit before the idle ones are dropped
 MAX_ADDRESSES = 20000
 

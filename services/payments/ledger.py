@@ -73,6 +73,15 @@ def case_cancelled(uow: UnitOfWork, env: dict) -> None:
     case.updated_at = now()
 
 
+def case_restored(uow: UnitOfWork, env: dict) -> None:
+    """review.case_restored (an upheld appeal): the case is paid again, from the months its
+    cancellation had stopped on; nothing stops it until review says so."""
+    p = load_payload(env)
+    case = _ledger_case(uow, p["case_id"])
+    case.status, case.stop_month = "active", None
+    case.updated_at = now()
+
+
 def checkin_recorded(uow: UnitOfWork, env: dict) -> None:
     p = load_payload(env)
     household_id = env["subject"]["household_id"]

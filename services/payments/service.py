@@ -2,8 +2,8 @@
 files and reconciliation — every household paid exactly once per period.
 
 Run alone: ``nameko run --config config.yml services.payments.service``.
-It consumes review's ``case_approved``, ``case_adjusted`` and
-``case_cancelled`` and intake's ``checkin_recorded``; finance staff prepare,
+It consumes review's ``case_approved``, ``case_adjusted``,
+``case_cancelled`` and ``case_restored`` and intake's ``checkin_recorded``; finance staff prepare,
 approve, export and reconcile runs over RPC.
 """
 from __future__ import annotations
@@ -70,6 +70,10 @@ class PaymentsService(deadletter.DeadLetterReplay):
     @consume_event("review", "case_cancelled")
     def on_case_cancelled(self, body):
         self.db.consume(body, "on_case_cancelled", ledger.case_cancelled)
+
+    @consume_event("review", "case_restored")
+    def on_case_restored(self, body):
+        self.db.consume(body, "on_case_restored", ledger.case_restored)
 
     @consume_event("intake", "checkin_recorded")
     def on_checkin_recorded(self, body):

@@ -259,6 +259,8 @@ def apply(uow: UnitOfWork, proposal: CaseProposal, case: Case, policy: Policy, r
           today: date) -> None:
     """The approved proposal takes effect from the next month, and is told (events)."""
     proposal.status, proposal.decided_on = "approved", today
+    proposal.previous_benefit, proposal.previous_size = case.monthly_benefit, case.household_size
+    proposal.previous_income = case.verified_income
     standard = standard_of(case, ref, today)
     if proposal.action == "cancel":
         return cancel(case, proposal, today)
@@ -272,9 +274,9 @@ def apply(uow: UnitOfWork, proposal: CaseProposal, case: Case, policy: Policy, r
     old = case.monthly_benefit
     case.verified_income, case.household_size, case.standard = income, size, standard
     if new == old:
-        proposal.decision_reason = "保障金不变"
+        proposal.decision_reason, proposal.outcome = "保障金不变", "unchanged"
         return
-    case.monthly_benefit = new
+    case.monthly_benefit, proposal.outcome = new, "adjusted"
     case.record(Event(SOURCE, "case_adjusted", case_subject(case), {
         **_case_facts(case, proposal, today), "old_benefit": old, "new_benefit": new,
         "direction": "raised" if new > old else "lowered", "benefit_gap": rules.benefit_gap(standard, size, income)}))
@@ -283,6 +285,7 @@ def apply(uow: UnitOfWork, proposal: CaseProposal, case: Case, policy: Policy, r
 def cancel(case: Case, proposal: CaseProposal, today: date) -> None:
     effective, until = rules.cancellation_months(today, proposal.gradual_exit_months or 0)
     case.status, case.ended_on, case.end_month, case.gradual_exit_until = "cancelled", today, effective, until
+    proposal.outcome = "cancelled"
     # the other proposals still pending for this case have nothing left to act on
     object_session(case).execute(
         sa.update(CaseProposal)

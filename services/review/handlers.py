@@ -110,8 +110,8 @@ def advance(f: ReviewFile, ref: ReferenceData, today: date) -> None:
     open_step(f, policy_of(f).step_after(f.step), ref, today)
 
 
-def reject(f: ReviewFile, step: str, reason: str, today: date) -> None:
-    f.status, f.decided_on, f.rejection_reason = "rejected", today, reason
+def reject(f: ReviewFile, step: str, reason: str, today: date, by: str) -> None:
+    f.status, f.decided_on, f.rejection_reason, f.rejected_by = "rejected", today, reason, by
     f.record(Event(SOURCE, "application_rejected", subject(f), {
         "community_code": f.community_code, "step": step, "reason": reason, "rejected_on": today}))
 
@@ -208,7 +208,7 @@ def record_evaluation(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceD
     if data["passed"]:
         advance(f, ref, today)
     else:
-        reject(f, step.name, data["remarks"] or "民主评议未通过", today)
+        reject(f, step.name, data["remarks"] or "民主评议未通过", today, actor.user)
     uow.commit()
     return f
 
@@ -258,7 +258,7 @@ def record_township_review(uow: UnitOfWork, actor: Actor, data: dict, ref: Refer
     if data["passed"]:
         advance(f, ref, today)
     else:
-        reject(f, step.name, data["remarks"] or "乡镇街审核未通过", today)
+        reject(f, step.name, data["remarks"] or "乡镇街审核未通过", today, actor.user)
     uow.commit()
     return f
 
@@ -432,7 +432,7 @@ def reject_application(uow: UnitOfWork, actor: Actor, data: dict, ref: Reference
         raise Conflict(f"the application is already {f.status}", {"status": f.status})
     level = policy_of(f).step(f.step).level if f.step else "community"
     authorize(actor, LEVEL_ROLES[level], unit_of(f, level))
-    reject(f, f.step or f.status, data["reason"], today)
+    reject(f, f.step or f.status, data["reason"], today, actor.user)
     uow.commit()
     return f
 

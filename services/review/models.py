@@ -55,6 +55,8 @@ class ReviewFile(RecordsEvents, Base):
     notice_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
     decided_on: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
     rejection_reason: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    #: who recorded the rejection (the evaluation's or township's recorder, or who rejected it)
+    rejected_by: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     flags: Mapped[list] = mapped_column(sa.JSON, default=list)
     version: Mapped[int] = mapped_column(default=1)
 
@@ -213,6 +215,53 @@ class CaseProposal(Base):
     approvals: Mapped[list] = mapped_column(sa.JSON, default=list)   # [{role, user, name, on, remarks}]
     decided_on: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
     decision_reason: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    #: what the approved proposal did to the case: cancelled | adjusted | unchanged (None: not applied)
+    outcome: Mapped[str | None] = mapped_column(sa.String(10), nullable=True)
+    #: the case before it (an upheld appeal reverts a benefit change to these)
+    previous_benefit: Mapped[Decimal | None] = mapped_column(sa.Numeric(12, 2), nullable=True)
+    previous_size: Mapped[int | None] = mapped_column(nullable=True)
+    previous_income: Mapped[Decimal | None] = mapped_column(EncryptedDecimal(row_key="seal_id"), nullable=True)
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class Appeal(RecordsEvents, Base):
+    """复核: a household asks for a review of a rejection, a cancellation or a
+    benefit change; someone who took no part in that decision decides it."""
+
+    __tablename__ = "appeal"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    #: rejection | cancellation | benefit_change
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    #: the decision under appeal, once: ``rejection:<application>:<n>`` or ``proposal:<id>``
+    decision_key: Mapped[str] = mapped_column(sa.String(90), unique=True)
+    application_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    case_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
+    proposal_id: Mapped[int | None] = mapped_column(nullable=True)
+    household_id: Mapped[str] = mapped_column(sa.String(36))
+    community_code: Mapped[str] = mapped_column(sa.String(12), index=True)
+    township_code: Mapped[str] = mapped_column(sa.String(9))
+    policy: Mapped[str] = mapped_column(sa.String(32))
+    decided_on_original: Mapped[date] = mapped_column(sa.Date)
+    original_reason: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    filed_on: Mapped[date] = mapped_column(sa.Date)
+    #: officer (through the community) | online (the public pages)
+    filed_via: Mapped[str] = mapped_column(sa.String(8))
+    filed_by: Mapped[str] = mapped_column(sa.String(64))
+    grounds: Mapped[str] = mapped_column(sa.Text)
+    due_on: Mapped[date] = mapped_column(sa.Date)
+    due_provisional: Mapped[bool] = mapped_column(default=False)
+    #: who took part in the decision under appeal: [{user, name, part}] (user or name may be null)
+    participants: Mapped[list] = mapped_column(sa.JSON, default=list)
+    #: open | upheld | dismissed
+    status: Mapped[str] = mapped_column(sa.String(10), default="open", index=True)
+    decided_on: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    decided_by_name: Mapped[str | None] = mapped_column(sa.String(50), nullable=True)
+    decision_reason: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    #: what the upheld appeal reopened: the step, ``reinvestigation``, ``restored`` or ``reverted``
+    reopened_at: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
     version: Mapped[int] = mapped_column(default=1)
 
     __mapper_args__ = {"version_id_col": version}

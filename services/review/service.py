@@ -21,7 +21,7 @@ from contracts import payments as _payments_events  # noqa: F401
 from contracts import review as events  # noqa: F401 - registers review's event contract
 from contracts import verification as _verification_events  # noqa: F401 - the 核对 reports it gates on
 from contracts.rpc import review as schemas
-from services.review import calendar, dynamic, handlers, month_end, rules
+from services.review import appeals, calendar, dynamic, handlers, month_end, rules
 from services.review.models import WORKDAY_SCHEDULE, Base, Case, Staff
 from shared.db import AlreadyConsumed, Database
 from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
@@ -47,6 +47,9 @@ PROPOSAL_OUT = schemas.ProposalOut()
 CAMPAIGN_OUT = schemas.CampaignOut()
 CAMPAIGNS_OUT = schemas.CampaignOut(many=True)
 INSPECTIONS_OUT = schemas.InspectionOut(many=True)
+APPEAL_OUT = schemas.AppealOut()
+APPEAL_ITEM_OUT = schemas.AppealItemOut()
+PUBLIC_APPEAL_OUT = schemas.PublicAppealOut()
 
 
 class ReviewService(deadletter.DeadLetterReplay):
@@ -404,6 +407,48 @@ class ReviewService(deadletter.DeadLetterReplay):
     def campaign_progress(self, campaign_id):
         with self.db.read() as uow:
             return dynamic.campaign_progress(uow, self.caller.actor, campaign_id)
+
+    # --- appeals (复核) ---------------------------------------------------------------
+    @rpc
+    def file_appeal(self, data):
+        """复核申请 for the household (its officer): within the policy's period of the decision."""
+        data = load(schemas.AppealFileSchema, data)
+        with self.db() as uow:
+            return APPEAL_OUT.dump(appeals.file_appeal(uow, self.caller.actor, data, self.ref, self.ref.today()))
+
+    @rpc
+    def file_public_appeal(self, data):
+        """An online appeal (the public page, as the gateway, once intake matched the applicant)."""
+        data = load(schemas.PublicAppealSchema, data)
+        with self.db() as uow:
+            return PUBLIC_APPEAL_OUT.dump(appeals.file_appeal(uow, self.caller.actor, data, self.ref,
+                                                              self.ref.today(), via="online"))
+
+    @rpc
+    def decide_appeal(self, data):
+        """复核决定: upheld (reopens, restores, reverts) or dismissed, with the reason, by someone
+        who took no part in the decision under appeal."""
+        data = load(schemas.AppealDecideSchema, data)
+        with self.db() as uow:
+            return APPEAL_OUT.dump(appeals.decide_appeal(uow, self.caller.actor, data, self.ref, self.ref.today()))
+
+    @rpc
+    def list_appeals(self, unit_code=None, status=None, as_of=None, limit=200):
+        """The appeals within the unit (default: the caller's), the earliest due first, with
+        the overdue mark (shape: schemas.AppealItemOut)."""
+        given = {"unit_code": unit_code, "status": status, "as_of": as_of, "limit": limit}
+        data = load(schemas.ListAppealsSchema, {k: v for k, v in given.items() if v is not None})
+        actor = self.caller.actor
+        as_of = data["as_of"] or self.ref.today()
+        with self.db.read() as uow:
+            rows = appeals.list_appeals(uow, actor, data["unit_code"] or actor.unit, data["status"], data["limit"])
+            return [dict(APPEAL_ITEM_OUT.dump(a), overdue=appeals.rules.appeal_overdue(a.status, a.due_on, as_of))
+                    for a in rows]
+
+    @rpc
+    def get_appeal(self, appeal_id):
+        with self.db.read() as uow:
+            return APPEAL_OUT.dump(appeals.appeal_for(uow, self.caller.actor, appeals.READERS, appeal_id))
 
     # --- the working-day calendar's official schedules (review owns them) ----------
     @rpc

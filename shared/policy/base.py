@@ -136,6 +136,20 @@ class Policy:
     #: ... income found above the declared income by more than this (yuan a month)
     verification_income_tolerance: Decimal = Decimal("0.00")
 
+    # --- appeals (复核): DESIGN §2.8, docs/appeals.md ---------------------------------
+    #: a household may ask for a review of a rejection, cancellation or benefit change within
+    #: this many days of the decision ...
+    appeal_period: int = 15
+    #: ... counted in working days (True) or calendar days (False)
+    appeal_period_in_workdays: bool = False
+    #: the appeal is decided within this many working days of filing
+    appeal_decision_workdays: int = 15
+    #: who decides an appeal (someone who took no part in the decision under appeal), at the district
+    appeal_deciders: tuple[str, ...] = ("deputy_director", "centre_director")
+    #: an upheld appeal of a rejection reopens the application at this review step; None: back to a
+    #: home investigation (重新入户调查), after which the review starts again at its first step
+    appeal_reopens_at: str | None = None
+
     def step(self, name: str) -> ReviewStep:
         for step in self.review_steps:
             if step.name == name:

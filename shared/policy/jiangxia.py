@@ -54,4 +54,11 @@ def JiangxiaPolicy() -> Policy:
         verification_homes_allowed=1,
         verification_deposit_months=Decimal("12"),
         verification_income_tolerance=Decimal("0.00"),
+        # --- appeals (复核): within 15 days of the decision; decided within 15 working days by
+        # the district's leaders; an upheld rejection goes back to a home investigation
+        appeal_period=15,
+        appeal_period_in_workdays=False,
+        appeal_decision_workdays=15,
+        appeal_deciders=("deputy_director", "centre_director"),
+        appeal_reopens_at=None,
     )

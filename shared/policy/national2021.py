@@ -59,4 +59,12 @@ def National2021Policy() -> Policy:
         verification_homes_allowed=1,
         verification_deposit_months=Decimal("24"),
         verification_income_tolerance=Decimal("50.00"),
+        # --- appeals (复核): within 10 working days of the decision; the county decides within
+        # 10 working days; an upheld rejection reopens at the township's initial opinion
+        # (illustrative figures: the measure leaves them to the province)
+        appeal_period=10,
+        appeal_period_in_workdays=True,
+        appeal_decision_workdays=10,
+        appeal_deciders=("deputy_director", "centre_director", "district_officer"),
+        appeal_reopens_at="township_opinion",
     )

@@ -476,6 +476,11 @@ def test_demo_starts_its_own_services_under_national2021(tmp_path, sqlite_config
     assert "核对报告" in out and "undeclared_vehicle" in out and "未申报的机动车" in out
     assert "公安局 (public_security)" in out and "银行 (bank)" in out
     assert "starting" in out and "verification" in out
+    # 复核 (issue 15 item 8): a cancelled household appeals; one who approved the cancellation is
+    # refused; someone who took no part upholds it and the case is active again
+    words = " ".join(out.split())     # the console wraps long lines
+    assert "9. appeal" in words and "refused (decided_by_someone_uninvolved)" in words, words[-3000:]
+    assert "upheld" in words and "the case is active again" in words
 
 
 def test_demo_finishes_without_the_notice_font(tmp_path, sqlite_config, logger_levels):

@@ -37,7 +37,8 @@ APPLICATION_NUMBER = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 ID_LAST4 = re.compile(r"^[0-9]{3}[0-9X]$")
 NOT_FOUND_TEXT = "没有查到这份申请：请核对受理编号和申请人身份证号后四位。"
 LIMITED_TEXT = {"objection": "同一网络地址提交异议过于频繁，请稍后再试，或到社区（村）低保专干处当面反映。",
-                "status": "同一网络地址查询过于频繁，请稍后再试。"}
+                "status": "同一网络地址查询过于频繁，请稍后再试。",
+                "appeal": "同一网络地址提交复核申请过于频繁，请稍后再试，或到社区（村）低保专干处申请。"}
 OBJECTION_FIELDS = ("text", "contact_name", "contact_phone")
 
 
