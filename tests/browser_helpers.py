@@ -126,8 +126,19 @@ class Console:
         field.send_keys(value)
         return self
 
-    def submit(self, css: str):
+    def submit(self, css: str, timeout: float = 20.0):
+        """Click a form's button and wait until the browser has left the page
+        (the console has no script: every form posts and the server answers
+        with a new page): a ``wait_path`` for the same path as before, or a
+        ``find`` right after, then sees the answer and not the old page."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        page = self.driver.find_element(By.TAG_NAME, "html")
         self.find(css).click()
+        WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(
+            expected_conditions.staleness_of(page), f"{css}: the page did not change within {timeout} s")
         return self
 
     def wait_path(self, predicate, timeout: float = 20.0) -> str:

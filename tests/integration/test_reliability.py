@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 
+import eventlet
 import pytest
 import sqlalchemy as sa
 import yaml
@@ -191,7 +192,9 @@ def test_broker_restart_mid_stream_loses_nothing(private_broker, container_facto
     finally:
         relay.send_signal(signal.SIGTERM)
         relay.wait(timeout=10)
-        consumer.stop()                                # while its broker is there
+        with eventlet.Timeout(30, False):             # while its broker is there; a consumer whose
+            consumer.stop()                            # reconnection failed is killed, not waited for
+        consumer.kill()
     effects = probe.effects(config["DB_URIS"]["probe"])
     assert len(effects) == n and sorted(h for _, h in effects) == sorted(ids)
 
