@@ -18,6 +18,8 @@ import logging
 from operator import attrgetter
 from typing import Callable, TypeVar
 
+import sqlalchemy as sa
+
 from shared.errors import NotFound
 from shared.identity import Actor, authorize
 
@@ -53,3 +55,19 @@ def get_within(uow, actor: Actor, roles, model, ident, what: str, key: str,
     row = uow.get(model, ident, what, key, **options)
     within(actor, division(row), NotFound.of(what, ident, key))
     return row
+
+
+def code_within(column, unit_code: str):
+    """SQL: ``column``'s division code lies within ``unit_code`` (it starts
+    with it) — as an index range, ``unit_code <= code < unit_code + 1``
+    (the same number of digits), which SQLite and PostgreSQL answer from a
+    b-tree index on the column; ``LIKE 'code%'`` is no index range on
+    SQLite (LIKE ignores case there) and scans the table. Division codes
+    are ASCII digits (shared.divisions); anything else falls back to the
+    LIKE."""
+    if not (isinstance(unit_code, str) and unit_code.isascii() and unit_code.isdigit()):
+        return column.startswith(unit_code, autoescape=True)
+    if set(unit_code) == {"9"}:
+        return column >= unit_code
+    upper = str(int(unit_code) + 1).zfill(len(unit_code))
+    return sa.and_(column >= unit_code, column < upper)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 import pyotp
 
+from contracts.rpc.identity import PASSWORD_MAX_LENGTH
 from shared.errors import Conflict, Forbidden, ValidationFailed
 
 SYSTEM_ADMIN = "system_admin"        # 系统管理员: runs services, dead-letter replay; no case data
@@ -36,7 +37,6 @@ SERVICE_ROLE = "service"
 ACCOUNT_READERS = frozenset({SECURITY_ADMIN, AUDIT_ADMIN})
 
 USER_ID = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
-PASSWORD_MAX_LENGTH = 128   # argon2 takes any length; a bound keeps a request's cost bounded
 
 
 @dataclass(frozen=True)

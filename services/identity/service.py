@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
 
 import contracts.identity  # noqa: F401 - registers identity's event contract
-from services.identity import handlers, schemas
+from contracts.rpc import identity as schemas
+from services.identity import handlers
 from services.identity.credentials import FreshCredentials, Passwords
 from services.identity.handlers import utcnow
 from services.identity.models import Base

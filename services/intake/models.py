@@ -135,6 +135,10 @@ class Application(RecordsEvents, Base):
                                                                      order_by="HomeInvestigation.recorded_at")
 
 
+#: the worklist's look-up: the applications of one status within a unit
+sa.Index("ix_application_status_community", Application.status, Application.community_code)
+
+
 class HomeInvestigation(RecordsEvents, Base):
     """入户调查: who went, what they verified, who signed."""
 

@@ -22,6 +22,7 @@ from services.intake.models import WORKDAY_SCHEDULE, Application, Base
 from shared.db import Database
 from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
 from shared.inbox import bus_health, consume_event
+from shared.jurisdiction import code_within
 from shared.errors import EXPECTED_ERRORS, ValidationFailed
 from shared.identity import Identity, authorize
 from shared.reference import Reference
@@ -158,7 +159,7 @@ class IntakeService(deadletter.DeadLetterReplay):
         with self.db.read() as uow:
             authorize(actor, handlers.READERS, scope)
             stmt = (sa.select(Application)
-                    .where(Application.community_code.startswith(scope, autoescape=True))
+                    .where(code_within(Application.community_code, scope))
                     .order_by(Application.submitted_at).limit(data["limit"]))
             if data["status"]:
                 stmt = stmt.where(Application.status == data["status"])

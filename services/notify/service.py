@@ -14,7 +14,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from contracts import notify as events  # noqa: F401 - registers notify's event contract
-from services.notify import handlers, rendering, schemas
+from contracts.rpc import notify as schemas
+from services.notify import handlers, rendering
 from services.notify.channels import Channels, DeliveryFailed
 from services.notify.models import Base
 from services.notify.rendering import NoticeBoard

@@ -22,7 +22,7 @@ from shared.db import UnitOfWork
 from shared.errors import Conflict, ValidationFailed
 from shared.events import Event, load_payload
 from shared.identity import STAFF_ROLES, Actor, Role, authorize
-from shared.jurisdiction import get_within
+from shared.jurisdiction import code_within, get_within
 from shared.money import round_fen
 from shared.policy import load_policy
 from shared.policy.base import Policy, ReviewStep
@@ -508,8 +508,7 @@ def worklist(uow: UnitOfWork, actor: Actor, unit_code: str, as_of: date, limit: 
     authorize(actor, READERS, unit_code)
     levels = levels_of(actor)
     stmt = (sa.select(ReviewFile)
-            .where(ReviewFile.status.in_(OPEN_STATUSES),
-                   ReviewFile.community_code.startswith(unit_code, autoescape=True))
+            .where(ReviewFile.status.in_(OPEN_STATUSES), code_within(ReviewFile.community_code, unit_code))
             .order_by(ReviewFile.accepted_on, ReviewFile.application_id))
     items = []
     for f in uow.session.scalars(stmt):

@@ -63,6 +63,10 @@ class ReviewFile(RecordsEvents, Base):
     __mapper_args__ = {"version_id_col": version}
 
 
+#: the worklist's look-up: the open files (a few) among every decided one, within a unit
+sa.Index("ix_review_file_status_community", ReviewFile.status, ReviewFile.community_code)
+
+
 class CommunityEvaluation(Base):
     """民主评议: the meeting, who took part and signed, the votes."""
 

@@ -39,12 +39,13 @@ def api(container_factory, sqlite_config):
     officer = add_person(config, admin, "wang.officer", ["community_officer"], unit=COMMUNITY, name="王专干")
     finance = add_person(config, admin, "qian.finance", ["finance_officer"], unit=DISTRICT, name="钱会计",
                          password="Finance-Pass-2026")
-    return Api(base, config, officer.token, finance.token)
+    return Api(base, config, officer.token, finance.token, admin.token)
 
 
 class Api:
-    def __init__(self, base: str, config: dict, token: str, other_token: str):
+    def __init__(self, base: str, config: dict, token: str, other_token: str, admin_token: str = ""):
         self.base, self.config, self.token, self.other_token = base, config, token, other_token
+        self.admin_token = admin_token
 
     def call(self, method: str, path: str, token: str | None = "", **kwargs):
         token = self.token if token == "" else token
@@ -146,7 +147,10 @@ def test_the_document_is_openapi_3_with_the_operator_paths_and_security(api):
     assert {"bearerAuth", "cookieAuth"} <= set(document["components"]["securitySchemes"])
     assert document["security"] == [{"bearerAuth": []}, {"cookieAuth": []}]
     for path in ("/households", "/applications", "/investigations", "/applications/{application_id}/review",
-                 "/review/worklist", "/review/evaluations", "/payments/runs", "/audit/trace"):
+                 "/review/worklist", "/review/evaluations", "/payments/runs", "/audit/trace", "/identity/whoami",
+                 "/identity/password", "/identity/accounts", "/identity/role-grants", "/identity/unlocks",
+                 "/identity/credential-resets", "/identity/disablements", "/notify/notices",
+                 "/notify/notices/{notice_id}", "/notify/objections", "/notify/board-renderings"):
         assert path in document["paths"], path
     ops = list(operations(document))
     assert len(ops) >= 35 and len({op["operationId"] for _, _, op in ops}) == len(ops)
@@ -253,3 +257,92 @@ def test_a_cookie_session_needs_the_csrf_token_to_change_anything(api):
     made = requests.post(api.base + "/api/households", json=household(seed=23), cookies=cookies,
                          headers={"X-CSRF-Token": token}, timeout=TIMEOUT)
     assert made.status_code == 201, made.text
+
+
+# --- identity over the API: the security administrator's calls, and no one else's ----------------
+
+#: a valid body for each security-administrator operation, aimed at someone else's account —
+#: or, for a grant, at the caller's own (raising oneself to a joint-review seat)
+ADMIN_BODIES = {
+    "identity.add_account": {"user": "sock.puppet", "name": "傀儡", "unit": COMMUNITY, "roles": ["centre_director"]},
+    "identity.grant_role": {"user": "wang.officer", "role": "centre_director"},
+    "identity.revoke_role": {"user": "qian.finance", "role": "finance_officer"},
+    "identity.unlock_account": {"user": "qian.finance"},
+    "identity.disable_account": {"user": "qian.finance"},
+    "identity.enable_account": {"user": "qian.finance"},
+    "identity.reset_credentials": {"user": "qian.finance", "what": "password"},
+}
+
+
+def admin_operations(document: dict):
+    return [(m, p, op) for m, p, op in operations(document) if "security administrator" in op["tags"][0]]
+
+
+def test_the_security_administrators_calls_refuse_everyone_else(api):
+    document = requests.get(api.base + "/api/openapi.json", timeout=TIMEOUT).json()
+    ops = admin_operations(document)
+    assert {op["operationId"] for _, _, op in ops} == set(ADMIN_BODIES) | {"identity.list_accounts"}
+    for token in (api.token, api.other_token):          # a community officer, a finance officer
+        for method, path, op in ops:
+            body = {"json": ADMIN_BODIES[op["operationId"]]} if method == "POST" else {}
+            answer = api.call(method, path, token=token, **body)
+            assert answer.status_code == 403, (op["operationId"], answer.status_code, answer.text)
+            assert answer.json()["code"] == "forbidden"
+    # nothing changed: the finance officer still logs in to the same session with the same role
+    me = api.call("GET", "/identity/whoami", token=api.other_token)
+    assert me.status_code == 200 and me.json()["roles"] == ["finance_officer"], me.text
+    assert api.call("GET", "/identity/whoami").json()["roles"] == ["community_officer"]
+    accounts = api.call("GET", "/identity/accounts", token=api.admin_token)
+    assert accounts.status_code == 200, accounts.text
+    by_user = {a["user"]: a for a in accounts.json()}
+    assert "sock.puppet" not in by_user and by_user["qian.finance"]["status"] == "active"
+    assert by_user["wang.officer"]["roles"] == ["community_officer"]
+
+
+def test_the_security_administrator_cannot_take_a_joint_review_seat_through_the_api(api):
+    admin = api.admin_token
+    me = api.call("GET", "/identity/whoami", token=admin).json()
+    assert me["roles"] == ["security_admin"]
+    for seat in ("centre_director", "deputy_director", "district_officer"):
+        own = api.call("POST", "/identity/role-grants", token=admin, json={"user": me["user"], "role": seat})
+        assert own.status_code == 403 and own.json()["details"]["reason"] == "own_account", own.text
+    # nor by the back door of 三员分立's other half: an account of theirs cannot be re-enabled or reset by themselves
+    for path, body in (("/identity/credential-resets", {"user": me["user"], "what": "totp"}),
+                       ("/identity/unlocks", {"user": me["user"]})):
+        answer = api.call("POST", path, token=admin, json=body)
+        assert answer.status_code == 403 and answer.json()["details"]["reason"] == "own_account", answer.text
+    assert api.call("GET", "/identity/whoami", token=admin).json()["roles"] == ["security_admin"]
+
+    # what the administrator may do, answered with identity's own shapes and typed errors
+    granted = api.call("POST", "/identity/role-grants", token=admin,
+                       json={"user": "wang.officer", "role": "community_panel"})
+    assert granted.status_code == 201 and granted.json()["roles"] == ["community_officer", "community_panel"]
+    unknown = api.call("POST", "/identity/role-grants", token=admin, json={"user": "wang.officer", "role": "king"})
+    assert names(fields_of(unknown), "role")
+    missing = api.call("POST", "/identity/unlocks", token=admin, json={"user": "no.such.person"})
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+    duplicate = api.call("POST", "/identity/accounts", token=admin,
+                         json={"user": "qian.finance", "name": "钱", "unit": DISTRICT, "roles": []})
+    assert duplicate.status_code == 409 and duplicate.json()["code"] == "conflict"
+    reset = api.call("POST", "/identity/credential-resets", token=admin, json={"user": "qian.finance"})
+    assert reset.status_code == 201 and reset.json()["one_time_password"], reset.text
+    assert reset.headers["Cache-Control"] == "no-store"
+    # the reset ended the finance officer's sessions: the old token is no login any more
+    gone = api.call("GET", "/identity/whoami", token=api.other_token)
+    assert gone.status_code == 401 and gone.json()["code"] == "unauthenticated", gone.text
+
+
+def test_a_person_changes_their_password_and_logs_out_through_the_api(api):
+    wrong = api.call("POST", "/identity/password", json={"old_password": "Officer-Pass-2026",
+                                                         "new_password": "short"})
+    assert names(fields_of(wrong), "new_password")
+    changed = api.call("POST", "/identity/password", json={"old_password": "Officer-Pass-2026",
+                                                           "new_password": "Officer-Newer-2027"})
+    assert changed.status_code == 200 and changed.json()["must_change_password"] is False, changed.text
+    old = api.call("GET", "/identity/whoami")
+    assert old.status_code == 401, old.text                     # every earlier session ended, at once
+    new = changed.json()["token"]
+    assert api.call("GET", "/identity/whoami", token=new).json()["user"] == "wang.officer"
+    assert api.call("POST", "/identity/logout", token=new).status_code == 200
+    after = api.call("GET", "/review/worklist", token=new)
+    assert after.status_code == 401 and after.json()["code"] == "unauthenticated"

@@ -63,6 +63,8 @@ class Route:
     #: path values that are not uuids: name → ("integer" | "string", description)
     path_types: dict = field(default_factory=dict)
     description: str = ""
+    #: the call ends the caller's session (logout, a new password): the gateway forgets it at once
+    ends_session: bool = False
 
     @property
     def operation_id(self) -> str:
@@ -156,6 +158,8 @@ def handle(request, caller, calls, sessions):
         sessions.check_csrf(request, actor, request.headers.get(CSRF_HEADER))
     kwargs = arguments(route, request, values)
     answer = getattr(getattr(calls, route.service), route.rpc)(**kwargs)
+    if route.ends_session:
+        sessions.ended(actor)
     return json_response(answer, route.status)
 
 
