@@ -81,6 +81,7 @@ def refresh(uow: UnitOfWork, round_: VerificationRound, ref: ReferenceData, toda
         "community_code": round_.community_code, "purpose": round_.purpose, "revision": round_.revision,
         "complete": complete, "bureaus_missing": sorted(r.bureau for r in open_),
         "answers_missing": sum(r.members - r.members_answered for r in open_),
+        "answers_due_by": max((r.answer_by for r in open_), default=None),
         "open_discrepancies": sum(1 for d in discrepancies if d.status == "open"),
         "discrepancy_rules": sorted({d.rule for d in discrepancies if d.status == "open"})}))
     if complete and round_.filed_on is None:
