@@ -31,6 +31,8 @@ published).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from datetime import date, timedelta
@@ -38,6 +40,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from kombu import Connection
 
 from bench.bench_outbox_relay import Broker, make_messages, run_raw
 from bench.support import Stopwatch, record
@@ -102,6 +105,53 @@ def load_cases(uri: str, n: int) -> None:
         engine.dispose()
 
 
+#: the responders: ``process`` (default: `dibao partner serve`, one process each) or ``container``
+#: (cli.responder's class in this process, as the tests run it)
+RESPONDERS = os.environ.get("BENCH_VERIFICATION_RESPONDERS", "process")
+DIBAO = Path(sys.executable).parent / "dibao"
+PROFILE = os.environ.get("BENCH_VERIFICATION_PROFILE")   # a folder: pyinstrument's text per backend
+
+
+def _profiler():
+    """pyinstrument over the timed part (every container runs in this process), when asked; and
+    cProfile over each batch of bureau messages taken (``answers.take_batch``: no green switch inside)."""
+    if not PROFILE:
+        return None
+    import cProfile
+    import functools
+
+    from services.verification import answers
+
+    if not hasattr(answers.take_batch, "profile"):
+        original, profile = answers.take_batch, cProfile.Profile()
+
+        @functools.wraps(original)
+        def take(*args, **kwargs):
+            profile.enable()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                profile.disable()
+        take.profile = profile
+        answers.take_batch = take
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.001, async_mode="disabled")
+    profiler.start()
+    return profiler
+
+
+def wait_consuming(partner_uri: str, timeout: float = 60) -> None:
+    """Until the responder consumes its bureau's request queue."""
+    deadline = time.monotonic() + timeout
+    with Connection(partner_uri) as conn:
+        channel = conn.channel()
+        while channel.queue_declare("verification.requests", passive=True).consumer_count < 1:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no responder on {partner_uri.rsplit('/', 1)[-1]}")
+            time.sleep(0.2)
+
+
 def progress(uri: str) -> dict:
     engine = make_engine(uri)
     try:
@@ -119,6 +169,7 @@ def run_backend(backend: str, amqp_uri: str, db_uri: str, tmp_path: Path, contai
     config = with_broker_users(deployment_config(amqp_uri, {"verification": db_uri, "intake": "sqlite://"},
                                            tmp_path / f"data-{backend}", VERIFICATION_BUREAUS=",".join(BUREAUS),
                                            VERIFICATION_BATCH=500, RPC_TIMEOUT=3600, POLICY="national2021"))
+    processes: list[subprocess.Popen] = []
     try:
         from services.verification.service import VerificationService
 
@@ -128,10 +179,17 @@ def run_backend(backend: str, amqp_uri: str, db_uri: str, tmp_path: Path, contai
         empty.write_text("resident_id,kind,description,amount,as_of\n", encoding="utf-8")
         for bureau in BUREAUS:
             uri = rabbit_admin.add_partner(config, bureau, {}, (), verification=True)
-            container_factory(responder(bureau, empty, uri), {"AMQP_URI": uri, "serializer": "json"}).start()
+            if RESPONDERS == "process":      # what a bureau runs: `dibao partner serve`, a process of its own
+                processes.append(subprocess.Popen(
+                    [str(DIBAO), "partner", "serve", "--bureau", bureau, "--data", str(empty), "--uri", uri],
+                    env=dict(os.environ, DIBAO_LOG_LEVEL="WARNING"), stdout=subprocess.DEVNULL))
+                wait_consuming(uri)
+            else:
+                container_factory(responder(bureau, empty, uri), {"AMQP_URI": uri, "serializer": "json"}).start()
         with Stopwatch() as loading:
             load_cases(db_uri, N)
         expected = N * len(BUREAUS)
+        profiler = _profiler()
         with Stopwatch() as total:
             with rpc_as(config, Role.DISTRICT_OFFICER, DISTRICT, user="zhao.district", name="赵专干",
                         timeout=3600) as proxy:
@@ -143,12 +201,32 @@ def run_backend(backend: str, amqp_uri: str, db_uri: str, tmp_path: Path, contai
                 if state["open"] == 0 and state["rounds_open"] == 0 and state["outbox"] == 0:
                     break
                 time.sleep(0.25)
+        if profiler is not None:
+            profiler.stop()
+            out = Path(PROFILE) / f"verification-{backend}.txt"
+            out.write_text(profiler.output_text(unicode=True, show_all=False), encoding="utf-8")
+            import io
+            import pstats
+
+            from services.verification import answers
+
+            text = io.StringIO()
+            pstats.Stats(answers.take_batch.profile, stream=text).sort_stats("cumulative").print_stats(45)
+            (Path(PROFILE) / f"take-{backend}.txt").write_text(text.getvalue(), encoding="utf-8")
+            print(f"profile: {out}")
         assert state["requests"] == expected
         return {"cases": N, "requests": expected, "load_cases_s": round(loading.seconds, 2),
                 "run_monitoring_s": round(sending.seconds, 2), "end_to_end_s": round(total.seconds, 2),
                 "requests_per_s": round(expected / total.seconds)}
     finally:
-        remove_broker_users(config)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+        try:
+            remove_broker_users(config)
+        except Exception as exc:  # noqa: BLE001 - the management API's flakes must not lose the figures
+            print(f"cleaning up the broker users failed: {exc}")
 
 
 def test_batch_reverification_throughput(amqp_uri, pg_databases, tmp_path, container_factory):
