@@ -141,6 +141,31 @@ def _profiler():
     return profiler
 
 
+class Timed:
+    """Seconds spent inside a function of ours, and calls (every container runs in this process;
+    neither function yields to another green thread inside, but the relay waits for confirms)."""
+
+    def __init__(self, owner, name: str):
+        import functools
+
+        self.owner, self.name, self.original = owner, name, getattr(owner, name)
+        self.seconds, self.calls = 0.0, 0
+
+        @functools.wraps(self.original)
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return self.original(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+                self.calls += 1
+        setattr(owner, name, timed)
+
+    def undo(self) -> dict:
+        setattr(self.owner, self.name, self.original)
+        return {"seconds": round(self.seconds, 2), "calls": self.calls}
+
+
 def wait_consuming(partner_uri: str, timeout: float = 60) -> None:
     """Until the responder consumes its bureau's request queue."""
     deadline = time.monotonic() + timeout
@@ -190,6 +215,11 @@ def run_backend(backend: str, amqp_uri: str, db_uri: str, tmp_path: Path, contai
             load_cases(db_uri, N)
         expected = N * len(BUREAUS)
         profiler = _profiler()
+        from services.verification import answers
+        from shared.outbox import OutboxRelay
+
+        timers = {"answers_take_batch": Timed(answers, "take_batch"), "outbox_relay_once": Timed(OutboxRelay,
+                                                                                               "relay_once")}
         with Stopwatch() as total:
             with rpc_as(config, Role.DISTRICT_OFFICER, DISTRICT, user="zhao.district", name="赵专干",
                         timeout=3600) as proxy:
@@ -214,8 +244,9 @@ def run_backend(backend: str, amqp_uri: str, db_uri: str, tmp_path: Path, contai
             pstats.Stats(answers.take_batch.profile, stream=text).sort_stats("cumulative").print_stats(45)
             (Path(PROFILE) / f"take-{backend}.txt").write_text(text.getvalue(), encoding="utf-8")
             print(f"profile: {out}")
+        inside = {name: t.undo() for name, t in timers.items()}
         assert state["requests"] == expected
-        return {"cases": N, "requests": expected, "load_cases_s": round(loading.seconds, 2),
+        return {"inside": inside, "cases": N, "requests": expected, "load_cases_s": round(loading.seconds, 2),
                 "run_monitoring_s": round(sending.seconds, 2), "end_to_end_s": round(total.seconds, 2),
                 "requests_per_s": round(expected / total.seconds)}
     finally:

@@ -143,9 +143,20 @@ class Batch:
     """The rows a batch of messages touches, read (and locked) in one query each."""
 
     requests: dict
-    members: dict            # request_id -> {member_ref: RequestMember}
+    members: dict            # request_id -> {member_ref: _Member}
     rounds: dict
     touched: dict            # round_id -> the round, its report refreshed once at the end
+    answered: list           # (request_id, member_ref) answered in this batch: one UPDATE at the end
+    received: list           # answer_received (subject, payload): written together (emit_many)
+
+
+@dataclass
+class _Member:
+    """What a batch needs of a request's member (not its encrypted ID number)."""
+
+    request_id: str
+    member_ref: str
+    answered: bool
 
 
 def _preload(uow: UnitOfWork, parsed: list) -> Batch:
@@ -156,12 +167,20 @@ def _preload(uow: UnitOfWork, parsed: list) -> Batch:
                                                  .order_by(BureauRequest.id).with_for_update())} if ids else {}
     members: dict = {}
     if requests:
-        for m in session.scalars(sa.select(RequestMember).where(RequestMember.request_id.in_(sorted(requests)))):
-            members.setdefault(m.request_id, {})[m.member_ref] = m
+        for request_id, member_ref, answered in session.execute(
+                sa.select(RequestMember.request_id, RequestMember.member_ref, RequestMember.answered)
+                .where(RequestMember.request_id.in_(sorted(requests)))):
+            members.setdefault(request_id, {})[member_ref] = _Member(request_id, member_ref, answered)
     round_ids = sorted({r.round_id for r in requests.values()})
     rounds = {r.id: r for r in session.scalars(sa.select(VerificationRound).where(VerificationRound.id.in_(round_ids))
                                                .order_by(VerificationRound.id).with_for_update())} if round_ids else {}
-    return Batch(requests, members, rounds, {})
+    return Batch(requests, members, rounds, {}, [], [])
+
+
+_MEMBER_ANSWERED = (sa.update(RequestMember.__table__)
+                    .where(RequestMember.__table__.c.request_id == sa.bindparam("rid"),
+                           RequestMember.__table__.c.member_ref == sa.bindparam("ref"))
+                    .values(answered=True))
 
 
 def take_batch(uow: UnitOfWork, items: list[tuple[bytes, Publisher, str | None]], ref: ReferenceData,
@@ -192,6 +211,10 @@ def take_batch(uow: UnitOfWork, items: list[tuple[bytes, Publisher, str | None]]
             row = _refuse(uow, message_id, publisher, refusal, reply_to)
             outcomes.append(Outcome(accepted=False, refusal=refusal, reply_to=reply_to))
         seen[key] = row
+    if batch.answered:
+        uow.session.execute(_MEMBER_ANSWERED, [{"rid": rid, "ref": ref_} for rid, ref_ in batch.answered])
+    if batch.received:
+        uow.emit_many(SOURCE, "answer_received", batch.received)
     report.refresh_many(uow, list(batch.touched.values()), ref, today)
     uow.commit()
     return outcomes
@@ -233,26 +256,31 @@ def _answer(uow: UnitOfWork, message: dict, request: BureauRequest, ref: Referen
             reason=answer.get("reason"), findings=_findings_json(answer["findings"]), pushed=False,
             answered_at=message["answered_at"], received_at=now()))
         members[answer["member_ref"]].answered = True
+        if batch is not None:
+            batch.answered.append((request.id, answer["member_ref"]))
         counts[answer["outcome"]] += 1
     request.members_answered += len(message["members"])
     if request.members_answered >= request.members:
         request.status, request.closed_at = "closed", now()
     round_ = (uow.session.get(VerificationRound, request.round_id, with_for_update=True) if batch is None
               else batch.rounds[request.round_id])
-    uow.emit(Event(SOURCE, "answer_received", round_subject(round_, request_id=request.id), {
-        "community_code": round_.community_code, "bureau": request.bureau,
-        "members_answered": len(message["members"]), **counts, "request_closed": request.status == "closed"}))
+    subject = round_subject(round_, request_id=request.id)
+    payload = {"community_code": round_.community_code, "bureau": request.bureau,
+               "members_answered": len(message["members"]), **counts, "request_closed": request.status == "closed"}
     if batch is None:
+        uow.emit(Event(SOURCE, "answer_received", subject, payload))
         uow.session.flush()
         report.refresh(uow, round_, ref, today)
     else:
+        batch.received.append((subject, payload))
         batch.touched[round_.id] = round_        # refreshed once for the whole batch
 
 
 def _change(uow: UnitOfWork, message: dict, request: BureauRequest, ref: ReferenceData, today: date,
             batch: Batch | None = None) -> None:
     """A change the bureau reports on its own, for a person it was asked about, within the consent."""
-    member = uow.session.get(RequestMember, (request.id, message["member_ref"]))
+    member = (uow.session.get(RequestMember, (request.id, message["member_ref"])) if batch is None
+              else batch.members.get(request.id, {}).get(message["member_ref"]))
     if member is None:
         raise rules.Refused("member_not_in_request", f"member_ref {message['member_ref']} is not in request "
                                                      f"{request.id}", request.id)
