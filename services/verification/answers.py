@@ -20,6 +20,7 @@ from datetime import date, datetime, timezone
 import sqlalchemy as sa
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from contracts.verification_bureau import INCOMING, PROTOCOL_VERSION
 from services.verification import report, rules
@@ -148,6 +149,7 @@ class Batch:
     touched: dict            # round_id -> the round, its report refreshed once at the end
     answered: list           # (request_id, member_ref) answered in this batch: one UPDATE at the end
     received: list           # answer_received (subject, payload): written together (emit_many)
+    closed: list             # requests closed in this batch: one UPDATE for them and their members
 
 
 @dataclass
@@ -174,13 +176,31 @@ def _preload(uow: UnitOfWork, parsed: list) -> Batch:
     round_ids = sorted({r.round_id for r in requests.values()})
     rounds = {r.id: r for r in session.scalars(sa.select(VerificationRound).where(VerificationRound.id.in_(round_ids))
                                                .order_by(VerificationRound.id).with_for_update())} if round_ids else {}
-    return Batch(requests, members, rounds, {}, [], [])
+    return Batch(requests, members, rounds, {}, [], [], [])
 
 
 _MEMBER_ANSWERED = (sa.update(RequestMember.__table__)
                     .where(RequestMember.__table__.c.request_id == sa.bindparam("rid"),
                            RequestMember.__table__.c.member_ref == sa.bindparam("ref"))
                     .values(answered=True))
+
+
+def _write_answered(uow: UnitOfWork, batch: Batch) -> None:
+    """The requests closed and the members answered in this batch, set-based (an executemany is a
+    round trip a row on PostgreSQL): the closed requests and all their members in one UPDATE each."""
+    if batch.closed:
+        at = now()
+        for i in range(0, len(batch.closed), 500):
+            ids = batch.closed[i:i + 500]
+            uow.session.execute(sa.update(BureauRequest).where(BureauRequest.id.in_(ids))
+                                .values(members_answered=BureauRequest.members, status="closed", closed_at=at)
+                                .execution_options(synchronize_session=False))
+            uow.session.execute(sa.update(RequestMember).where(RequestMember.request_id.in_(ids))
+                                .values(answered=True).execution_options(synchronize_session=False))
+    closed = set(batch.closed)
+    rest = [{"rid": rid, "ref": ref} for rid, ref in batch.answered if rid not in closed]
+    if rest:
+        uow.session.execute(_MEMBER_ANSWERED, rest)
 
 
 def take_batch(uow: UnitOfWork, items: list[tuple[bytes, Publisher, str | None]], ref: ReferenceData,
@@ -211,8 +231,7 @@ def take_batch(uow: UnitOfWork, items: list[tuple[bytes, Publisher, str | None]]
             row = _refuse(uow, message_id, publisher, refusal, reply_to)
             outcomes.append(Outcome(accepted=False, refusal=refusal, reply_to=reply_to))
         seen[key] = row
-    if batch.answered:
-        uow.session.execute(_MEMBER_ANSWERED, [{"rid": rid, "ref": ref_} for rid, ref_ in batch.answered])
+    _write_answered(uow, batch)
     if batch.received:
         uow.emit_many(SOURCE, "answer_received", batch.received)
     report.refresh_many(uow, list(batch.touched.values()), ref, today)
@@ -259,9 +278,16 @@ def _answer(uow: UnitOfWork, message: dict, request: BureauRequest, ref: Referen
         if batch is not None:
             batch.answered.append((request.id, answer["member_ref"]))
         counts[answer["outcome"]] += 1
-    request.members_answered += len(message["members"])
-    if request.members_answered >= request.members:
-        request.status, request.closed_at = "closed", now()
+    answered = request.members_answered + len(message["members"])
+    if batch is not None and answered >= request.members:
+        # closed in this batch: written by one UPDATE for all of them (_write_answered), not a row each
+        for name, value in (("members_answered", answered), ("status", "closed"), ("closed_at", now())):
+            set_committed_value(request, name, value)
+        batch.closed.append(request.id)
+    else:
+        request.members_answered = answered
+        if answered >= request.members:
+            request.status, request.closed_at = "closed", now()
     round_ = (uow.session.get(VerificationRound, request.round_id, with_for_update=True) if batch is None
               else batch.rounds[request.round_id])
     subject = round_subject(round_, request_id=request.id)

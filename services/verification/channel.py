@@ -49,7 +49,9 @@ def answers_batch(config: dict) -> int:
 class BureauChannel(Consumer):
     """Delivers the messages in batches: what arrived within ``LINGER`` seconds, up to
     VERIFICATION_ANSWERS_BATCH, to one worker — ``(raw, user_id, message_id)`` each — acked
-    together when it returns (requeued together if it fails)."""
+    together when it returns (requeued together if it fails). At most VERIFICATION_ANSWERS_WORKERS
+    batches run at once (more would wait on each other's locks: the 7 answers of a round come in
+    different batches); what arrives meanwhile makes the next batch bigger."""
 
     queue_consumer = RawQueueConsumer()
     LINGER = 0.02
@@ -58,10 +60,12 @@ class BureauChannel(Consumer):
         super().__init__(queue=None, requeue_on_error=True, **kwargs)
         self._pending: list = []
         self._timer = None
+        self._running = 0
 
     def setup(self):
         config = self.container.config
         self.batch = answers_batch(config)
+        self.workers = max(1, int(config.get("VERIFICATION_ANSWERS_WORKERS", 2)))
         if restricted(config):      # declared at deploy time (dibao broker setup); the binding is not ours
             self.queue = Queue(VERIFICATION_ANSWERS_QUEUE, durable=True)
         else:
@@ -73,7 +77,7 @@ class BureauChannel(Consumer):
 
     def handle_message(self, body, message):
         self._pending.append(message)
-        if len(self._pending) >= self.batch:
+        if len(self._pending) >= self.batch and self._running < self.workers:
             self._flush()
         elif self._timer is None:
             self._timer = eventlet.spawn_after(self.LINGER, self._flush, True)
@@ -82,19 +86,29 @@ class BureauChannel(Consumer):
         if self._timer is not None and not from_timer:
             self._timer.cancel()
         self._timer = None
-        messages, self._pending = self._pending, []
-        if not messages:
-            return
+        if not self._pending or self._running >= self.workers:
+            return              # a worker's end takes what waits (handle_batch_result)
+        messages, self._pending = self._pending[:self.batch], self._pending[self.batch:]
+        self._running += 1
         items = [(m.body if isinstance(m.body, bytes) else str(m.body).encode("utf-8"),
                   m.properties.get("user_id"), m.properties.get("message_id")) for m in messages]
         # the events it commits are correlated by a short id of their own (outbox: 64 characters)
         context = {"correlation_id": f"bureau-message-{uuid.uuid4().hex[:16]}"}
-        self.container.spawn_worker(self, (items,), {}, context_data=context,
-                                    handle_result=partial(self.handle_batch_result, messages))
+        try:
+            self.container.spawn_worker(self, (items,), {}, context_data=context,
+                                        handle_result=partial(self.handle_batch_result, messages))
+        except Exception:
+            self._running -= 1
+            raise
+        if self._pending and self._timer is None:
+            self._timer = eventlet.spawn_after(self.LINGER, self._flush, True)
 
     def handle_batch_result(self, messages, worker_ctx, result=None, exc_info=None):
         for message in messages:
             self.handle_message_processed(message, result, exc_info)
+        self._running -= 1
+        if self._pending:
+            eventlet.spawn_n(self._flush)       # not from inside this worker's result handling
         return result, exc_info
 
     def stop(self):
