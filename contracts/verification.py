@@ -64,6 +64,8 @@ class ReportUpdated(_Subject):
     complete = fields.Boolean(required=True, metadata={"doc": "every bureau answered every member"})
     bureaus_missing = fields.List(fields.String(), required=True)
     answers_missing = fields.Integer(required=True, metadata={"doc": "bureau × member answers still missing"})
+    answers_due_by = fields.Date(allow_none=True, load_default=None, metadata={
+        "doc": "the last answer deadline of the bureaus still missing (None: none is missing)"})
     open_discrepancies = fields.Integer(required=True)
     discrepancy_rules = fields.List(fields.String(), required=True)
 

@@ -327,7 +327,10 @@ def test_config(amqp_uri: str, db_uris: dict, data_dir: str, **overrides) -> dic
                    "OUTBOX_POLL_SECONDS": 0.2, "INBOX_BACKOFF_SECONDS": 0.05, "INBOX_MAX_ATTEMPTS": 3,
                    "RPC_TIMEOUT": 20, "BROKER_SERVICE_USERS": False,
                    # a test deployment's gateway binds any free port unless the test names one
-                   "WEB_SERVER_ADDRESS": "127.0.0.1:0"})
+                   "WEB_SERVER_ADDRESS": "127.0.0.1:0",
+                   # no partner bureau unless the test names them (VERIFICATION_BUREAUS=...): a
+                   # deployment that asks none has no 核对 report for the review to wait for
+                   "VERIFICATION_BUREAUS": ""})
     config.update({setting: "" for setting in SECRETS})   # not the developer's environment
     config.pop("SECRETS_DIR", None)
     # the harness plays identity: its key signs the tests' tokens; services verify with its public half

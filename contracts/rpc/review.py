@@ -158,6 +158,19 @@ class BenefitCalculationOut(Schema):
     benefit = Money()
 
 
+class VerificationOnSheetOut(Schema):
+    """The 核对 report as review knows it, and the rule that keeps the signatures waiting (if any)."""
+
+    report_required = fields.Boolean(metadata={"doc": "the policy approves only on a complete report"})
+    has_report = fields.Boolean()
+    complete = fields.Boolean(metadata={"doc": "every bureau answered"})
+    bureaus_missing = fields.List(fields.String())
+    answers_due_by = fields.Date(allow_none=True)
+    open_discrepancies = fields.Integer()
+    blocked_by = fields.String(allow_none=True, metadata={
+        "doc": "verification_report_required | verification_discrepancy_open | None"})
+
+
 class JointReviewSheetOut(Schema):
     """会审单: the three seats and who signed each; the benefit while the joint review is open."""
 
@@ -167,6 +180,7 @@ class JointReviewSheetOut(Schema):
     seats = fields.List(fields.Nested(SeatOut))
     investigators = fields.List(fields.Dict())
     calculation = fields.Nested(BenefitCalculationOut, allow_none=True)
+    verification = fields.Nested(VerificationOnSheetOut)
 
 
 class CaseOut(Schema):

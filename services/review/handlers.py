@@ -293,13 +293,15 @@ def identity_event(uow: UnitOfWork, env: dict) -> None:
 
 
 def sign_joint_review(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceData, today: date,
-                      facts: HouseholdFacts | None) -> tuple[ReviewFile, Case | None]:
-    """会审: three people, three roles; the third signature decides."""
+                      facts: HouseholdFacts | None, bureaus_asked: bool = False) -> tuple[ReviewFile, Case | None]:
+    """会审: three people, three roles; the third signature decides. ``bureaus_asked``: the
+    deployment asks partner bureaus (核对), so a policy may make approval wait for the report."""
     f = file_for(uow, actor, (), data["application_id"], for_update=True)
     policy = policy_of(f)
     rules.step_is_current(f.status, f.step, "joint_review", policy)
     verification = uow.session.get(VerificationState, f.application_id)
     rules.verification_answers_are_in(policy, f.step, verification)
+    rules.verification_report_is_complete(policy, verification, today, bureaus_asked)
     rules.no_open_verification_discrepancy(verification)
     role = rules.joint_review_role_of(actor, f.investigators, data["role"],
                                       signer_is_registered(uow, actor, data["role"], f.community_code))
@@ -323,11 +325,12 @@ def sign_joint_review(uow: UnitOfWork, actor: Actor, data: dict, ref: ReferenceD
 
 
 def joint_review_sheet(uow: UnitOfWork, actor: Actor, application_id: str, ref: ReferenceData, today: date,
-                       facts: HouseholdFacts | None) -> dict:
+                       facts: HouseholdFacts | None, bureaus_asked: bool = False) -> dict:
     """会审单: the seats in the policy's order, who has signed each (and any
     override with its reason), and the benefit the signatures would fix with
     its calculation — standard × size − verified income, the formula, 分类施保
-    extras, the minimum (``facts``: intake's, None once decided)."""
+    extras, the minimum (``facts``: intake's, None once decided); and the 核对
+    report as review knows it, with whether it keeps the signatures waiting."""
     f = file_for(uow, actor, READERS, application_id)
     policy = policy_of(f)
     signed = {s.role: s for s in uow.session.scalars(
@@ -338,7 +341,9 @@ def joint_review_sheet(uow: UnitOfWork, actor: Actor, application_id: str, ref: 
                   "override_reason": signed[role].override_reason} if role in signed else {})}
              for role in policy.joint_review_roles]
     sheet = {"application_id": f.application_id, "status": f.status, "step": f.step, "seats": seats,
-             "investigators": list(f.investigators), "calculation": None}
+             "investigators": list(f.investigators), "calculation": None,
+             "verification": verification_on_sheet(policy, uow.session.get(VerificationState, f.application_id),
+                                                   today, bureaus_asked)}
     if facts is not None:
         standard = standard_for(uow.session, ref, f.community_code, f.area_type, today)
         if standard is not None:
@@ -346,6 +351,23 @@ def joint_review_sheet(uow: UnitOfWork, actor: Actor, application_id: str, ref: 
                                                        facts.verified_income,
                                                        sum(1 for m in facts.members if policy.vulnerable(m, today)))
     return sheet
+
+
+def verification_on_sheet(policy: Policy, state: VerificationState | None, today: date, bureaus_asked: bool) -> dict:
+    """The 核对 part of the sheet: the report's state and the rule that holds the signatures, if one does."""
+    blocked_by = None
+    for rule in (lambda: rules.verification_report_is_complete(policy, state, today, bureaus_asked),
+                 lambda: rules.no_open_verification_discrepancy(state)):
+        try:
+            rule()
+        except Conflict as exc:
+            blocked_by = exc.details["rule"]
+            break
+    return {"report_required": policy.verification_report_before_approval and bureaus_asked,
+            "has_report": state is not None, "complete": bool(state and state.complete),
+            "bureaus_missing": list(state.bureaus_missing) if state else [],
+            "answers_due_by": state.answers_due_by if state else None,
+            "open_discrepancies": state.open_discrepancies if state else 0, "blocked_by": blocked_by}
 
 
 def benefit_calculation(policy: Policy, standard: Decimal, household_size: int, income: Decimal,
@@ -461,6 +483,8 @@ def verification_report_updated(uow: UnitOfWork, event: dict) -> None:
         uow.session.add(state)
     state.round_id, state.revision, state.complete = event["subject"]["round_id"], p["revision"], p["complete"]
     state.bureaus_missing, state.answers_missing = list(p["bureaus_missing"]), p["answers_missing"]
+    due = p.get("answers_due_by")
+    state.answers_due_by = date.fromisoformat(due) if isinstance(due, str) else due
     state.open_discrepancies, state.discrepancy_rules = p["open_discrepancies"], list(p["discrepancy_rules"])
 
 

@@ -330,5 +330,7 @@ class VerificationState(Base):
     complete: Mapped[bool] = mapped_column()
     bureaus_missing: Mapped[list] = mapped_column(sa.JSON, default=list)
     answers_missing: Mapped[int] = mapped_column()
+    #: the last answer deadline of the bureaus still missing (a report may count as complete after it)
+    answers_due_by: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
     open_discrepancies: Mapped[int] = mapped_column()
     discrepancy_rules: Mapped[list] = mapped_column(sa.JSON, default=list)

@@ -306,3 +306,25 @@ def no_open_verification_discrepancy(state) -> None:
         raise Conflict("a verification discrepancy blocks approval until an officer records its resolution "
                        "(dibao verify resolve)", {"rule": "verification_discrepancy_open",
                                                   "discrepancies": list(state.discrepancy_rules)})
+
+
+def verification_report_is_complete(policy: Policy, state, today: date, bureaus_asked: bool) -> None:
+    """核对 before approval (the policy's ``verification_report_before_approval``): the joint review
+    signs only on a complete report — every bureau answered, or, where the policy lets the review go
+    on with answers missing, the missing bureaus' deadlines have passed. ``bureaus_asked``: the
+    deployment asks partner bureaus at all (config VERIFICATION_BUREAUS); one that asks none has no
+    report to wait for."""
+    if not policy.verification_report_before_approval or not bureaus_asked:
+        return
+    if state is not None and (state.complete or (
+            policy.verification_proceeds_without_answers and state.answers_due_by is not None
+            and state.answers_due_by < today)):
+        return
+    details = {"rule": "verification_report_required"}
+    if state is None:
+        raise Conflict(f"the joint review approves only on a complete verification report (核对报告), and this "
+                       f"application has none yet ({policy.name})", details)
+    raise Conflict(f"the joint review approves only on a complete verification report (核对报告); bureaus still "
+                   f"to answer: {', '.join(state.bureaus_missing)} ({policy.name})",
+                   dict(details, bureaus=list(state.bureaus_missing),
+                        answers_due_by=state.answers_due_by.isoformat() if state.answers_due_by else None))

@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import sqlalchemy as sa
+from nameko.dependency_providers import Config
 from sqlalchemy.exc import IntegrityError
 
 from contracts import identity as _identity_events  # noqa: F401 - the staff registry's source
@@ -23,6 +24,7 @@ from contracts import verification as _verification_events  # noqa: F401 - the �
 from contracts.rpc import review as schemas
 from services.review import appeals, calendar, dynamic, handlers, month_end, rules
 from services.review.models import WORKDAY_SCHEDULE, Base, Case, Staff
+from shared.broker import verification_bureaus
 from shared.db import AlreadyConsumed, Database
 from shared import deadletter  # the module, not the class: `nameko run` would take a top-level class for a service
 from shared.events import parse
@@ -59,6 +61,12 @@ class ReviewService(deadletter.DeadLetterReplay):
     caller = Identity()
     ref = Reference()
     remote = ServiceRpc()
+    settings = Config()
+
+    @property
+    def bureaus_asked(self) -> bool:
+        """The deployment asks partner bureaus (核对, config VERIFICATION_BUREAUS)."""
+        return bool(verification_bureaus(self.settings))
 
     # --- facts from other services (inbox: each event has one effect) ----------
     @consume_event("intake", "application_submitted")
@@ -155,7 +163,8 @@ class ReviewService(deadletter.DeadLetterReplay):
             facts = handlers.HouseholdFacts(Decimal(latest["verified_monthly_income"]),
                                             self.remote.intake.get_household(f.household_id)["members"])
         with self.db() as uow:
-            f, case = handlers.sign_joint_review(uow, actor, data, self.ref, self.ref.today(), facts)
+            f, case = handlers.sign_joint_review(uow, actor, data, self.ref, self.ref.today(), facts,
+                                                 self.bureaus_asked)
             out = FILE_OUT.dump(f)
             out["case"] = CASE_OUT.dump(case) if case else None
             return out
@@ -176,7 +185,7 @@ class ReviewService(deadletter.DeadLetterReplay):
                                             self.remote.intake.get_household(f.household_id)["members"])
         with self.db.read() as uow:
             return SHEET_OUT.dump(handlers.joint_review_sheet(uow, actor, f.application_id, self.ref,
-                                                              self.ref.today(), facts))
+                                                              self.ref.today(), facts, self.bureaus_asked))
 
     @rpc
     def reject_application(self, data):

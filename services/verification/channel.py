@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+
+import eventlet
 from functools import partial
 
 from amqp import Message
@@ -25,7 +27,12 @@ log = logging.getLogger(__name__)
 
 
 class RawQueueConsumer(QueueConsumer):
-    """nameko's queue consumer, giving its providers the undecoded message."""
+    """nameko's queue consumer, giving its providers the undecoded message; its prefetch is a batch's
+    worth per worker (config VERIFICATION_ANSWERS_BATCH), not one message per worker."""
+
+    @property
+    def prefetch_count(self):
+        return self.container.max_workers * answers_batch(self.container.config)
 
     def get_consumers(self, consumer_cls, channel):
         consumers = super().get_consumers(consumer_cls, channel)
@@ -34,14 +41,31 @@ class RawQueueConsumer(QueueConsumer):
         return consumers
 
 
+def answers_batch(config: dict) -> int:
+    """How many of the bureaus' messages one worker takes in one transaction (at most)."""
+    return max(1, int(config.get("VERIFICATION_ANSWERS_BATCH", 200)))
+
+
 class BureauChannel(Consumer):
+    """Delivers the messages in batches: what arrived within ``LINGER`` seconds, up to
+    VERIFICATION_ANSWERS_BATCH, to one worker — ``(raw, user_id, message_id)`` each — acked
+    together when it returns (requeued together if it fails). At most VERIFICATION_ANSWERS_WORKERS
+    batches run at once (more would wait on each other's locks: the 7 answers of a round come in
+    different batches); what arrives meanwhile makes the next batch bigger."""
+
     queue_consumer = RawQueueConsumer()
+    LINGER = 0.02
 
     def __init__(self, **kwargs):
         super().__init__(queue=None, requeue_on_error=True, **kwargs)
+        self._pending: list = []
+        self._timer = None
+        self._running = 0
 
     def setup(self):
         config = self.container.config
+        self.batch = answers_batch(config)
+        self.workers = max(1, int(config.get("VERIFICATION_ANSWERS_WORKERS", 2)))
         if restricted(config):      # declared at deploy time (dibao broker setup); the binding is not ours
             self.queue = Queue(VERIFICATION_ANSWERS_QUEUE, durable=True)
         else:
@@ -52,13 +76,47 @@ class BureauChannel(Consumer):
         super().setup()
 
     def handle_message(self, body, message):
-        props = message.properties
-        args = (message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8"),
-                props.get("user_id"), props.get("message_id"))
-        handle_result = partial(self.handle_result, message)
+        self._pending.append(message)
+        if len(self._pending) >= self.batch and self._running < self.workers:
+            self._flush()
+        elif self._timer is None:
+            self._timer = eventlet.spawn_after(self.LINGER, self._flush, True)
+
+    def _flush(self, from_timer: bool = False):
+        if self._timer is not None and not from_timer:
+            self._timer.cancel()
+        self._timer = None
+        if not self._pending or self._running >= self.workers:
+            return              # a worker's end takes what waits (handle_batch_result)
+        messages, self._pending = self._pending[:self.batch], self._pending[self.batch:]
+        self._running += 1
+        items = [(m.body if isinstance(m.body, bytes) else str(m.body).encode("utf-8"),
+                  m.properties.get("user_id"), m.properties.get("message_id")) for m in messages]
         # the events it commits are correlated by a short id of their own (outbox: 64 characters)
         context = {"correlation_id": f"bureau-message-{uuid.uuid4().hex[:16]}"}
-        self.container.spawn_worker(self, args, {}, context_data=context, handle_result=handle_result)
+        try:
+            self.container.spawn_worker(self, (items,), {}, context_data=context,
+                                        handle_result=partial(self.handle_batch_result, messages))
+        except Exception:
+            self._running -= 1
+            raise
+        if self._pending and self._timer is None:
+            self._timer = eventlet.spawn_after(self.LINGER, self._flush, True)
+
+    def handle_batch_result(self, messages, worker_ctx, result=None, exc_info=None):
+        for message in messages:
+            self.handle_message_processed(message, result, exc_info)
+        self._running -= 1
+        if self._pending:
+            eventlet.spawn_n(self._flush)       # not from inside this worker's result handling
+        return result, exc_info
+
+    def stop(self):
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._pending = []      # not acked: the broker delivers them again
+        super().stop()
 
 
 bureau_channel = BureauChannel.decorator

@@ -14,6 +14,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 
 from contracts.verification_bureau import BUREAU_TITLES, INCOME_KINDS
 from services.verification import rules
@@ -52,47 +53,89 @@ def refresh(uow: UnitOfWork, round_: VerificationRound, ref: ReferenceData, toda
     """Re-run the rules over the round's findings; returns the discrepancies new this time.
     ``report_changes``: for a case, each new discrepancy becomes a ``change_reported`` — not when
     a bureau's own change report brought it, which is one change, reported once (:func:`pushed_change`)."""
+    return refresh_many(uow, [round_], ref, today, report_changes)
+
+
+def _by_round(rows) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for row in rows:
+        out.setdefault(row.round_id, []).append(row)
+    return out
+
+
+def refresh_many(uow: UnitOfWork, rounds: list[VerificationRound], ref: ReferenceData, today: date,
+                 report_changes: bool = True) -> list[Discrepancy]:
+    """:func:`refresh` for many rounds at once (a batch of answers): their findings, discrepancies
+    and requests read in one query each, the new discrepancies written in one flush."""
+    if not rounds:
+        return []
     session = uow.session
-    policy = load_policy(round_.policy)
-    answers = list(session.scalars(sa.select(BureauAnswer).where(BureauAnswer.round_id == round_.id,
-                                                                 BureauAnswer.outcome == "found")))
-    standard = ref.standards.standard_for(round_.community_code, round_.area_type, today)
-    flags = rules.discrepancies(found_of(answers), json.loads(round_.declared),
-                                standard.monthly_amount if standard else None, round_.household_size, policy)
-    known = {(d.rule, d.subject) for d in session.scalars(sa.select(Discrepancy)
-                                                          .where(Discrepancy.round_id == round_.id))}
-    new = []
-    for flag in flags:
-        if (flag.rule, flag.subject) in known:
-            continue
-        d = Discrepancy(round_id=round_.id, rule=flag.rule, subject=flag.subject, bureau=flag.bureau,
-                        member_ref=flag.member_ref, description=flag.description, declared=flag.declared,
-                        found=flag.found, threshold=flag.threshold, status="open", found_on=today)
-        session.add(d)
-        new.append(d)
-    session.flush()
-    requests = list(session.scalars(sa.select(BureauRequest).where(BureauRequest.round_id == round_.id)))
-    open_ = [r for r in requests if r.status == "open"]
-    discrepancies = list(session.scalars(sa.select(Discrepancy).where(Discrepancy.round_id == round_.id)))
-    round_.revision += 1
-    complete = not open_
-    round_.status = "complete" if complete else "open"
-    round_.record(Event(SOURCE, "report_updated", round_subject(round_), {
-        "community_code": round_.community_code, "purpose": round_.purpose, "revision": round_.revision,
-        "complete": complete, "bureaus_missing": sorted(r.bureau for r in open_),
-        "answers_missing": sum(r.members - r.members_answered for r in open_),
-        "open_discrepancies": sum(1 for d in discrepancies if d.status == "open"),
-        "discrepancy_rules": sorted({d.rule for d in discrepancies if d.status == "open"})}))
-    if complete and round_.filed_on is None:
-        round_.filed_on = today
-        round_.record(Event(SOURCE, "report_filed", round_subject(round_), {
-            "community_code": round_.community_code, "title": f"家庭经济状况核对报告（{today.isoformat()}）",
-            "filed_on": today, "discrepancies": len(discrepancies)}))
-    if round_.case_id and report_changes:
-        for d in new:
-            _change_for_case(uow, round_, f"discrepancy:{d.id}", d.bureau, d.rule,
-                             _kind_of(d.rule), d.found if d.rule == "income_above_declared" else None, today)
-    return new
+    ids = sorted(r.id for r in rounds)
+    answers = _by_round(session.scalars(sa.select(BureauAnswer).where(BureauAnswer.round_id.in_(ids),
+                                                                      BureauAnswer.outcome == "found")))
+    known = _by_round(session.scalars(sa.select(Discrepancy).where(Discrepancy.round_id.in_(ids))
+                                      .order_by(Discrepancy.id)))
+    requests = _by_round(session.scalars(sa.select(BureauRequest).where(BureauRequest.round_id.in_(ids))))
+    new_of: dict[str, list[Discrepancy]] = {}
+    for round_ in rounds:
+        policy = load_policy(round_.policy)
+        standard = ref.standards.standard_for(round_.community_code, round_.area_type, today)
+        flags = rules.discrepancies(found_of(answers.get(round_.id, [])), json.loads(round_.declared),
+                                    standard.monthly_amount if standard else None, round_.household_size, policy)
+        seen = {(d.rule, d.subject) for d in known.get(round_.id, [])}
+        new = new_of.setdefault(round_.id, [])
+        for flag in flags:
+            if (flag.rule, flag.subject) in seen:
+                continue
+            d = Discrepancy(round_id=round_.id, rule=flag.rule, subject=flag.subject, bureau=flag.bureau,
+                            member_ref=flag.member_ref, description=flag.description, declared=flag.declared,
+                            found=flag.found, threshold=flag.threshold, status="open", found_on=today)
+            session.add(d)
+            new.append(d)
+    if any(new_of.values()):
+        session.flush()
+    filed, by_status = [], {"complete": [], "open": []}
+    for round_ in rounds:
+        new = new_of[round_.id]
+        discrepancies = known.get(round_.id, []) + new
+        open_ = [r for r in requests.get(round_.id, []) if r.status == "open"]
+        complete = not open_
+        # written below for all the rounds at once (a row each would be a round trip each on PostgreSQL)
+        set_committed_value(round_, "revision", round_.revision + 1)
+        set_committed_value(round_, "status", "complete" if complete else "open")
+        by_status[round_.status].append(round_.id)
+        round_.record(Event(SOURCE, "report_updated", round_subject(round_), {
+            "community_code": round_.community_code, "purpose": round_.purpose, "revision": round_.revision,
+            "complete": complete, "bureaus_missing": sorted(r.bureau for r in open_),
+            "answers_missing": sum(r.members - r.members_answered for r in open_),
+            "answers_due_by": max((r.answer_by for r in open_), default=None),
+            "open_discrepancies": sum(1 for d in discrepancies if d.status == "open"),
+            "discrepancy_rules": sorted({d.rule for d in discrepancies if d.status == "open"})}))
+        if complete and round_.filed_on is None:
+            set_committed_value(round_, "filed_on", today)
+            filed.append(round_.id)
+            round_.record(Event(SOURCE, "report_filed", round_subject(round_), {
+                "community_code": round_.community_code, "title": f"家庭经济状况核对报告（{today.isoformat()}）",
+                "filed_on": today, "discrepancies": len(discrepancies)}))
+        if round_.case_id and report_changes:
+            for d in new:
+                _change_for_case(uow, round_, f"discrepancy:{d.id}", d.bureau, d.rule,
+                                 _kind_of(d.rule), d.found if d.rule == "income_above_declared" else None, today)
+    _write_rounds(session, ids, by_status, filed, today)
+    return [d for new in new_of.values() for d in new]
+
+
+def _write_rounds(session, ids: list[str], by_status: dict, filed: list[str], today: date) -> None:
+    """The rounds' new revision, status and filing day: one UPDATE each, set-based."""
+    table = VerificationRound.__table__
+    for i in range(0, len(ids), 500):
+        session.execute(table.update().where(table.c.id.in_(ids[i:i + 500]))
+                        .values(revision=table.c.revision + 1))
+    for status, chosen in by_status.items():
+        for i in range(0, len(chosen), 500):
+            session.execute(table.update().where(table.c.id.in_(chosen[i:i + 500])).values(status=status))
+    for i in range(0, len(filed), 500):
+        session.execute(table.update().where(table.c.id.in_(filed[i:i + 500])).values(filed_on=today))
 
 
 def _kind_of(rule: str) -> str:

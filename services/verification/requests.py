@@ -109,14 +109,16 @@ def start_rounds(uow: UnitOfWork, planned: list[PlannedRound]) -> list[Verificat
                  [m for p in planned for m in p.members]):
         session.add_all(rows)
         session.flush()
+    sent = []
     for p in planned:
         round_ = p.round_
         for request in p.requests:
             message_id, body = request_message(request, round_, p.asked, "verification_request")
             uow.send_direct(bureau_routing(request.bureau), "verification_request", body, message_id)
-            round_.record(Event(SOURCE, "request_sent", round_subject(round_, request_id=request.id), {
+            sent.append((round_subject(round_, request_id=request.id), {
                 "community_code": round_.community_code, "bureau": request.bureau, "purpose": round_.purpose,
-                "member_count": len(p.asked), "answer_by": request.answer_by, "reminder": 0}))
+                "member_count": len(p.asked), "answer_by": request.answer_by.isoformat(), "reminder": 0}))
+    uow.emit_many(SOURCE, "request_sent", sent)      # one per request: no schema round trip each
     applications = [p.round_.application_id for p in planned if p.round_.application_id]
     if applications:
         session.execute(sa.delete(PendingApplication).where(PendingApplication.application_id.in_(applications))

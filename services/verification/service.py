@@ -13,6 +13,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from nameko.dependency_providers import Config
+from sqlalchemy.exc import IntegrityError
 
 from contracts import intake as _intake_events  # noqa: F401 - the facts that start a round
 from contracts import review as _review_events  # noqa: F401 - the cases it monitors
@@ -149,18 +150,27 @@ class VerificationService(deadletter.DeadLetterReplay):
 
     # --- the bureaus' answers (their own channel) ----------------------------------------
     @bureau_channel()
-    def on_bureau_message(self, raw, user_id, message_id):
-        """An answer or a change report: applied whole, or refused whole (parked, the bureau told why)."""
+    def on_bureau_message(self, items):
+        """Answers and change reports, a batch at a time (``(raw, user_id, message_id)`` each): each
+        applied whole, or refused whole (parked, the bureau told why); one transaction per batch."""
         config = self.settings
-        publisher = answers.Publisher(user_id, bureau_of_user(config, user_id),
-                                      lambda bureau: expected_bureau_publisher(config, bureau), self.bureaus)
-        with self.db() as uow:
-            outcome = answers.take(uow, raw, publisher, message_id, self.ref, self.ref.today())
-        if outcome.refusal is not None:
-            if outcome.refusal.reason == "not_authenticated":
-                raise_alarm(self.name, message_id, outcome.refusal.detail)
-            park(config, raw, user_id, outcome.refusal.reason, outcome.refusal.detail)
-        return {"accepted": outcome.accepted, "duplicate": outcome.duplicate}
+        taken = [(raw, answers.Publisher(user_id, bureau_of_user(config, user_id),
+                                         lambda bureau: expected_bureau_publisher(config, bureau), self.bureaus),
+                  message_id) for raw, user_id, message_id in items]
+        try:
+            with self.db() as uow:
+                outcomes = answers.take_batch(uow, taken, self.ref, self.ref.today())
+        except IntegrityError:     # another worker took one of them at the same time: one by one
+            outcomes = []
+            for raw, publisher, message_id in taken:
+                with self.db() as uow:
+                    outcomes.append(answers.take(uow, raw, publisher, message_id, self.ref, self.ref.today()))
+        for (raw, publisher, message_id), outcome in zip(taken, outcomes):
+            if outcome.refusal is not None:
+                if outcome.refusal.reason == "not_authenticated":
+                    raise_alarm(self.name, message_id, outcome.refusal.detail)
+                park(config, raw, publisher.user_id, outcome.refusal.reason, outcome.refusal.detail)
+        return {"accepted": sum(o.accepted for o in outcomes), "duplicate": sum(o.duplicate for o in outcomes)}
 
     # --- the report (核对报告) ----------------------------------------------------------------
     @rpc

@@ -123,6 +123,9 @@ class Policy:
     verification_answers_before_step: str | None = "joint_review"
     #: ... unless the review may go on with answers missing (the report then says which are)
     verification_proceeds_without_answers: bool = False
+    #: the joint review approves only on a complete 核对 report: every bureau answered — or, where
+    #: the review may go on with answers missing, the missing bureaus' deadlines have passed
+    verification_report_before_approval: bool = False
     #: months a household's signed authorization (授权书) lets Dibao ask and bureaus report changes
     verification_consent_months: int = 12
     #: dynamic monitoring (低收入人口动态监测): active cases are re-verified every this many months

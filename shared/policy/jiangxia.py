@@ -48,6 +48,7 @@ def JiangxiaPolicy() -> Policy:
         verification_starts_on="investigation_recorded",
         verification_answers_before_step="joint_review",
         verification_proceeds_without_answers=True,
+        verification_report_before_approval=False,    # the seed's practice knew no 核对: not a condition
         verification_consent_months=12,
         verification_monitoring_months=3,
         verification_vehicle_value=Decimal("30000.00"),

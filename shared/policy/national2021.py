@@ -53,6 +53,7 @@ def National2021Policy() -> Policy:
         verification_starts_on="application_submitted",
         verification_answers_before_step="township_opinion",
         verification_proceeds_without_answers=False,
+        verification_report_before_approval=True,     # Art. 13: 核对 is part of every application
         verification_consent_months=12,
         verification_monitoring_months=6,
         verification_vehicle_value=Decimal("50000.00"),

@@ -22,6 +22,7 @@ from services.notify.service import NotifyService
 from services.review.service import ReviewService
 from cli import app, main
 from cli.importer import RowSource, build_household, groups, read_rows, scan
+from shared.config import load_config
 from shared.db import make_engine
 from shared.errors import NotFound
 from shared.identity import Role
@@ -458,7 +459,8 @@ def logger_levels():
 
 def test_demo_starts_its_own_services_under_national2021(tmp_path, sqlite_config, logger_levels):
     """Only RabbitMQ (an empty vhost): the demo runs intake, review and notify itself."""
-    config = dict(sqlite_config, POLICY="national2021", DATA_DIR=str(tmp_path / "var"))
+    config = dict(sqlite_config, POLICY="national2021", DATA_DIR=str(tmp_path / "var"),
+                  VERIFICATION_BUREAUS=load_config()["VERIFICATION_BUREAUS"])    # the shipped seven
     config_file = write_config(tmp_path / "national.yml", config)
     result = dibao(config_file, "demo", "--households", "10", "--seed", "7")
     assert result.exit_code == 0, result.output

@@ -257,3 +257,101 @@ def test_national2021_the_township_waits_for_the_answers_and_a_discrepancy_block
         except Conflict:
             return None
     wait_for(signs, timeout=20, message="the signature once the discrepancy is resolved")
+
+
+# --- 核对 before approval: a parameter of the policy (verification_report_before_approval) ----------
+
+def _take(config, app_id: str, step) -> dict | None:
+    """One review step before the joint review, passed (a notice: its period closed)."""
+    from datetime import date
+
+    from tests.review_helpers import close_notice, committee, community, evaluation, review_state, township
+
+    f = review_state(config, app_id, step=step.name)
+    if step.kind == "evaluation":
+        with community(config) as rpc:
+            rpc.review.record_evaluation(evaluation(app_id))
+    elif step.kind == "notice":
+        close_notice(config, f)
+    elif step.kind == "committee":
+        with township(config) as rpc:
+            rpc.review.record_township_review(committee(app_id))
+    else:
+        with township(config) as rpc:
+            rpc.review.record_township_review({"application_id": app_id, "passed": True, "remarks": "同意",
+                                               "meeting_date": date.today().isoformat()})
+
+
+@pytest.mark.parametrize("policy", ["national2021", "jiangxia"])
+def test_the_policy_decides_whether_the_joint_review_approves_without_a_complete_report(
+        deployment, container_factory, tmp_path, policy):
+    """national2021 (Art. 13: 核对 is part of every application) refuses every joint-review signature
+    while the application has no complete report — here none at all, the household had not signed its
+    authorization — and nothing is recorded; once it signs and the bureaus answer, the review approves.
+    jiangxia (the seed's practice) approves without one."""
+    from datetime import date
+
+    from services.review.service import ReviewService
+    from shared.policy import load_policy
+    from tests.helpers import investigation
+    from tests.review_helpers import community, deputy, director, review_state
+    from tests.verification_helpers import officer, register_staff_as_identity
+
+    rules = load_policy(policy)
+    config = dict(deployment, POLICY=policy)
+    for cls in (IntakeService, VerificationService, ReviewService):
+        container_factory(cls, service_config(config, cls.name)).start()
+    register_staff_as_identity(config)
+    seen_clear()
+    h = registered(config, seed=17, authorize=False)       # no 授权书: nothing is asked, no report
+    with officer(config) as rpc:
+        app = rpc.intake.submit_application({"household_id": h["id"], "accepted_on": date.today().isoformat()})
+        rpc.intake.record_investigation(investigation(app["id"], [m["id"] for m in h["members"]]))
+    for step in rules.review_steps[:-1]:
+        _take(config, app["id"], step)
+    before = review_state(config, app["id"], step="joint_review")
+    seats = {"deputy_director": deputy, "centre_director": director, "investigator": community}
+
+    def sign(role):
+        with seats[role](config) as rpc:
+            return rpc.review.sign_joint_review({"application_id": app["id"], "role": role})
+
+    with deputy(config) as rpc:
+        sheet = rpc.review.joint_review_sheet(app["id"])
+    assert sheet["verification"]["report_required"] is rules.verification_report_before_approval
+    assert sheet["verification"]["has_report"] is False
+    if not rules.verification_report_before_approval:
+        assert sheet["verification"]["blocked_by"] is None
+        for role in seats:
+            done = sign(role)
+        assert done["status"] == "approved" and done["case"]["monthly_benefit"]
+        assert verification_rows(config, "SELECT count(*) FROM bureau_request")[0][0] == 0
+        return
+    assert sheet["verification"]["blocked_by"] == "verification_report_required"
+    for role in seats:
+        with pytest.raises(Conflict) as refused:
+            sign(role)
+        assert refused.value.details["rule"] == "verification_report_required"
+    # nothing changed: no seat signed, the file where it was
+    after = review_state(config, app["id"], step="joint_review", status="in_review")
+    assert {k: after[k] for k in ("status", "step", "decided_on")} == {k: before[k] for k in ("status", "step",
+                                                                                            "decided_on")}
+    with deputy(config) as rpc:
+        assert not any(s["signed"] for s in rpc.review.joint_review_sheet(app["id"])["seats"])
+    # the household signs; the round goes out, the bureaus answer, the report is complete: approved
+    uris = add_bureaus(config)
+    start_responders(container_factory, uris, write_data(tmp_path, {}))
+    with officer(config) as rpc:
+        rpc.intake.register_document({"household_id": h["id"], "kind": "authorization",
+                                      "title": "家庭经济状况核对授权书", "document_date": date.today().isoformat(),
+                                      "signed_by": [m["id"] for m in h["members"]]})
+    answered(config, h["id"])
+
+    def signs():
+        try:
+            return sign("deputy_director")
+        except Conflict:
+            return None
+    wait_for(signs, timeout=20, message="the signature once the report is complete")
+    sign("centre_director")
+    assert sign("investigator")["status"] == "approved"

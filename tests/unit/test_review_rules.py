@@ -132,3 +132,31 @@ def test_rule_the_three_sign_one_amount_and_only_registered_people_in_their_role
     service = Actor("service:review", "review", "", frozenset({Role.SERVICE}), "service")
     with pytest.raises(Forbidden):
         rules.joint_review_role_of(service, [{"user": "service:review"}], "investigator", registered=True)
+
+
+def test_rule_verification_report_before_approval_counts_a_passed_deadline_only_where_the_review_goes_on():
+    """A complete report: every bureau answered — or, where the policy lets the review go on with
+    answers missing, their deadlines passed. A deployment asking no bureau has nothing to wait for."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    day = date(2027, 3, 10)
+    missing = SimpleNamespace(complete=False, bureaus_missing=["bank"], answers_due_by=date(2027, 3, 9))
+    national = load_policy("national2021")
+    for state in (None, missing):
+        with pytest.raises(Conflict) as refused:
+            rules.verification_report_is_complete(national, state, day, True)
+        assert refused.value.details["rule"] == "verification_report_required"
+    rules.verification_report_is_complete(national, replace_state(missing, complete=True), day, True)
+    rules.verification_report_is_complete(national, None, day, False)            # no bureau configured
+    rules.verification_report_is_complete(load_policy("jiangxia"), None, day, True)
+    going_on = replace(national, verification_proceeds_without_answers=True)
+    rules.verification_report_is_complete(going_on, missing, day, True)           # the bank's deadline passed
+    with pytest.raises(Conflict):
+        rules.verification_report_is_complete(going_on, replace_state(missing, answers_due_by=day), day, True)
+
+
+def replace_state(state, **changes):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**dict(vars(state), **changes))
