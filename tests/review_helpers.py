@@ -13,9 +13,13 @@ from tests.helpers import COMMUNITY, DISTRICT, TOWNSHIP
 import contracts.notify  # noqa: F401 - registers notify's contract
 import contracts.review  # noqa: F401
 
+#: the evaluation panel and the township committee: named as the record names them, by name
+#: only — none of them shares a name with a person of the staff registry (tests/helpers.py
+#: STAFF), or that person would count as having taken part in every test's entry review
+#: (the appeal's "took no part" check goes by name too)
 PANEL = [{"name": n, "role": r, "signed": True} for n, r in
          [("张代表", "representative"), ("李代表", "representative"), ("王代表", "representative"),
-          ("赵专干", "officer")]]
+          ("冯干事", "officer")]]
 COMMITTEE = [{"name": n, "department": d, "opinion": "agree", "signed": True} for n, d in
              [("陈主任", "civil_affairs"), ("刘科长", "finance"), ("周所长", "police"), ("吴司法", "justice")]]
 

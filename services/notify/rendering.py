@@ -34,6 +34,7 @@ from pathlib import Path
 
 from nameko.extensions import DependencyProvider
 
+from services.notify import rules
 from services.notify.channels import OutgoingMessage
 from shared.config import data_dir
 from shared.problems import FontMissing, classify
@@ -365,7 +366,34 @@ def decision_text(kind: str, p: dict, name: str) -> tuple[str, str]:
             when = f"自{month_text(p['effective_month'])}起停发保障金"
         return "低保待遇停止", (f"{name}：经审核审批，您家的最低生活保障{when}。理由：{p['reason']}。"
                              f"如对决定有异议，可以依法申请复核。")
+    if kind in ("appeal_decided", "case_restored"):
+        return appeal_text(kind, p, name)
     raise ValueError(f"no message for {kind}")
+
+
+#: the decision a household appealed, as its letter names it
+APPEAL_KINDS = {"rejection": "最低生活保障申请不予批准", "cancellation": "停发最低生活保障",
+                "benefit_change": "变更最低生活保障金"}
+
+
+def appeal_text(kind: str, p: dict, name: str) -> tuple[str, str]:
+    """复核: the appeal's outcome with its reason (ID numbers masked: notify.rules), and a
+    restored case. No amounts: the benefit comes in case_adjusted's or case_approved's message."""
+    if kind == "case_restored":
+        return "低保待遇恢复", (f"{name}：经复核，您家的最低生活保障已于{chinese_date(p['restored_on'])}恢复，"
+                             f"保障人口{p['household_size']}人，{month_text(p['cancelled_effective_month'])}起"
+                             f"停发的保障金将按规定补发。")
+    decision = APPEAL_KINDS.get(p["kind"], "原决定")
+    reason = rules.resident_ids_masked(p["reason"])
+    if p["outcome"] == "upheld":
+        then = {"restored": "恢复您家的最低生活保障",
+                "reverted": "您家的月保障金恢复为变更前的金额",
+                "reinvestigation": "工作人员将重新入户调查核实，请予以配合"}.get(
+            p["reopened_at"], f"您家的申请将从“{step_name(p['reopened_at'] or '')}”环节重新审核")
+        return "低保复核结果", (f"{name}：您家对{decision}决定提出的复核申请，经复核成立，撤销原决定，{then}。"
+                             f"理由：{reason}。")
+    return "低保复核结果", (f"{name}：您家对{decision}决定提出的复核申请，经复核不成立，维持原决定。"
+                         f"理由：{reason}。如对复核决定不服，可以依法申请行政复议或者提起行政诉讼。")
 
 
 def month_text(month: str) -> str:

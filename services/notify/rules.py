@@ -1,10 +1,12 @@
 """Notify's domain rules: pure functions named after the rule they enforce."""
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 from shared.errors import Conflict, Forbidden, ValidationFailed
 from shared.identity import Actor, Role
+from shared.masking import mask_resident_id
 
 MAX_NOTICE_DAYS = 90
 
@@ -44,3 +46,13 @@ def may_close_as_of(actor: Actor | None, as_of: date, today: date) -> None:
     if actor is not None and as_of > today and not actor.has(Role.SYSTEM_ADMIN):
         raise Forbidden("only the system administrator may close notices as of a future date",
                         {"field": "as_of"})
+
+
+#: an 18-character resident ID number (the last may be X), or an old 15-digit one, standing alone
+_RESIDENT_ID = re.compile(r"(?<![0-9A-Za-z])(?:[0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9A-Za-z])")
+
+
+def resident_ids_masked(text: str) -> str:
+    """Staff's words as a message to a household may carry them: any resident ID number in them
+    masked (the first 3 and the last 4 kept), as on a public notice."""
+    return _RESIDENT_ID.sub(lambda m: mask_resident_id(m.group(0)), text)

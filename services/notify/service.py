@@ -249,6 +249,15 @@ class NotifyService(deadletter.DeadLetterReplay):
     def on_case_cancelled(self, body):
         self._tell_household(body)
 
+    @consume_event("review", "appeal_decided")
+    def on_appeal_decided(self, body):
+        """复核: upheld or dismissed, with the reason, to the household that asked."""
+        self._tell_household(body)
+
+    @consume_event("review", "case_restored")
+    def on_case_restored(self, body):
+        self._tell_household(body)
+
     # --- reminders to officers ------------------------------------------------------
 
     @consume_event("review", "review_due")

@@ -1,6 +1,7 @@
 """Dynamic monitoring (低收入人口动态监测) and the worklist's counts.
 
-The active cases come from review's events; each is re-verified every
+The active cases come from review's events (approved; cancelled; restored on appeal, 复核);
+each is re-verified every
 ``policy.verification_monitoring_months``: :func:`due_cases` picks the cases
 due (one query), the service fetches their households from intake in
 batches (one RPC per batch) and :func:`start_rounds` sends one round per
@@ -42,6 +43,23 @@ def case_cancelled(uow: UnitOfWork, event: dict) -> None:
     case = uow.session.get(MonitoredCase, event["subject"]["case_id"])
     if case is not None:
         case.status = "cancelled"
+
+
+def case_restored(uow: UnitOfWork, event: dict, policy_name: str) -> None:
+    """review.case_restored (an upheld appeal): the case is monitored again, due when its cadence
+    says, or at once if that passed while it was cancelled (the authorization's validity is
+    checked when its round starts, as for every case). A case never seen here (verification
+    came later) is taken in under the deployment's policy, due from the restoration."""
+    s, p = event["subject"], event["payload"]
+    restored_on = date.fromisoformat(p["restored_on"])
+    case = uow.session.get(MonitoredCase, s["case_id"])
+    if case is None:
+        uow.session.add(MonitoredCase(case_id=s["case_id"], household_id=s["household_id"],
+                                      community_code=p["community_code"], policy=policy_name, status="active",
+                                      next_verification_on=restored_on))
+    else:
+        case.status = "active"
+        case.next_verification_on = rules.monitoring_resumes_on(case.next_verification_on, restored_on)
 
 
 def due_cases(uow: UnitOfWork, as_of: date, unit: str | None, limit: int) -> list[MonitoredCase]:

@@ -30,6 +30,12 @@ def add_months(day: date, months: int) -> date:
     raise ValueError(day)   # pragma: no cover
 
 
+def monitoring_resumes_on(next_verification_on: date, restored_on: date) -> date:
+    """A case restored on appeal (复核) is monitored again on its cadence: a re-verification
+    that fell due while it stood cancelled is due on the day it was restored."""
+    return max(next_verification_on, restored_on)
+
+
 def age_on(birth_date: date, on: date) -> int:
     return on.year - birth_date.year - ((on.month, on.day) < (birth_date.month, birth_date.day))
 

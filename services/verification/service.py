@@ -231,6 +231,11 @@ class VerificationService(deadletter.DeadLetterReplay):
     def on_case_cancelled(self, body):
         self.db.consume(body, "on_case_cancelled", monitoring.case_cancelled)
 
+    @consume_event("review", "case_restored")
+    def on_case_restored(self, body):
+        """复核: a cancelled case restored is monitored again."""
+        self.db.consume(body, "on_case_restored", monitoring.case_restored, self.ref.policy.name)
+
     @rpc
     def run_monitoring(self, data=None):
         """Re-verify the active cases due by ``as_of`` (default today), of the caller's unit, in batches."""

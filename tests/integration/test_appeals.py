@@ -14,7 +14,11 @@
   wrong ID ending answers as a number never issued, records nothing; the
   attempts are rate-limited): the joint review's signer, who rejected it, an
   evaluator and a committee member named in the record → refused; someone
-  uninvolved upholds it in the console → it reopens at the policy's step.
+  uninvolved upholds it in the console → it reopens at the policy's step;
+- the console's form through which an officer files for the household (HTTP):
+  without the CSRF token (none, made up, another person's) refused; another
+  community's officer: no such application, the 403 page for the appeal; the
+  appeal on the deciding unit's worklist block.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ from tests.audit_helpers import auditor
 from tests.browser_helpers import start_console
 from tests.dynamic_helpers import (START, approve_fully, approved_case, district_officer, events, scalar, start,
                                    through_the_review)
-from tests.helpers import DISTRICT, OTHER_COMMUNITY, officer, register_staff
+from tests.helpers import COMMUNITY, DISTRICT, OTHER_COMMUNITY, officer, register_staff
 from tests.identity_helpers import add_person, bootstrap_admin
 from tests.review_helpers import COMMITTEE, community, deputy, director, review_state, township
 
@@ -291,3 +295,67 @@ def test_a_rejection_appealed_online_reopens_at_the_policys_step(container_facto
     assert scalar(config, f"SELECT count(*) FROM joint_review_signature WHERE application_id = '{app_id}'") == 0
     [reopened] = events(config, "application_reopened")
     assert reopened["payload"]["step"] == (reopened_at or "reinvestigation")
+
+
+def test_an_officer_files_an_appeal_for_the_household_on_the_console_form(container_factory, sqlite_config):
+    """The console's /appeals form (HTTP, each person's own session): without the CSRF token refused
+    and nothing recorded; another community's officer is told the application does not exist and
+    gets the 403 page for the appeal; no grounds named on the page; the household's own officer
+    files it, it is on the deciding unit's worklist (复核待决定), a second filing is refused."""
+    config, base = start_console(container_factory, dict(sqlite_config, POLICY="jiangxia"))
+    register_staff(config)
+    data = household_at_the_evaluation(config, seed=59)
+    with community(config) as rpc:                       # the community rejects it at its first step
+        rpc.review.reject_application({"application_id": data["application_id"], "reason": "家庭收入超标"})
+    admin = bootstrap_admin(config)
+    people = {user: add_person(config, admin, user, [role], unit=unit, name=name) for user, role, unit, name in (
+        ("wang.officer", "community_officer", COMMUNITY, "王专干"),
+        ("qian.other", "community_officer", OTHER_COMMUNITY, "钱专干"),
+        (UNINVOLVED["user"], "deputy_director", DISTRICT, UNINVOLVED["name"]))}
+
+    def logged_in(user):
+        session = requests.Session()
+        session.cookies.set("dibao_session", people[user].token)
+        return session
+
+    def token(session):
+        return CSRF.search(session.get(base + "/appeals", timeout=20).text).group(1)
+
+    officer, other, decider = logged_in("wang.officer"), logged_in("qian.other"), logged_in(UNINVOLVED["user"])
+    form = {"application_id": data["application_id"], "kind": "rejection", "grounds": "家庭收入计算有误"}
+    page = officer.get(base + "/appeals", timeout=20)
+    assert page.status_code == 200 and 'id="file-appeal"' in page.text
+    for forged in ({}, {"csrf_token": "0" * 64}, {"csrf_token": token(other)}):   # none, made up, another's
+        refused = officer.post(base + "/appeals", data={**form, **forged}, allow_redirects=False, timeout=20)
+        assert refused.status_code == 403, refused.text[:300]
+    assert scalar(config, "SELECT count(*) FROM appeal") == 0
+    outsider = other.post(base + "/appeals", data={**form, "csrf_token": token(other)}, timeout=20)
+    assert outsider.status_code == 404 and "未找到该申请" in outsider.text
+    no_grounds = officer.post(base + "/appeals", data={**form, "grounds": " ", "csrf_token": token(officer)},
+                              timeout=20)
+    assert no_grounds.status_code == 400 and 'id="error-grounds"' in no_grounds.text
+    assert scalar(config, "SELECT count(*) FROM appeal") == 0
+
+    filed = officer.post(base + "/appeals", data={**form, "csrf_token": token(officer)}, allow_redirects=False,
+                         timeout=20)
+    assert filed.status_code == 303, filed.text[:500]
+    appeal_id = filed.headers["Location"].rsplit("/", 1)[1]
+    with uninvolved(config) as rpc:
+        appeal = rpc.review.get_appeal(appeal_id)
+    assert (appeal["kind"], appeal["filed_via"], appeal["filed_by"], appeal["status"]) == (
+        "rejection", "officer", "wang.officer", "open")
+    worklist = decider.get(base + "/", timeout=20).text
+    assert "复核待决定" in worklist and f'data-appeal="{appeal_id}"' in worklist
+    assert 'id="decide-appeal"' in decider.get(base + f"/appeals/{appeal_id}", timeout=20).text
+    foreign = other.get(base + f"/appeals/{appeal_id}", timeout=20)
+    assert foreign.status_code == 403 and "无权查看" in foreign.text and "家庭收入计算有误" not in foreign.text
+    assert appeal_id not in other.get(base + "/appeals", timeout=20).text
+    again = officer.post(base + "/appeals", data={**form, "csrf_token": token(officer)}, timeout=20)
+    assert again.status_code == 409 and "该决定已经申请过复核" in again.text
+    assert scalar(config, "SELECT count(*) FROM appeal") == 1
+
+
+def household_at_the_evaluation(config, seed: int) -> dict:
+    """A household registered, applied and investigated: the review waits at its first step."""
+    data, created, app_id = through_the_review(config, date.today(), seed, until="evaluation")
+    return {"household": data, "household_id": created["household_id"], "application_id": app_id}

@@ -258,3 +258,100 @@ def test_verification_per_bureau_is_counted_from_the_recorded_events(audit):
     late = board("2025-03-31")
     assert {b: (r["answered"], r["overdue"], r["refused"]) for b, r in late.items()} == {
         "public_security": (1, 1, 0), "bank": (1, 0, 1)}                              # ps2 never answered
+
+
+def test_a_case_restored_on_appeal_is_active_again_from_the_day_of_restoration(audit, tmp_path):
+    """复核 (issue 15 item 8): R and S cancelled from 2025-05 and both appealed; R's appeal upheld
+    and the case restored on 2025-05-20, S's dismissed; T's rejection appealed on 2025-06-02 and not
+    decided by its due day. A hand count, through the RPC and as `dibao stats` prints it."""
+    from typer.testing import CliRunner
+
+    from cli.root import app
+    from shared.testing import session_env
+    from tests.integration.test_reliability import write_config
+
+    config = audit
+    cases = {"R": (3, "600.00", "2025-02-01"), "S": (2, "400.00", "2025-02-01"), "T": (1, "300.00", "2025-03-01")}
+    ids = {name: (str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())) for name in cases}  # case, household, app
+    sent = 0
+
+    def send(kind, name, payload, **subject):
+        nonlocal sent
+        case_id, household_id, application_id = ids[name]
+        publish(config, "review", kind, {"household_id": household_id, "application_id": application_id,
+                                         "case_id": case_id, **subject}, payload, actor=OFFICER)
+        sent += 1
+
+    def facts(name):
+        return {"case_id": ids[name][0], "household_id": ids[name][1], "community_code": COMMUNITY,
+                "township_code": COMMUNITY[:9], "area_type": "urban", "household_size": cases[name][0]}
+
+    def appeal(name, kind, filed_on, due_on, decided=None):
+        appeal_id = str(uuid.uuid4())
+        common = {"appeal_id": appeal_id, "kind": kind, "community_code": COMMUNITY,
+                  "township_code": COMMUNITY[:9], "deciding_unit": COMMUNITY[:6]}
+        send("appeal_filed", name, {**common, "filed_on": filed_on, "filed_via": "officer", "due_on": due_on,
+                                    "grounds": "家庭仍然困难", "filed_by": "wang.officer", "decision_on": "2025-04-28",
+                                    "proposal_id": None}, appeal_id=appeal_id)
+        if decided:
+            outcome, decided_on = decided
+            send("appeal_decided", name, {**common, "outcome": outcome, "decided_on": decided_on, "on_time": True,
+                                          "reopened_at": "restored" if outcome == "upheld" else None,
+                                          "reason": "核查有误" if outcome == "upheld" else "核查无误",
+                                          "decided_by": "wu.deputy"}, appeal_id=appeal_id)
+        return appeal_id
+
+    for name, (size, benefit, approved_on) in cases.items():
+        send("case_approved", name, {
+            "community_code": COMMUNITY, "township_code": COMMUNITY[:9], "area_type": "urban",
+            "household_size": size, "monthly_benefit": benefit, "category": "stable",
+            "start_month": approved_on[:7], "next_rereview_on": "2026-01-01", "approved_on": approved_on,
+            "policy": "jiangxia"})
+    for name in ("R", "S"):
+        send("case_cancelled", name, {**facts(name), "reason": "收入超标", "rule": "manual",
+                                      "effective_month": "2025-05", "wrongly_included": False,
+                                      "gradual_exit_until": None})
+    upheld = appeal("R", "cancellation", "2025-05-08", "2025-05-29", ("upheld", "2025-05-20"))
+    appeal("S", "cancellation", "2025-05-09", "2025-05-30", ("dismissed", "2025-05-22"))
+    appeal("T", "rejection", "2025-06-02", "2025-06-20")
+    send("case_restored", "R", {**facts("R"), "effective_month": "2025-05", "rule": "appeal_upheld",
+                                "appeal_id": upheld, "cancelled_effective_month": "2025-05",
+                                "restored_on": "2025-05-20"}, appeal_id=upheld)
+    wait_for(lambda: count(config) >= sent, timeout=30, message="the history recorded")
+
+    with auditor(config) as rpc:
+        figures = {day: rpc.audit.statistics(day) for day in ("2025-04-30", "2025-05-19", "2025-05-20",
+                                                               "2025-06-30")}
+
+    def active(day):
+        f = figures[day]
+        return f["urban_households"], f["urban_persons"], f["monthly_expenditure"]
+
+    def appeals(day, *keys):
+        return tuple(figures[day]["appeals"][k] for k in keys)
+
+    assert active("2025-04-30") == (3, 6, "1300.00")                      # before the cancellations
+    assert active("2025-05-19") == (1, 1, "300.00")                       # cancelled from May: T only
+    assert active("2025-05-20") == (2, 4, "900.00")                       # R restored that day
+    assert active("2025-06-30") == (2, 4, "900.00")                       # S's cancellation stands
+    assert appeals("2025-05-19", "filed", "upheld", "dismissed", "overdue") == (2, 0, 0, 0)
+    assert appeals("2025-05-20", "filed", "upheld", "dismissed", "overdue") == (2, 1, 0, 0)
+    assert appeals("2025-06-30", "filed", "upheld", "dismissed", "overdue", "decided_late") == (3, 1, 1, 1, 0)
+    by_kind = {k["kind"]: (k["filed"], k["upheld"], k["dismissed"], k["overdue"])
+               for k in figures["2025-06-30"]["appeals"]["by_kind"]}
+    assert by_kind == {"cancellation": (2, 1, 1, 0), "rejection": (1, 0, 0, 1)}
+
+    # as `dibao stats` prints them: the paragraph's active count and the appeals' table
+    path = write_config(config, tmp_path / "cli.yml")
+    as_auditor = session_env(tmp_path, Role.AUDITOR, "420115", "he.auditor", "何审计")
+    result = CliRunner().invoke(app, ["--config", path, "stats", "--date", "2025-06-30"], env=as_auditor)
+    assert result.exit_code == 0, result.output
+    assert "全区城镇低保对象已达2户4人" in result.output
+
+    def row(title):
+        [line] = [line for line in result.output.splitlines() if line.strip().startswith(title)]
+        return line.split()[1:]
+    assert (row("城镇低保户数"), row("城镇低保人数"), row("月支出保障金(元)")) == (["2"], ["4"], ["900.00"])
+    assert row("停保") == ["2", "1", "1", "0", "0"]                       # filed, upheld, dismissed, overdue, late
+    assert row("不予纳入") == ["1", "0", "0", "1", "0"]
+    assert row("合计") == ["3", "1", "1", "1", "0"]

@@ -493,6 +493,64 @@ def test_a_message_file_that_cannot_be_written_is_a_visible_problem_until_it_is(
         assert rpc.notify.ping()["problems"] == []
 
 
+def appeal_decided(household_id: str, outcome: str, kind: str, reason: str, reopened_at=None) -> dict:
+    appeal_id = f"appeal-{outcome}-{kind}"
+    return review_event("appeal_decided", household_id, {
+        "appeal_id": appeal_id, "kind": kind, "community_code": COMMUNITY, "township_code": TOWNSHIP,
+        "deciding_unit": DISTRICT, "outcome": outcome, "decided_on": date(2027, 2, 3), "on_time": True,
+        "reopened_at": reopened_at, "reason": reason, "decided_by": "wu.deputy"},
+        appeal_id=appeal_id, case_id="case-7")
+
+
+def test_an_appeal_decided_and_a_case_restored_reach_the_household_without_id_numbers_or_incomes(
+        cluster, sqlite_config, caplog):
+    """复核 (issue 15 item 8): upheld and dismissed, each with the reason as the household may see
+    it (a resident ID number a decider typed into it masked), and the restored case — once each,
+    also when redelivered; neither the message nor the logs carry an ID number or an income."""
+    caplog.set_level("INFO")
+    config = sqlite_config
+    c = cluster(config, seed=27)
+    hid, name, members = c["household_id"], c["data"]["members"][0]["name"], c["data"]["members"]
+    head_id = members[0]["resident_id"]
+    upheld = appeal_decided(hid, "upheld", "cancellation", f"停保依据的核查有误（核查对象{head_id}）",
+                            reopened_at="restored")
+    restored = review_event("case_restored", hid, {
+        "case_id": "case-7", "household_id": hid, "community_code": COMMUNITY, "township_code": TOWNSHIP,
+        "area_type": "urban", "household_size": 3, "effective_month": "2027-02", "rule": "appeal_upheld",
+        "appeal_id": "appeal-upheld-cancellation", "cancelled_effective_month": "2027-02",
+        "restored_on": date(2027, 2, 3)}, appeal_id="appeal-upheld-cancellation", case_id="case-7")
+    dismissed = appeal_decided(hid, "dismissed", "benefit_change", "家庭新增工资收入属实，核定无误")
+    reopened = appeal_decided(hid, "upheld", "rejection", "收入计算有误", reopened_at="township_opinion")
+    for env in (upheld, restored, dismissed, reopened):
+        publish(config, env)
+    wait_for(lambda: len(rows(config, "SELECT id FROM message")) >= 4, timeout=20, message="four messages")
+    publish(config, restored)                                              # redelivered
+    eventlet.sleep(0.5)                                                    # a repeat would show now
+    lines = {(m["kind"], m["event_id"]): m for m in outbox_lines(config)}
+    assert len(lines) == len(outbox_lines(config)) == 4
+    text = {key[1]: m["text"] for key, m in lines.items()}
+    masked = mask_resident_id(head_id)
+    assert text[upheld["event_id"]] == (f"{name}：您家对停发最低生活保障决定提出的复核申请，经复核成立，撤销原决定，"
+                                        f"恢复您家的最低生活保障。理由：停保依据的核查有误（核查对象{masked}）。")
+    assert text[restored["event_id"]] == (f"{name}：经复核，您家的最低生活保障已于2027年2月3日恢复，保障人口3人，"
+                                          f"2027年2月起停发的保障金将按规定补发。")
+    assert text[dismissed["event_id"]] == (f"{name}：您家对变更最低生活保障金决定提出的复核申请，经复核不成立，"
+                                           f"维持原决定。理由：家庭新增工资收入属实，核定无误。"
+                                           f"如对复核决定不服，可以依法申请行政复议或者提起行政诉讼。")
+    assert "从“乡镇（街道）初审”环节重新审核" in text[reopened["event_id"]]
+    assert {m["subject"] for m in lines.values()} == {"低保复核结果", "低保待遇恢复"}
+    assert sorted(kind for kind, in rows(config, "SELECT kind FROM message")) == [
+        "appeal_decided", "appeal_decided", "appeal_decided", "case_restored"]
+    # nothing private in the messages or the logs: no ID number, no declared income
+    written = (Path(config["DATA_DIR"]) / "messages" / "outbox.jsonl").read_text("utf-8")
+    incomes = [str(i["monthly_amount"]) for i in c["data"].get("incomes", [])]
+    for member in members:
+        assert member["resident_id"] not in written and member["resident_id"] not in caplog.text
+    for amount in incomes:
+        assert amount not in written
+    assert "case_restored" in caplog.text and list_parked(config["AMQP_URI"]) == []
+
+
 # --- bad input -------------------------------------------------------------------------
 
 def test_bad_input_gives_typed_errors_and_changes_nothing(cluster, sqlite_config):

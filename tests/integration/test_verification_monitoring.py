@@ -78,6 +78,17 @@ def case_cancelled(config, h: dict, case_id: str) -> None:
         "rule": "manual", "wrongly_included": False, "gradual_exit_until": None}))
 
 
+def case_restored(config, h: dict, case_id: str, restored_on: date) -> dict:
+    """review.case_restored (an upheld appeal, 复核), as review's broker user publishes it."""
+    return publish_event(config, event("review", "case_restored", {
+        "household_id": h["id"], "application_id": str(uuid.uuid4()), "case_id": case_id,
+        "appeal_id": str(uuid.uuid4())}, {
+        "case_id": case_id, "household_id": h["id"], "community_code": COMMUNITY, "township_code": COMMUNITY[:9],
+        "area_type": "urban", "household_size": 2, "effective_month": "2027-02", "rule": "appeal_upheld",
+        "appeal_id": str(uuid.uuid4()), "cancelled_effective_month": "2027-02",
+        "restored_on": restored_on.isoformat()}))
+
+
 def core_messages(config, queue: str) -> list[dict]:
     """Every message waiting on a core queue (taken off it)."""
     out = []
@@ -174,6 +185,54 @@ def test_active_cases_are_re_verified_on_the_cadence_in_set_based_batches(deploy
         with pytest.raises(Exception) as refused:
             rpc.verification.run_monitoring({})
     assert type(refused.value).__name__ == "Forbidden"
+
+
+def test_a_case_restored_on_appeal_is_monitored_again_and_the_authorization_still_decides(
+        deployment, container_factory, clock):
+    """复核 (issue 15 item 8): monitoring stops at the cancellation and resumes at the restoration, on the
+    case's cadence; the household without a valid authorization (授权书) is still not asked; a case
+    verification never saw (it came later) is taken in, due from the restoration; a redelivery is one."""
+    config = deployment
+    start(container_factory, config, IntakeService, VerificationService)
+    today = clock.today()
+    signed, unsigned, unseen = (registered(config, seed=70), registered(config, seed=71, authorize=False),
+                                registered(config, seed=72))
+    cases = {name: case_approved(config, h, today) for name, h in (("signed", signed), ("unsigned", unsigned))}
+
+    def statuses():
+        return dict(verification_rows(config, "SELECT case_id, status FROM monitored_case"))
+    wait_for(lambda: len(statuses()) == 2, timeout=30, message="the approved cases monitored")
+    for name, h in (("signed", signed), ("unsigned", unsigned)):
+        case_cancelled(config, h, cases[name])
+    wait_for(lambda: set(statuses().values()) == {"cancelled"}, timeout=30, message="both cancelled")
+    months = load_policy("jiangxia").verification_monitoring_months
+    due = date(today.year + (today.month + months - 1) // 12, (today.month + months - 1) % 12 + 1, 1)
+    late = (due + timedelta(days=31)).isoformat()
+    with district(config) as rpc:
+        assert rpc.verification.run_monitoring({"as_of": late}) == {"rounds": 0, "requests": 0,
+                                                                    "without_consent": 0}
+    before = dict(verification_rows(config, "SELECT case_id, next_verification_on FROM monitored_case"))
+
+    restored = case_restored(config, signed, cases["signed"], today)
+    publish_event(config, restored)                                    # redelivered
+    case_restored(config, unsigned, cases["unsigned"], today)
+    unseen_case = str(uuid.uuid4())
+    case_restored(config, unseen, unseen_case, today)
+    wait_for(lambda: statuses() == {cases["signed"]: "active", cases["unsigned"]: "active", unseen_case: "active"},
+             timeout=30, message="monitored again")
+    after = dict(verification_rows(config, "SELECT case_id, next_verification_on FROM monitored_case"))
+    assert {c: str(after[c])[:10] for c in cases.values()} == {c: str(before[c])[:10] for c in cases.values()}
+    assert str(after[unseen_case])[:10] == today.isoformat()
+    assert verification_rows(config, "SELECT count(*) FROM inbox WHERE consumer = "
+                                     "'verification.on_case_restored'")[0][0] == 3
+    with district(config) as rpc:
+        # on the cadence, not at once: only the case verification had not seen is due early
+        early = rpc.verification.run_monitoring({"as_of": (due - timedelta(days=40)).isoformat()})
+        assert early == {"rounds": 1, "requests": len(BUREAUS), "without_consent": 0}
+        assert rpc.verification.run_monitoring({"as_of": late}) == {
+            "rounds": 1, "requests": len(BUREAUS), "without_consent": 1}        # the unsigned household: not asked
+    rows = verification_rows(config, "SELECT case_id FROM verification_round WHERE purpose = 'monitoring'")
+    assert sorted(r[0] for r in rows) == sorted([cases["signed"], unseen_case])
 
 
 def change_report(request_id: str, bureau: str, member_ref: str, findings: list[dict], message_id=None) -> dict:

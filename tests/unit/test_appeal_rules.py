@@ -63,3 +63,16 @@ def test_rule_a_decision_states_its_reason_and_lateness_counts_open_appeals_only
     assert rules.appeal_overdue("open", date(2025, 10, 16), date(2025, 10, 17))
     assert not rules.appeal_overdue("open", date(2025, 10, 16), date(2025, 10, 16))
     assert not rules.appeal_overdue("upheld", date(2025, 10, 16), date(2025, 11, 1))
+
+
+def test_the_test_panel_and_committee_share_no_name_with_the_staff_registry():
+    """tests/review_helpers.py's evaluation panel and township committee are named in the record by
+    name only; a namesake on the staff registry would count as having taken part in every test
+    rejection (by name) and could never decide an appeal of one."""
+    from tests.helpers import STAFF
+    from tests.review_helpers import COMMITTEE, PANEL
+
+    named = [{"part": "evaluation", "user": None, "name": p["name"]} for p in PANEL]
+    named += [{"part": "township_review", "user": None, "name": m["name"]} for m in COMMITTEE]
+    for person in STAFF:
+        rules.decided_by_someone_uninvolved(person["user"], person["name"], named)
