@@ -132,13 +132,12 @@ class Console:
         with a new page): a ``wait_path`` for the same path as before, or a
         ``find`` right after, then sees the answer and not the old page."""
         from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import WebDriverWait
 
         page = self.driver.find_element(By.TAG_NAME, "html")
         self.find(css).click()
         WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(
-            expected_conditions.staleness_of(page), f"{css}: the page did not change within {timeout} s")
+            lambda driver: _gone(page), f"{css}: the page did not change within {timeout} s")
         return self
 
     def wait_path(self, predicate, timeout: float = 20.0) -> str:
@@ -170,6 +169,22 @@ class Console:
         self.driver.save_screenshot(str(path))
         self.driver.set_window_size(*DESKTOP)
         return path
+
+
+def _gone(element) -> bool:
+    """Whether ``element`` has left the document: stale, or (asked while the next page
+    replaces it) "Node with given id does not belong to the document"."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+        return False
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if "does not belong to the document" in (error.msg or ""):
+            return True
+        raise
 
 
 def fresh(driver, base_url: str) -> Console:

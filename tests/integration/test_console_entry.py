@@ -67,15 +67,9 @@ def tick(console, css, on=True):
         box.click()
 
 
-def submit_here(console, css, timeout=20):
-    """Submit a form whose answer is the same page again (a refusal): wait for the new page."""
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    old = console.find("html")
-    console.submit(css)
-    WebDriverWait(console.driver, timeout).until(expected_conditions.staleness_of(old))
-    return console
+def submit_here(console, css):
+    """Submit a form whose answer is the same page again (a refusal): ``submit`` waits for the new page."""
+    return console.submit(css)
 
 
 def submit_and_wait(console, css, predicate):
