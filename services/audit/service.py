@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import sqlalchemy as sa
 from nameko.dependency_providers import Config
 
 from contracts import audit as events  # noqa: F401 - registers every service's contract
@@ -46,8 +45,7 @@ class AuditService(deadletter.DeadLetterReplay):
 
     @rpc
     def ping(self):
-        with self.db.read() as uow:
-            uow.session.execute(sa.text("SELECT 1"))
+        self.db.answers()
         checkpoints = self.ingest.checkpoints if self.ingest else None
         return {"service": self.name, **bus_health(self.name), "recorded": self.ingest.recorded if self.ingest else 0,
                 "checkpoints": checkpoints.health() if checkpoints else {"enabled": False}}

@@ -11,7 +11,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
 
 import contracts.identity  # noqa: F401 - registers identity's event contract
@@ -96,8 +95,7 @@ class IdentityService:
     @rpc
     def ping(self):
         """Health check: the service answers and its database is reachable."""
-        with self.db.read() as uow:
-            uow.session.execute(sa.text("SELECT 1"))
+        self.db.answers()
         return {"service": self.name, "kid": self.auth.keys.kid}
 
     @rpc

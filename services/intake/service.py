@@ -54,8 +54,7 @@ class IntakeService(deadletter.DeadLetterReplay):
     @rpc
     def ping(self):
         """Health check: the service answers and its database is reachable."""
-        with self.db.read() as uow:
-            uow.session.execute(sa.text("SELECT 1"))
+        self.db.answers()
         return {"service": self.name, **bus_health(self.name), "policy": self.ref.policy.name}
 
     @consume_event("identity", "*")

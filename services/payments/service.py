@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import sqlalchemy as sa
 
 from contracts import intake as _intake_events  # noqa: F401 - the contract we consume
 from contracts import payments as events  # noqa: F401 - registers payments' event contract
@@ -82,8 +81,7 @@ class PaymentsService(deadletter.DeadLetterReplay):
     # --- operators ----------------------------------------------------------------
     @rpc
     def ping(self):
-        with self.db.read() as uow:
-            uow.session.execute(sa.text("SELECT 1"))
+        self.db.answers()
         return {"service": self.name, **bus_health(self.name), "policy": self.ref.policy.name}
 
     @rpc

@@ -124,8 +124,7 @@ class ReviewService(deadletter.DeadLetterReplay):
     # --- operators ----------------------------------------------------------------
     @rpc
     def ping(self):
-        with self.db.read() as uow:
-            uow.session.execute(sa.text("SELECT 1"))
+        self.db.answers()
         return {"service": self.name, **bus_health(self.name), "policy": self.ref.policy.name}
 
     @rpc

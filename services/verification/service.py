@@ -63,8 +63,7 @@ class VerificationService(deadletter.DeadLetterReplay):
 
     @rpc
     def ping(self):
-        with self.db.read() as uow:
-            uow.session.execute(sa.text("SELECT 1"))
+        self.db.answers()
         return {"service": self.name, **bus_health(self.name), "policy": self.ref.policy.name,
                 "bureaus": list(self.bureaus)}
 
