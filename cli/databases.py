@@ -31,12 +31,10 @@ def register(app_: typer.Typer) -> None:
 
 
 def append_only_tables(service: str) -> tuple[str, ...]:
-    """The tables a service's role may only read and append to."""
-    if service == "audit":
-        from contracts.audit_chain import APPEND_ONLY_TABLES
+    """The tables a service's role may only read and append to (the audit's record; no other)."""
+    from contracts.audit_chain import APPEND_ONLY_TABLES
 
-        return APPEND_ONLY_TABLES
-    return ()
+    return {"audit": APPEND_ONLY_TABLES}.get(service, ())
 
 
 def migrate_uri(config: dict, service: str) -> str | None:

@@ -63,7 +63,7 @@ def maker_is_not_checker(prepared_by: str, approver: str) -> None:
     """One person prepares a run, another approves it."""
     if prepared_by == approver:
         raise Forbidden("the person who prepared a run cannot approve it (maker ≠ checker)",
-                        {"prepared_by": prepared_by})
+                        {"rule": "maker_is_not_checker", "prepared_by": prepared_by})
 
 
 def run_is(status: str, allowed: tuple[str, ...], what: str) -> None:

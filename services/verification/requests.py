@@ -147,10 +147,15 @@ def send_reminders(uow: UnitOfWork, today: date, limit: int = 1000) -> int:
                                        sa.or_(BureauRequest.last_reminded_on.is_(None),
                                               BureauRequest.last_reminded_on < today))
         .order_by(BureauRequest.answer_by).limit(limit).with_for_update()))
+    rounds = {r.id: r for r in uow.session.scalars(
+        sa.select(VerificationRound).where(VerificationRound.id.in_({r.round_id for r in due})))} if due else {}
+    unanswered: dict = {}
+    if due:
+        for member in uow.session.scalars(sa.select(RequestMember).where(
+                RequestMember.request_id.in_([r.id for r in due]), RequestMember.answered.is_(False))):
+            unanswered.setdefault(member.request_id, []).append(member)
     for request in due:
-        round_ = uow.session.get(VerificationRound, request.round_id)
-        missing = list(uow.session.scalars(sa.select(RequestMember).where(
-            RequestMember.request_id == request.id, RequestMember.answered.is_(False))))
+        round_, missing = rounds[request.round_id], unanswered.get(request.id, [])
         request.reminders += 1
         request.last_reminded_on = today
         asked = [{"member_ref": m.member_ref, "name": m.name, "resident_id": m.resident_id} for m in missing]

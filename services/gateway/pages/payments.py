@@ -90,7 +90,8 @@ def approve(ctx, run_id):
     try:
         ctx.calls.payments.approve_run(run_id)
     except Forbidden as exc:
-        text = MAKER_IS_CHECKER if "maker" in str(exc) else "不能审批：您的角色或辖区不允许审批此批次。"
+        text = (MAKER_IS_CHECKER if (exc.details or {}).get("rule") == "maker_is_not_checker"
+                else "不能审批：您的角色或辖区不允许审批此批次。")
         return _run_page(ctx, run_id, status=403, alert=text)
     except Conflict:
         return _run_page(ctx, run_id, status=409, alert="不能审批：此批次当前状态不允许审批。")
