@@ -67,14 +67,9 @@ def tick(console, css, on=True):
         box.click()
 
 
-def submit_here(console, css):
-    """Submit a form whose answer is the same page again (a refusal): ``submit`` waits for the new page."""
-    return console.submit(css)
-
-
 def submit_and_wait(console, css, predicate):
     """Submit, wait for the next page, and for it to be where ``predicate`` says."""
-    submit_here(console, css)
+    console.submit(css)
     return console.wait_path(predicate)
 
 
@@ -158,7 +153,7 @@ def test_the_whole_entry_review_in_the_browser_ends_in_an_approved_case(containe
     console.fill("#assets-0-description", "银行存款").fill("#assets-0-value", "4968.00")
     console.fill("#members-2-name", "无证号")           # a row with a name but no ID number: refused, kept
     console.screenshot("household_register")
-    submit_here(console, "#save-household")
+    console.submit("#save-household")
     assert "members-2-resident_id" in console.find("#error-members-2-resident_id").get_attribute("id")
     assert console.find("#members-0-resident_id").get_attribute("value") == head["resident_id"]   # input kept
     console.fill("#members-2-name", "")
@@ -184,7 +179,7 @@ def test_the_whole_entry_review_in_the_browser_ends_in_an_approved_case(containe
     choose(console, "#kind", "household_register")
     console.fill("#title", "户口簿复印件")
     console.find("#scan").send_keys(str(not_a_scan))            # named .png, is not one: the scan is refused
-    submit_here(console, "#file-document")
+    console.submit("#file-document")
     assert "扫描件未能保存" in console.text("#refusal")
     console.find("form.inline-upload input[type=file]").send_keys(str(scan))
     console.submit("form.inline-upload button")
@@ -245,7 +240,7 @@ def test_the_whole_entry_review_in_the_browser_ends_in_an_approved_case(containe
     console.fill("#votes_for", "4").fill("#votes_against", "0").fill("#abstentions", "0")
     tick(console, "#passed-yes")
     console.fill("#remarks", "经评议符合条件")
-    submit_here(console, "#save-evaluation")
+    console.submit("#save-evaluation")
     assert console.all("#error-participants-2-signed"), console.text()
     tick(console, "#participants-2-signed")
     console.screenshot("evaluation")
@@ -287,14 +282,14 @@ def test_the_whole_entry_review_in_the_browser_ends_in_an_approved_case(containe
     assert "820.00" in console.text("#calculation") and "1,340.00" in console.text("#gap")
     tick(console, "#seat-centre_director")
     console.fill("#benefit_override", "1500.00")                  # an override without its reason: refused
-    submit_here(console, "#sign")
+    console.submit("#sign")
     assert console.all("#error-override_reason"), console.text()
     console.fill("#benefit_override", "")
     tick(console, "#seat-centre_director")
     submit_and_wait(console, "#sign", lambda p: p.endswith("/joint-review"))
     assert "周主任 已签字" in console.text('#seats li[data-role="centre_director"]')
     tick(console, "#seat-deputy_director")                        # the same person, the second seat
-    submit_here(console, "#sign")
+    console.submit("#sign")
     assert "同一人不能担任两个会审角色" in console.text("#refusal"), console.text()
     assert console.find('#seats li[data-role="deputy_director"]').get_attribute("data-signed") == "no"
     console.screenshot("joint_review_refused")

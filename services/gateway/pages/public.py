@@ -158,18 +158,24 @@ def status(ctx):
     return ctx.render("public/status.html", number=number, answer=answer, message="")
 
 
-def lookup(ctx, number: str, last4: str) -> dict | None:
-    """The step and its dates, or None — for an unknown number, a wrong ID
-    ending and a malformed entry alike."""
+def application_checked(ctx, number: str, last4: str) -> dict | None:
+    """intake's answer for an application number and the applicant's ID ending, or None — for
+    an unknown number, a wrong ID ending and a malformed entry alike (the status and appeal pages)."""
     if not APPLICATION_NUMBER.match(number) or not ID_LAST4.match(last4):
         return None
-    calls = public(ctx)
     try:
-        found = calls.intake.public_application_check({"application_id": number, "id_last4": last4})
+        return public(ctx).intake.public_application_check({"application_id": number, "id_last4": last4})
     except (NotFound, ValidationFailed):
         return None
+
+
+def lookup(ctx, number: str, last4: str) -> dict | None:
+    """The step and its dates, or None (:func:`application_checked`)."""
+    found = application_checked(ctx, number, last4)
+    if found is None:
+        return None
     try:
-        review = calls.review.public_status(found["application_id"])
+        review = public(ctx).review.public_status(found["application_id"])
     except NotFound:     # accepted, and review has not opened its file yet
         review = {"status": "submitted", "step": None}
     return {"accepted_on": found["accepted_on"], **{k: v for k, v in review.items() if k != "accepted_on"}}

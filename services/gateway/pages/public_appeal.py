@@ -13,8 +13,8 @@ identity (``intake.public_application_check``, ``review.file_public_appeal``).
 from __future__ import annotations
 
 from services.gateway.pages.base import Area, Nav
-from services.gateway.pages.public import APPLICATION_NUMBER, ID_LAST4, NOT_FOUND_TEXT, limited, public
-from shared.errors import Conflict, NotFound, ValidationFailed
+from services.gateway.pages.public import NOT_FOUND_TEXT, application_checked, limited, public
+from shared.errors import Conflict, NotFound
 
 area = Area("public_appeal", nav=[Nav("复核申请", "/appeal", order=96)])
 
@@ -37,15 +37,11 @@ def appeal(ctx):
     too_often = limited(ctx, "appeal")
     if too_often is not None:
         return too_often
-    if not APPLICATION_NUMBER.match(values["number"]) or not ID_LAST4.match(last4):
-        return form(ctx, values, NOT_FOUND_TEXT, status=404)
-    calls = public(ctx)
-    try:
-        found = calls.intake.public_application_check({"application_id": values["number"], "id_last4": last4})
-    except (NotFound, ValidationFailed):
+    found = application_checked(ctx, values["number"], last4)
+    if found is None:
         return form(ctx, values, NOT_FOUND_TEXT, status=404)
     try:
-        filed = calls.review.file_public_appeal({"application_id": found["application_id"],
+        filed = public(ctx).review.file_public_appeal({"application_id": found["application_id"],
                                                  "grounds": values["grounds"]})
     except NotFound:      # accepted, and review has no decision on it yet
         return form(ctx, values, NOTHING_TEXT, status=409)
