@@ -139,6 +139,6 @@ def list_cases(uow: UnitOfWork, actor: Actor, data: dict) -> list[LedgerCase]:
 def checkins_by_month(uow: UnitOfWork, actor: Actor, months: list[str]) -> dict:
     """How many households' check-ins (续保登记) payments has seen for each month."""
     authorize(actor, READERS)
-    rows = uow.session.execute(sa.select(C.c.month, sa.func.count()).where(C.c.month.in_(months))
-                               .group_by(C.c.month)).all()
-    return {m: dict(rows).get(m, 0) for m in months}
+    counts = dict(uow.session.execute(sa.select(C.c.month, sa.func.count()).where(C.c.month.in_(months))
+                                      .group_by(C.c.month)).all())
+    return {m: counts.get(m, 0) for m in months}
